@@ -1,0 +1,1 @@
+"""faceparse: a reproducible face-parsing pipeline (CelebAMask-HQ, 19 classes)."""
