@@ -12,7 +12,7 @@
 # FACEPARSE_MMCV_CUDA=1 to build the CUDA ops instead (needs nvcc matching
 # torch's CUDA).
 #
-# Usage: tools/build_mmcv.sh <venv-python>
+# Usage: tools/build_mmcv.sh <venv-python>   (prints the wheel path on stdout; messages go to stderr)
 set -euo pipefail
 
 PY=$(realpath -s "${1:?usage: build_mmcv.sh <venv-python>}")
@@ -31,7 +31,8 @@ LOG="$CACHE_ROOT/logs/$KEY.log"
 mkdir -p "$WHEEL_DIR" "$(dirname "$LOG")"
 
 if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
-  echo "build_mmcv: cached wheel $(ls "$WHEEL_DIR"/mmcv-*.whl)"
+  echo "build_mmcv: using the cached wheel in $WHEEL_DIR" >&2
+  ls "$WHEEL_DIR"/mmcv-*.whl
   exit 0
 fi
 
@@ -43,8 +44,8 @@ done
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-echo "build_mmcv: building mmcv $MMCV_VERSION for torch $TORCH_VERSION ($PY_TAG, $VARIANT); log: $LOG"
-echo "build_mmcv: this takes about 12 minutes on 2 cores and happens once per machine"
+echo "build_mmcv: building mmcv $MMCV_VERSION for torch $TORCH_VERSION ($PY_TAG, $VARIANT); log: $LOG" >&2
+echo "build_mmcv: this takes about 12 minutes on 2 cores and happens once per machine" >&2
 {
   curl -fsSL -o "$WORK/mmcv.tar.gz" "$SDIST_URL"
   echo "$SDIST_SHA256  $WORK/mmcv.tar.gz" | sha256sum -c -
@@ -67,4 +68,5 @@ if ! (cd "$WORK/mmcv-$MMCV_VERSION" && env "${BUILD_ENV[@]}" PATH="$(dirname "$P
   exit 1
 fi
 mv "$WORK"/dist/mmcv-*.whl "$WHEEL_DIR/"
-echo "build_mmcv: cached $(ls "$WHEEL_DIR"/mmcv-*.whl)"
+echo "build_mmcv: built and cached in $WHEEL_DIR" >&2
+ls "$WHEEL_DIR"/mmcv-*.whl

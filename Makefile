@@ -1,0 +1,38 @@
+# faceparse — the two commands a user needs: `make demo` and `make test`.
+VENV ?= .venv
+CORES ?= 2
+SNAKEMAKE = $(VENV)/bin/snakemake
+
+.PHONY: setup demo test test-fast report lock lint clean
+
+## setup: create .venv from requirements.lock (+ cached mmcv wheel, + this project)
+setup:
+	tools/setup_env.sh
+
+## demo: setup if needed, then run the whole pipeline on config.yaml (synthetic data)
+demo: setup
+	$(SNAKEMAKE) --cores $(CORES) --resources gpu=0 --printshellcmds
+
+## test: setup if needed, then the whole test suite (slow end-to-end tests included)
+test: setup
+	$(VENV)/bin/pytest -v
+
+## test-fast: unit tests only (skips the end-to-end DAG runs)
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow and not slurm"
+
+## report: the provenance report of the last run
+report: setup
+	$(SNAKEMAKE) --report results/report.html
+	$(SNAKEMAKE) --report results/report.zip
+
+## lint: snakemake's linter
+lint: setup
+	$(SNAKEMAKE) --lint
+
+## lock: re-resolve requirements.in into requirements.lock (maintainers only)
+lock:
+	tools/lock.sh
+
+clean:
+	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,67 @@
+# Face parsing data: 19 CelebAMask-HQ classes, 512x512 images with PNG masks.
+# The seed solution's augmentation. Data paths (data_prefix, ann_file) and the
+# normalisation are filled at run time by faceparse.train.build_config from
+# results/data/{validation,flip,stats}.json; the train set becomes a
+# ConcatDataset of train (+ flipped train) (+ val).
+dataset_type = 'FaceParseDataset'
+crop_size = (512, 512)
+# The seed's statistics (train+val, from 32x32 thumbnails); replaced by stats.json.
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[132.529, 106.677, 92.839],
+    std=[77.060, 69.735, 68.295],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size=crop_size)
+model = dict(data_preprocessor=data_preprocessor)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomRotate', prob=0.5, degree=25),
+    dict(type='RandomResize', scale=(512, 512), ratio_range=(1.0, 1.2), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    # Online flipping is off: the flipped copies (labels swapped) are made
+    # offline (config `flip: true`). Set prob > 0 to flip online instead;
+    # unlike mmcv's RandomFlip this swaps the left/right labels.
+    dict(type='RandomFlipSwapLR', prob=0.0),
+    dict(
+        type='PhotoMetricDistortion',
+        brightness_delta=16,
+        contrast_range=(0.75, 1.25),
+        saturation_range=(0.75, 1.25),
+        hue_delta=9),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(512, 512), keep_ratio=True),
+    # after Resize: the ground truth stays at the image's own size
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root='',
+        ann_file='',
+        data_prefix=dict(img_path='', seg_map_path=''),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root='',
+        ann_file='',
+        data_prefix=dict(img_path='', seg_map_path=''),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

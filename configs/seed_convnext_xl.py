@@ -1,0 +1,61 @@
+# The seed solution, ported to mmsegmentation 1.x: ConvNeXt-XL (ImageNet-22k,
+# drop path 0.4, layer scale 1.0, all 4 stages) + UPerNet, CE (class weights)
+# + Lovasz (2.0) on both heads, AdamW 8e-5 with stage-wise layer decay 0.9,
+# fp16, batch 4, 160k iterations. See shared/reference/seed-solution.md.
+_base_ = [
+    './_base_/faceparse_dataset.py',
+    './_base_/runtime.py',
+    './_base_/schedule_160k.py',
+]
+crop_size = (512, 512)
+num_classes = 19
+norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN on one GPU / CPU (mmengine reverts it)
+class_weight = [0.95, 0.95, 0.95, 1, 1, 1, 1.05, 1.05, 1.05, 1.05, 1, 1, 1, 0.95, 1.05, 1.5, 2, 1, 1.05]
+# mmseg 1.x LovaszLoss: per_image=False (the batch as one image) requires reduction='none'.
+lovasz = dict(type='LovaszLoss', loss_type='multi_class', classes='present', per_image=False,
+              reduction='none', loss_weight=2.0, loss_name='loss_lovasz')
+
+
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        type='TimmFeatureBackbone',
+        model_name='convnext_xlarge.fb_in22k',
+        # ImageNet-22k weights from the HF hub; offline: pretrained_file='/path/to/weights'
+        pretrained=True,
+        drop_path_rate=0.4,
+        ls_init_value=1.0,
+        out_indices=(0, 1, 2, 3),
+        out_norms=True),
+    decode_head=dict(
+        type='UPerHead',
+        in_channels=[256, 512, 1024, 2048],
+        in_index=[0, 1, 2, 3],
+        pool_scales=(1, 2, 3, 6),
+        channels=512,
+        dropout_ratio=0.1,
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=[
+            dict(type='CrossEntropyLoss', class_weight=class_weight, loss_weight=1.0, loss_name='loss_ce'),
+            lovasz,
+        ]),
+    auxiliary_head=dict(
+        type='FCNHead',
+        in_channels=1024,
+        in_index=2,
+        channels=256,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=[
+            dict(type='CrossEntropyLoss', class_weight=class_weight, loss_weight=0.4, loss_name='loss_ce'),
+            lovasz,
+        ]),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

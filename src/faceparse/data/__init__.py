@@ -1,0 +1,1 @@
+"""Data stages: synthetic faces, dataset layouts, CelebAMask-HQ conversion, validate, flip, stats."""

@@ -1,0 +1,18 @@
+"""faceparse's mmsegmentation extensions, registered in mmseg's registries.
+
+Configs load them with
+``custom_imports = dict(imports=['faceparse.mm'], allow_failed_imports=False)``.
+Importing this package first allow-lists the globals mmengine checkpoints need
+under torch's ``weights_only`` loading (:mod:`faceparse.mm.compat`), then
+registers each module below. One line per module.
+"""
+from . import compat
+
+compat.apply()
+
+from . import backbone  # noqa: E402,F401  TimmFeatureBackbone
+from . import datasets  # noqa: E402,F401  FaceParseDataset
+from . import hooks  # noqa: E402,F401  ResumeScheduleHook
+from . import optim  # noqa: E402,F401  TimmLayerDecayOptimizerConstructor
+from . import transforms  # noqa: E402,F401  RandomFlipSwapLR
+from . import wrappers  # noqa: E402,F401  CPUDistributedDataParallel

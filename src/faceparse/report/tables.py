@@ -1,0 +1,249 @@
+"""Self-contained HTML tables for the report (the report shows .html results in a frame)."""
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Sequence
+
+from faceparse.labels import CLASSES, PALETTE
+
+__all__ = ["page", "table", "data_summary_html", "metrics_html", "check_html", "provenance_html"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 13px;
+       color: #222; margin: 12px 16px; }
+h1 { font-size: 18px; margin: 0 0 8px; } h2 { font-size: 15px; margin: 18px 0 6px; }
+table { border-collapse: collapse; margin: 4px 0 10px; }
+th, td { border: 1px solid #d0d0d0; padding: 2px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f3f7; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.mean td { font-weight: 600; background: #f7f7f7; }
+.sw { display: inline-block; width: 11px; height: 11px; border: 1px solid #555; margin-right: 5px;
+      vertical-align: -1px; }
+.ok { color: #176f2c; font-weight: 600; } .bad { color: #b00020; font-weight: 600; }
+.up { color: #176f2c; } .down { color: #b00020; }
+code, pre { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
+pre { background: #f6f8fa; border: 1px solid #e1e4e8; padding: 6px 8px; overflow-x: auto; max-width: 100%; }
+.muted { color: #666; }
+"""
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{_CSS}</style></head><body>\n<h1>{esc(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def num(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def swatch(class_id: int) -> str:
+    r, g, b = PALETTE[class_id]
+    return f'<span class="sw" style="background: rgb({r},{g},{b})"></span>'
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence], numeric: Sequence[int] = (),
+          row_class: Sequence[str] | None = None) -> str:
+    """An HTML table; cells are already-escaped HTML, ``numeric`` columns align right."""
+    out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    for i, row in enumerate(rows):
+        cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
+        cells = "".join(f'<td class="n">{c}</td>' if j in numeric else f"<td>{c}</td>" for j, c in enumerate(row))
+        out.append(f"<tr{cls}>{cells}</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def kv_table(items: dict) -> str:
+    rows = []
+    for key, value in items.items():
+        if isinstance(value, (dict, list)):
+            cell = f"<pre>{esc(json.dumps(value, indent=1))}</pre>"
+        else:
+            cell = f"<code>{esc(value)}</code>"
+        rows.append([esc(key), cell])
+    return table(["key", "value"], rows)
+
+
+def _class_name(i: int) -> str:
+    return f"{swatch(i)}{i} {esc(CLASSES[i])}"
+
+
+# ----------------------------------------------------------------------------- data
+
+def data_summary_html(index: dict, stats: dict, flip: dict, source: dict | None = None) -> str:
+    splits = index.get("splits", {})
+    rows = []
+    for split, entry in splits.items():
+        size = entry.get("size")
+        pixels = entry.get("class_pixels")
+        rows.append([esc(split), num(int(entry.get("images", len(entry.get("names", []))))),
+                     "yes" if entry.get("mask_dir") else "no",
+                     esc(f"{size[0]}x{size[1]}") if size else "n/a",
+                     num(int(sum(pixels))) if pixels else "n/a"])
+    body = [f"<p>Layout <code>{esc(index.get('layout'))}</code>, root <code>{esc(index.get('root'))}</code>.</p>",
+            "<h2>Images per split</h2>",
+            table(["split", "images", "masks", "size (HxW, most common)", "labelled pixels"], rows, numeric=(1, 4))]
+    n_flip = flip.get("images", len(flip.get("names", [])))
+    body.append(f"<p>Offline horizontally flipped training copies (left/right labels swapped): "
+                f"<b>{num(int(n_flip))}</b>.</p>")
+    labelled = [s for s, e in splits.items() if e.get("class_pixels")]
+    if labelled:
+        totals = {s: sum(splits[s]["class_pixels"]) or 1 for s in labelled}
+        freq_rows = [[_class_name(i)] + [num(splits[s]["class_pixels"][i] / totals[s] * 100, 3) for s in labelled]
+                     for i in range(len(CLASSES))]
+        body += ["<h2>Class frequency (% of labelled pixels)</h2>",
+                 table(["class"] + labelled, freq_rows, numeric=range(1, len(labelled) + 1))]
+    body += ["<h2>Normalisation statistics (0-255 RGB, used by training and inference)</h2>",
+             table(["", "R", "G", "B"],
+                   [["mean"] + [num(float(v), 3) for v in stats.get("mean", [])],
+                    ["std"] + [num(float(v), 3) for v in stats.get("std", [])]], numeric=(1, 2, 3)),
+             f"<p class='muted'>computed over {num(int(stats.get('images', 0)))} images.</p>"]
+    if source:
+        body += ["<h2>Source (what produced the data)</h2>", kv_table(source)]
+    return page("Data summary", "\n".join(body))
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _delta(a, b) -> str:
+    if a is None or b is None:
+        return "n/a"
+    d = b - a
+    cls = "up" if d > 0.005 else "down" if d < -0.005 else ""
+    return f'<span class="{cls}">{d:+.2f}</span>'
+
+
+def metrics_html(metrics: dict, *, model: str, image_scores: Sequence[dict] = ()) -> str:
+    plain, tta = metrics.get("no_tta", {}), metrics.get("tta", {})
+    confusion = (tta or plain).get("confusion")
+    pixels = [sum(row) for row in confusion] if confusion else [None] * len(CLASSES)
+    rows, classes = [], []
+    for key, label in (("mIoU", "mIoU (19 classes)"), ("mF1", "mF1 (18 foreground classes)"),
+                       ("aAcc", "pixel accuracy")):
+        a, b = plain.get(key), tta.get(key)
+        rows.append([esc(label), num(a), num(b), _delta(a, b), "", "", "", ""])
+        classes.append("mean")
+    for i, name in enumerate(CLASSES):
+        ia, ib = plain.get("IoU", {}).get(name), tta.get("IoU", {}).get(name)
+        fa, fb = plain.get("F1", {}).get(name), tta.get("F1", {}).get(name)
+        rows.append([_class_name(i), num(ia), num(ib), _delta(ia, ib), num(fa), num(fb), _delta(fa, fb),
+                     num(pixels[i]) if pixels[i] is not None else "n/a"])
+        classes.append("")
+    body = [f"<p>Scores in % on the val split, from one confusion matrix summed over all images; "
+            f"<i>n/a</i>: the class is in neither truth nor prediction.</p>",
+            table(["class", "IoU no TTA", "IoU TTA", "Δ", "F1 no TTA", "F1 TTA", "Δ", "true pixels"], rows,
+                  numeric=(1, 2, 3, 4, 5, 6, 7), row_class=classes)]
+    if metrics.get("tta_config"):
+        body += ["<h2>TTA configuration</h2>", kv_table(metrics["tta_config"])]
+    if image_scores:
+        valid = [s for s in image_scores if s["mIoU"] is not None and not math.isnan(s["mIoU"])]
+        if valid:
+            vals = sorted(s["mIoU"] for s in valid)
+            body += ["<h2>Per-image mIoU (TTA predictions)</h2>",
+                     table(["images", "min", "median", "mean", "max"],
+                           [[num(len(vals)), num(vals[0]), num(vals[len(vals) // 2]), num(sum(vals) / len(vals)),
+                             num(vals[-1])]], numeric=(0, 1, 2, 3, 4))]
+    return page(f"{model}: validation scores", "\n".join(body))
+
+
+# ----------------------------------------------------------------------------- submission
+
+def check_html(check: dict, *, zip_path: str, model: str) -> str:
+    ok = check.get("ok", not check.get("problems"))
+    status = '<span class="ok">passed</span>' if ok else '<span class="bad">FAILED</span>'
+    items = {k: v for k, v in check.items() if k not in ("names", "problems")}
+    body = [f"<p>Submission <code>{esc(zip_path)}</code>: the check {status}.</p>", kv_table(items)]
+    if check.get("problems"):
+        body += ["<h2>Problems</h2>", "<pre>" + esc("\n".join(check["problems"][:200])) + "</pre>"]
+    return page(f"{model}: submission check", "\n".join(body))
+
+
+# ----------------------------------------------------------------------------- provenance
+
+def _short(sha: str | None, n: int = 16) -> str:
+    return f"<code title='{esc(sha)}'>{esc(sha[:n])}…</code>" if sha else "n/a"
+
+
+def provenance_html(prov: dict) -> str:
+    code, data = prov.get("code", {}), prov.get("data", {})
+    dirty = code.get("dirty")
+    dirty_txt = ('<span class="bad">yes (uncommitted changes)</span>' if dirty else
+                 '<span class="ok">no</span>' if dirty is not None else "unknown (not a git checkout)")
+    body = ["<p>What produced these results: code, data, config, checkpoints; "
+            "the full record is <code>results/provenance/provenance.json</code>.</p>",
+            "<h2>Code</h2>",
+            table(["", ""], [
+                ["git commit", f"<code>{esc(code.get('commit') or 'n/a')}</code>"],
+                ["branch", esc(code.get("branch") or "n/a")],
+                ["working tree dirty", dirty_txt],
+                ["changed files", esc(", ".join(code.get("changed", [])[:20]) or "none")
+                 + (" …" if code.get("changed_count", 0) > 20 else "")],
+                ["code fingerprint", f"<code>{esc(code.get('sha256'))}</code>"
+                 f" <span class='muted'>({num(code.get('files', 0))} files under "
+                 f"{esc(', '.join(code.get('paths', [])))})</span>"],
+                ["snakemake", esc(code.get("snakemake") or "n/a")],
+                ["created", esc(prov.get("created", ""))],
+            ])]
+    split_rows = [[esc(s), num(v["files"]), num(v["bytes"]), f"<code>{esc(v['sha256'])}</code>"]
+                  for s, v in data.get("splits", {}).items()]
+    split_rows.append(["<b>all</b>", num(data.get("files", 0)), num(data.get("bytes", 0)),
+                       f"<code><b>{esc(data.get('sha256'))}</b></code>"])
+    body += ["<h2>Dataset fingerprint</h2>",
+             "<p class='muted'>sha256 over the sorted (relative name, size, content sha256) of every image and "
+             "mask in <code>results/data/validation.json</code>.</p>",
+             f"<p>Layout <code>{esc(data.get('layout'))}</code>, root <code>{esc(data.get('root'))}</code>; "
+             f"stats: mean {esc(data.get('stats', {}).get('mean'))}, std {esc(data.get('stats', {}).get('std'))}.</p>",
+             table(["split", "files", "bytes", "sha256"], split_rows, numeric=(1, 2))]
+    model_rows = []
+    for name, m in prov.get("models", {}).items():
+        ckpt = m.get("checkpoint", {})
+        sub = m.get("submission") or {}
+        model_rows.append([
+            esc(name), esc(m.get("config_file")),
+            f"<code>{esc(ckpt.get('path'))}</code><br>sha256 <code>{esc(ckpt.get('sha256'))}</code>"
+            f"<br><span class='muted'>{num(ckpt.get('bytes'))} bytes</span>",
+            num(m.get("iter")), num(m.get("select_mIoU")), num(m.get("val", {}).get("mIoU_no_tta")),
+            num(m.get("val", {}).get("mIoU_tta")),
+            (f"<code>{esc(sub.get('path'))}</code><br>sha256 <code>{esc(sub.get('sha256'))}</code>"
+             if sub else "n/a"),
+        ])
+    body += ["<h2>Models and submissions</h2>",
+             table(["model", "config", "checkpoint", "iter", "select mIoU", "val mIoU no TTA", "val mIoU TTA",
+                    "submission zip"], model_rows, numeric=(3, 4, 5, 6))]
+    for name, m in prov.get("models", {}).items():
+        resolved = m.get("resolved_config", {})
+        if resolved.get("text"):
+            body.append(f"<details><summary>{esc(name)}: resolved mmseg config <code>{esc(resolved.get('path'))}"
+                        f"</code> (sha256 <code>{esc(resolved.get('sha256', '')[:16])}…</code>)</summary>"
+                        f"<pre>{esc(resolved['text'])}</pre></details>")
+    body += ["<h2>Resolved workflow config</h2>",
+             f"<pre>{esc(prov.get('config_yaml') or json.dumps(prov.get('config'), indent=2))}</pre>"]
+    env = prov.get("environment", {})
+    pkg_rows = [[esc(k), f"<code>{esc(v) if v else '<i>not installed</i>'}</code>"]
+                for k, v in env.get("packages", {}).items()]
+    body += ["<h2>Environment</h2>",
+             table(["", ""], [[esc(k), esc(v)] for k, v in env.items() if k != "packages"]),
+             table(["package", "version"], pkg_rows)]
+    steps = prov.get("runtimes", [])
+    total = sum(s["s"] for s in steps)
+    run_rows = [[esc(s["step"]), num(s["s"], 1), esc(s.get("h:m:s", "")), num(s.get("max_rss")),
+                 num(s.get("cpu_time"), 1), num(s.get("runs"))] for s in steps]
+    body += [f"<h2>Run time per step (benchmarks/, total {num(total, 1)} s)</h2>",
+             table(["step", "seconds", "h:m:s", "max RSS (MB)", "CPU seconds", "runs"], run_rows,
+                   numeric=(1, 3, 4, 5))]
+    outputs = prov.get("outputs", {})
+    if outputs:
+        body += ["<h2>Outputs</h2>",
+                 table(["file", "bytes", "sha256"],
+                       [[f"<code>{esc(p)}</code>", num(o['bytes']), _short(o['sha256'])] for p, o in outputs.items()],
+                       numeric=(1,))]
+    return page("Provenance", "\n".join(body))

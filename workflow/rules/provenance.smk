@@ -1,0 +1,241 @@
+# The report stage: figures and tables for `snakemake --report results/report.zip`
+# (data, training, evaluation, submission) and the provenance record: exactly
+# which data, code, config and checkpoint produced each result.
+import sys
+from functools import lru_cache
+
+PROVENANCE_ROOT = Path(workflow.basedir).parent
+REPORT_DIR = "results/report"
+
+
+@lru_cache(maxsize=1)
+def _code_state() -> dict:
+    try:
+        from faceparse.report.provenance import code_state
+    except ImportError:  # a Snakemake outside the project's environment
+        sys.path.append(str(PROVENANCE_ROOT / "src"))
+        from faceparse.report.provenance import code_state
+    return code_state(PROVENANCE_ROOT)
+
+
+def provenance_code_state(wildcards) -> dict:
+    """Git commit, dirty flag, changed files and a code fingerprint, computed when the DAG is
+    built: a param of rule provenance, so any change of them reruns it."""
+    return _code_state()
+
+
+def data_samples_input(wildcards) -> dict:
+    """Dataset index and stats, the flipped set when training uses it, and the source manifest."""
+    inputs = {
+        "validated": "results/data/validation.json",
+        "stats": "results/data/stats.json",
+    }
+    if config["flip"]:
+        inputs["flipped"] = "results/data/flip.json"
+    if is_generated_source():
+        inputs["source"] = "results/data/source/source.json"
+    return inputs
+
+
+def report_outputs() -> list[str]:
+    """Every figure and table of the report stage (rule provenance asks for them all)."""
+    outputs = [f"{REPORT_DIR}/data/samples.png", f"{REPORT_DIR}/data/summary.html"]
+    for model in MODELS:
+        outputs += [
+            f"{REPORT_DIR}/models/{model}/training_curves.png",
+            f"{REPORT_DIR}/models/{model}/val_scores.png",
+            f"{REPORT_DIR}/models/{model}/val_confusion.png",
+            f"{REPORT_DIR}/models/{model}/val_worst.png",
+            f"{REPORT_DIR}/models/{model}/val_per_image.html",
+            f"{REPORT_DIR}/models/{model}/test_predictions.png",
+            f"{REPORT_DIR}/models/{model}/submission_check.html",
+        ]
+    return outputs
+
+
+def provenance_input(wildcards) -> dict:
+    """What the record describes: the data index, every model's markers, metrics and
+    submission, and the report's figures (their hashes are recorded too)."""
+    inputs = {
+        "validated": "results/data/validation.json",
+        "stats": "results/data/stats.json",
+        "train": [f"results/models/{m}/train.json" for m in MODELS],
+        "best": [f"results/models/{m}/best.json" for m in MODELS],
+        "metrics": [f"results/models/{m}/val_metrics.json" for m in MODELS],
+        "zips": [f"results/submission/{m}.zip" for m in MODELS],
+        "checks": [f"results/submission/{m}.check.json" for m in MODELS],
+        "figures": report_outputs(),
+    }
+    if is_generated_source():
+        inputs["source"] = "results/data/source/source.json"
+    return inputs
+
+
+rule data_samples:
+    input:
+        unpack(data_samples_input),
+    output:
+        samples=report(
+            f"{REPORT_DIR}/data/samples.png",
+            caption="../report/data_samples.rst",
+            category="Data",
+            labels={"file": "samples (original and flipped)"},
+        ),
+        summary=report(
+            f"{REPORT_DIR}/data/summary.html",
+            caption="../report/data_summary.rst",
+            category="Data",
+            labels={"file": "counts, class frequency, stats"},
+        ),
+    params:
+        count=4,
+    log:
+        "logs/report/data_samples.log",
+    benchmark:
+        "benchmarks/report/data_samples.tsv"
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/report_data.py"
+
+
+rule training_curves:
+    input:
+        train=rules.train.output.train,
+        best=rules.select.output.best,
+    output:
+        curves=report(
+            f"{REPORT_DIR}/models/{{model}}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+            labels={"model": "{model}", "file": "loss, val mIoU, lr"},
+        ),
+    log:
+        "logs/report/{model}/training_curves.log",
+    benchmark:
+        "benchmarks/report/{model}/training_curves.tsv"
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/report_training.py"
+
+
+rule evaluation_plots:
+    input:
+        metrics=rules.evaluate.output.metrics,
+        val_pred=rules.evaluate.output.val_pred,
+        validated="results/data/validation.json",
+    output:
+        scores=report(
+            f"{REPORT_DIR}/models/{{model}}/val_scores.png",
+            caption="../report/eval_scores.rst",
+            category="Evaluation",
+            labels={"model": "{model}", "file": "per-class IoU and F1"},
+        ),
+        confusion=report(
+            f"{REPORT_DIR}/models/{{model}}/val_confusion.png",
+            caption="../report/eval_confusion.rst",
+            category="Evaluation",
+            labels={"model": "{model}", "file": "confusion matrix"},
+        ),
+        worst=report(
+            f"{REPORT_DIR}/models/{{model}}/val_worst.png",
+            caption="../report/eval_worst.rst",
+            category="Evaluation",
+            labels={"model": "{model}", "file": "worst val images"},
+        ),
+        per_image=report(
+            f"{REPORT_DIR}/models/{{model}}/val_per_image.html",
+            caption="../report/eval_per_image.rst",
+            category="Evaluation",
+            labels={"model": "{model}", "file": "per-image scores"},
+        ),
+    params:
+        count=6,
+    log:
+        "logs/report/{model}/evaluation_plots.log",
+    benchmark:
+        "benchmarks/report/{model}/evaluation_plots.tsv"
+    threads: workflow.cores
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/report_evaluation.py"
+
+
+rule submission_summary:
+    input:
+        # The zip itself is a report item (a download link in the Submission section).
+        zip=report(
+            "results/submission/{model}.zip",
+            caption="../report/submission_zip.rst",
+            category="Submission",
+            labels={"model": "{model}", "file": "zip"},
+        ),
+        check=rules.package.output.check,
+        test_pred=rules.predict.output.test_pred,
+        validated="results/data/validation.json",
+    output:
+        grid=report(
+            f"{REPORT_DIR}/models/{{model}}/test_predictions.png",
+            caption="../report/submission_grid.rst",
+            category="Submission",
+            labels={"model": "{model}", "file": "test predictions"},
+        ),
+        check=report(
+            f"{REPORT_DIR}/models/{{model}}/submission_check.html",
+            caption="../report/submission_check.rst",
+            category="Submission",
+            labels={"model": "{model}", "file": "check summary"},
+        ),
+    params:
+        count=8,
+    log:
+        "logs/report/{model}/submission_summary.log",
+    benchmark:
+        "benchmarks/report/{model}/submission_summary.tsv"
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/report_submission.py"
+
+
+rule provenance:
+    input:
+        unpack(provenance_input),
+    output:
+        provenance=report(
+            "results/provenance/provenance.json",
+            caption="../report/provenance_record.rst",
+            category="Provenance",
+            labels={"file": "record (JSON)"},
+        ),
+        html=report(
+            "results/provenance/provenance.html",
+            caption="../report/provenance_view.rst",
+            category="Provenance",
+            labels={"file": "code, data, config, checkpoints"},
+        ),
+        runtimes=report(
+            "results/provenance/runtimes.png",
+            caption="../report/provenance_runtimes.rst",
+            category="Provenance",
+            labels={"file": "run time per step"},
+        ),
+    params:
+        # Params, not inputs: a new commit, a dirty tree, an edited file or another
+        # config each rerun this rule (Snakemake's default rerun trigger on params).
+        code=provenance_code_state,
+        workflow_config=config,
+        models=MODELS,
+        bench_dir="benchmarks",
+    log:
+        "logs/provenance/provenance.log",
+    threads: workflow.cores
+    conda:
+        "../envs/mmseg.yaml"
+    script:
+        "../scripts/provenance.py"

@@ -1,0 +1,15 @@
+"""Step package: check the test predictions and zip them for Codalab."""
+from faceparse.steplog import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from faceparse.package import package  # noqa: E402
+
+package(
+    snakemake.input.test_pred,
+    snakemake.input.validated,
+    snakemake.output.zip,
+    snakemake.output.check,
+    split="test",
+    threads=snakemake.threads,
+)

@@ -1,0 +1,12 @@
+"""Step script of rule select: see faceparse.select.select."""
+from faceparse.steplog import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821 - snakemake injects it
+
+from faceparse.select import select  # noqa: E402
+
+select(
+    train_json=snakemake.input.train,  # noqa: F821
+    best_json=snakemake.output.best,  # noqa: F821
+    select_iter=snakemake.params.select_iter,  # noqa: F821
+)
