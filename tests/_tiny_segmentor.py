@@ -10,9 +10,11 @@ from PIL import Image
 SIZE = 64
 
 
-def model_cfg() -> dict:
+def model_cfg():
+    from mmengine.config import ConfigDict
+
     norm = dict(type="BN", requires_grad=True)
-    return dict(
+    return ConfigDict(
         type="EncoderDecoder",
         data_preprocessor=dict(type="SegDataPreProcessor", mean=[128.0] * 3, std=[64.0] * 3,
                                bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
@@ -27,7 +29,7 @@ def model_cfg() -> dict:
     )
 
 
-def test_pipeline() -> list[dict]:
+def tiny_test_pipeline() -> list[dict]:
     return [
         dict(type="LoadImageFromFile"),
         dict(type="Resize", scale=(SIZE, SIZE), keep_ratio=True),
@@ -43,10 +45,10 @@ def write_config(path: Path) -> Path:
     cfg = Config(dict(
         default_scope="mmseg",
         model=model_cfg(),
-        test_pipeline=test_pipeline(),
+        test_pipeline=tiny_test_pipeline(),
         test_dataloader=dict(batch_size=1, num_workers=0,
                              sampler=dict(type="DefaultSampler", shuffle=False),
-                             dataset=dict(type="BaseSegDataset", data_root="", pipeline=test_pipeline())),
+                             dataset=dict(type="BaseSegDataset", data_root="", pipeline=tiny_test_pipeline())),
     ))
     cfg.dump(str(path))
     return path

@@ -10,7 +10,7 @@ from PIL import Image
 pytest.importorskip("mmcv.ops")
 import torch  # noqa: E402
 
-from faceparse.inference import evaluate, evaluate_model, load_model, predict, run_split, test_pipeline, without_annotations  # noqa: E402
+from faceparse.inference import evaluate, evaluate_model, load_model, predict, run_split, config_test_pipeline, without_annotations  # noqa: E402
 from faceparse.labels import CLASSES  # noqa: E402
 from faceparse.metrics import confusion_matrix  # noqa: E402
 from faceparse.splitfiles import split_files  # noqa: E402
@@ -65,7 +65,7 @@ def test_no_tta_matches_mmseg_inference_model(setup):
     model, cfg = load_model(config, checkpoint, "cpu")
     files = split_files(index, "val")
     out = root / "plain_pred"
-    run_split(model, files, without_annotations(test_pipeline(cfg)), out_dir=out, batch_size=3, workers=0)
+    run_split(model, files, without_annotations(config_test_pipeline(cfg)), out_dir=out, batch_size=3, workers=0)
     for name, image in zip(files.names, files.images):
         ref = inference_model(model, image).pred_sem_seg.data[0].numpy()
         np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}.png")), ref)
@@ -105,7 +105,7 @@ def test_confusion_on_device_matches_numpy(setup):
     root, config, checkpoint, index = setup
     model, cfg = load_model(config, checkpoint, "cpu")
     files = split_files(index, "val")
-    result = run_split(model, files, without_annotations(test_pipeline(cfg)), batch_size=2, workers=0)
+    result = run_split(model, files, without_annotations(config_test_pipeline(cfg)), batch_size=2, workers=0)
     total = np.zeros((19, 19), np.int64)
     from mmseg.apis import inference_model
 

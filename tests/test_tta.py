@@ -17,7 +17,7 @@ import faceparse.mm.tta  # noqa: E402,F401  - registers FaceSegTTAModel
 from faceparse.labels import CLASSES  # noqa: E402
 from faceparse.mm.tta import FaceSegTTAModel, tta_pipeline, tta_settings  # noqa: E402
 
-from _tiny_segmentor import SIZE, model_cfg, test_pipeline  # noqa: E402
+from _tiny_segmentor import SIZE, model_cfg, tiny_test_pipeline  # noqa: E402
 
 L_EYE, R_EYE = CLASSES.index("l_eye"), CLASSES.index("r_eye")
 
@@ -61,7 +61,7 @@ def blob_image(tmp_path):
 
 
 def _run(model, image, scales, flip):
-    pipeline = Compose(tta_pipeline(test_pipeline(), scales, flip, with_annotations=False))
+    pipeline = Compose(tta_pipeline(tiny_test_pipeline(), scales, flip, with_annotations=False))
     batch = pseudo_collate([pipeline(dict(img_path=image))])
     with torch.inference_mode():
         return model.test_step(batch)[0].pred_sem_seg.data[0]
@@ -83,7 +83,7 @@ def test_flip_keeps_left_eye_left(fake, blob_image):
 
 def test_probabilities_are_averaged_after_the_swap(fake, blob_image):
     tta = FaceSegTTAModel(module=fake, keep_probs=True)
-    pipeline = Compose(tta_pipeline(test_pipeline(), [1.0], True, with_annotations=False))
+    pipeline = Compose(tta_pipeline(tiny_test_pipeline(), [1.0], True, with_annotations=False))
     batch = pseudo_collate([pipeline(dict(img_path=blob_image))])
     with torch.inference_mode():
         out = tta.test_step(batch)[0]
@@ -93,7 +93,7 @@ def test_probabilities_are_averaged_after_the_swap(fake, blob_image):
     # at the blob: view 1 says l_eye softmax(3 vs 1, -5, 0...), view 2 says (swapped) l_eye softmax(6 vs ...)
     logits1 = torch.zeros(len(CLASSES)); logits1[0] = 1; logits1[L_EYE] = 3; logits1[R_EYE] = -5
     logits2 = torch.zeros(len(CLASSES)); logits2[0] = 1; logits2[R_EYE] = 6; logits2[L_EYE] = -5
-    expected = (logits1.softmax(0) + logits2.softmax(0)[torch.as_tensor(faceparse.labels.SWAP, dtype=torch.long)]) / 2
+    expected = (logits1.softmax(0) + logits2.softmax(0)[torch.tensor([int(c) for c in faceparse.labels.SWAP])]) / 2
     torch.testing.assert_close(probs[:, 28, 16], expected)
     assert out.metainfo["flip"] is False and out.metainfo["tta_augmentations"] == 2
 
@@ -108,12 +108,12 @@ def test_rejects_wrong_class_count(fake):
 def test_registered_and_buildable_from_config(fake):
     tta = MODELS.build(dict(type="FaceSegTTAModel", module=fake))
     assert isinstance(tta, FaceSegTTAModel)
-    settings = tta_settings(test_pipeline(), [0.5, 1.0], True)
+    settings = tta_settings(tiny_test_pipeline(), [0.5, 1.0], True)
     assert settings["tta_model"] == dict(type="FaceSegTTAModel")
 
 
 def test_pipeline_shape():
-    pipe = tta_pipeline(test_pipeline(), [0.5, 1.0, 1.5], flip=True)
+    pipe = tta_pipeline(tiny_test_pipeline(), [0.5, 1.0, 1.5], flip=True)
     assert [t["type"] for t in pipe] == ["LoadImageFromFile", "TestTimeAug"]
     resizes, flips, annotations, pack = pipe[1]["transforms"]
     # relative to the test pipeline's fixed scale, like mmseg 0.x img_ratios
@@ -121,13 +121,13 @@ def test_pipeline_shape():
     assert all(r["keep_ratio"] for r in resizes)
     assert [f["prob"] for f in flips] == [0.0, 1.0]
     assert annotations[0]["type"] == "LoadAnnotations" and pack[0]["type"] == "PackSegInputs"
-    no_flip = tta_pipeline(test_pipeline(), [1.0], flip=False, with_annotations=False)
+    no_flip = tta_pipeline(tiny_test_pipeline(), [1.0], flip=False, with_annotations=False)
     assert len(no_flip[1]["transforms"]) == 3 and len(no_flip[1]["transforms"][1]) == 1
     # no Resize in the test pipeline: scale factors of the image size
     factor = tta_pipeline([dict(type="LoadImageFromFile"), dict(type="PackSegInputs")], [0.75], False)
     assert factor[1]["transforms"][0] == [dict(type="Resize", scale_factor=0.75, keep_ratio=True)]
     with pytest.raises(ValueError):
-        tta_pipeline(test_pipeline(), [], True)
+        tta_pipeline(tiny_test_pipeline(), [], True)
 
 
 def test_single_scale_no_flip_equals_plain_model(tmp_path):
@@ -138,7 +138,7 @@ def test_single_scale_no_flip_equals_plain_model(tmp_path):
     img = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     path = tmp_path / "x.png"
     Image.fromarray(img).save(path)
-    plain_pipe = Compose([t for t in test_pipeline() if t["type"] != "LoadAnnotations"])
+    plain_pipe = Compose([t for t in tiny_test_pipeline() if t["type"] != "LoadAnnotations"])
     with torch.inference_mode():
         plain = model.test_step(pseudo_collate([plain_pipe(dict(img_path=str(path)))]))[0].pred_sem_seg.data[0]
     tta = _run(FaceSegTTAModel(module=model), str(path), [1.0], flip=False)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv from requirements.lock, add the cached mmcv wheel and the project.
-# Idempotent: a second run checks stamps and returns in seconds; from a fresh
-# clone on the same machine it reinstalls from pip's and our wheel caches
-# (about a minute) and never rebuilds mmcv.
+# Idempotent: a second run checks a stamp and returns in seconds; a fresh clone
+# on the same machine links the cached base venv (seconds) and never rebuilds mmcv.
+# Re-running after requirements.lock changed recreates .venv (extra packages you
+# installed into it by hand are dropped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,21 +24,48 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c '
   exit 0
 fi
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup: creating $VENV with $("$PYTHON" --version)"
-  "$PYTHON" -m venv "$VENV" || fail "could not create a venv; on Debian install python3.11-venv."
-fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q pip==24.3.1
+# The locked packages + mmcv live once per machine in a base venv in the cache;
+# .venv gets hard links to its files (seconds, no extra disk), then the project.
+CACHE_ROOT=${FACEPARSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/faceparse}
+BASE="$CACHE_ROOT/venvs/$(sha256sum "$LOCK" tools/build_mmcv.sh | sha256sum | cut -c1-16)-py311-$(uname -m)"
+SITE=lib/python3.11/site-packages
 
-echo "setup: installing the pinned packages of $LOCK"
-"${PIP[@]}" install -q -r "$LOCK" \
-  || fail "pip could not install $LOCK (see above). Offline? pip needs PyPI or a local index/cache holding these exact versions."
+build_base() {
+  echo "setup: installing the pinned packages of $LOCK into $BASE (once per machine)"
+  rm -rf "$BASE"
+  mkdir -p "$(dirname "$BASE")"
+  "$PYTHON" -m venv "$BASE" || fail "could not create a venv; on Debian install python3.11-venv."
+  local pip=("$BASE/bin/python" -m pip --disable-pip-version-check)
+  "${pip[@]}" install -q pip==24.3.1
+  "${pip[@]}" install -q -r "$LOCK" \
+    || fail "pip could not install $LOCK (see above). Offline? pip needs PyPI or a local index/cache holding these exact versions."
+  local mmcv_wheel
+  mmcv_wheel=$(tools/build_mmcv.sh "$BASE/bin/python") || fail "building mmcv failed (see above)."
+  "${pip[@]}" install -q --no-deps "$mmcv_wheel"
+  "$BASE/bin/python" -c 'import mmcv.ops, mmseg.models' || fail "the base environment $BASE does not import mmcv/mmseg (see above)."
+  touch "$BASE/.complete"
+}
 
-mmcv_wheel=$(tools/build_mmcv.sh "$VENV/bin/python") || fail "building mmcv failed (see above)."
-"${PIP[@]}" install -q --no-deps --force-reinstall "$mmcv_wheel"
+link_base_into_venv() {
+  local venv_abs
+  rm -rf "$VENV"
+  "$PYTHON" -m venv --without-pip "$VENV" || fail "could not create $VENV; on Debian install python3.11-venv."
+  venv_abs=$(cd "$VENV" && pwd)
+  # Hard links where the cache and the checkout share a file system, else a copy.
+  cp -al "$BASE/$SITE/." "$VENV/$SITE/" 2>/dev/null || cp -a "$BASE/$SITE/." "$VENV/$SITE/"
+  for script in "$BASE"/bin/*; do
+    name=$(basename "$script")
+    [ -e "$VENV/bin/$name" ] && continue  # python, activate: the new venv's own
+    sed "s|$BASE/bin/python|$venv_abs/bin/python|g" "$script" > "$VENV/bin/$name"
+    chmod +x "$VENV/bin/$name"
+  done
+}
 
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+[ -f "$BASE/.complete" ] || build_base
+echo "setup: linking $VENV to $BASE"
+link_base_into_venv
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . \
+  || fail "installing the project into $VENV failed (see above)."
 
 "$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, faceparse.labels, snakemake' \
   || fail "the environment was installed but does not import; see the traceback above."

@@ -103,6 +103,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 SchedulerType=sched/backfill
+# Reject a job the node can never run (e.g. more CPUs than it has) at sbatch time
+# instead of leaving it pending forever.
+EnforcePartLimits=ALL
 ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=60

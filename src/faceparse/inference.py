@@ -30,7 +30,7 @@ from faceparse.splitfiles import SplitFiles, split_files, write_json
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SplitFiles", "split_files", "load_model", "test_pipeline", "build_loader",
+    "SplitFiles", "split_files", "load_model", "config_test_pipeline", "build_loader",
     "run_split", "evaluate", "predict", "evaluate_model", "predict_model", "model_paths",
     "write_json",
 ]
@@ -65,7 +65,7 @@ def load_model(config: str | Path, checkpoint: str | Path | None, device: str | 
     return model, cfg
 
 
-def test_pipeline(cfg) -> list[dict]:
+def config_test_pipeline(cfg) -> list[dict]:
     """The config's test pipeline (what ``Runner.test()`` would run)."""
     if cfg.get("test_dataloader") and cfg.test_dataloader.get("dataset", {}).get("pipeline"):
         pipeline = cfg.test_dataloader.dataset.pipeline
@@ -257,7 +257,7 @@ def evaluate(config: str | Path, checkpoint: str | Path, validation_json: str | 
     files = split_files(validation_json, split, need_masks=True)
     model, cfg = load_model(config, checkpoint, device)
     workers = _use_threads(model, threads)
-    base = without_annotations(test_pipeline(cfg))
+    base = without_annotations(config_test_pipeline(cfg))
     from faceparse.mm.tta import tta_pipeline
 
     log.info("%s: %d images, no TTA", split, len(files.names))
@@ -296,7 +296,7 @@ def predict(config: str | Path, checkpoint: str | Path, validation_json: str | P
     workers = _use_threads(model, threads)
     from faceparse.mm.tta import tta_pipeline
 
-    pipeline = tta_pipeline(without_annotations(test_pipeline(cfg)), scales, flip, with_annotations=False)
+    pipeline = tta_pipeline(without_annotations(config_test_pipeline(cfg)), scales, flip, with_annotations=False)
     result = run_split(tta_model(model), files, pipeline, out_dir=pred_dir, batch_size=batch_size, workers=workers)
     return {"split": split, "images": result["images"], "seconds": result["seconds"],
             "tta_config": _tta_config(scales, flip)}

@@ -117,10 +117,9 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
     if overrides:
         cfg.merge_from_dict(overrides)
     new_max = cfg.train_cfg.get("max_iters")
-    if max_iters is not None and new_max != max_iters and not any(
-            k.startswith("param_scheduler") for k in overrides):
-        for scheduler in cfg.get("param_scheduler") or []:
-            if scheduler.get("end") == max_iters:
+    if max_iters is not None and new_max != max_iters and "param_scheduler" not in overrides:
+        for i, scheduler in enumerate(cfg.get("param_scheduler") or []):
+            if scheduler.get("end") == max_iters and f"param_scheduler.{i}.end" not in overrides:
                 scheduler["end"] = new_max
 
     index = _read_json(validation)

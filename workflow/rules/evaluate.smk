@@ -1,6 +1,7 @@
 # Evaluate the selected checkpoint on val (no TTA and face-aware TTA) and
 # predict the test split with TTA. Both load the model the train step dumped
-# (train.json -> config) with the checkpoint select picked (best.json).
+# (train.json -> config) with the checkpoint select picked (best.json), on
+# cuda:0 when the rule holds a GPU (resources gpu=1), else on the CPU.
 
 
 def inference_gpus(wildcards) -> int:
@@ -8,14 +9,10 @@ def inference_gpus(wildcards) -> int:
     return min(1, model_gpus(wildcards))
 
 
-def inference_device(wildcards) -> str:
-    return "cuda:0" if model_gpus(wildcards) > 0 else "cpu"
-
-
 rule evaluate:
     input:
-        best="results/models/{model}/best.json",
-        train="results/models/{model}/train.json",
+        best=rules.select.output.best,
+        train=rules.train.output.train,
         validated="results/data/validation.json",
     output:
         val_pred=directory("results/models/{model}/val_pred"),
@@ -25,16 +22,9 @@ rule evaluate:
             category="Evaluation",
             labels={"model": "{model}", "file": "metrics (JSON)"},
         ),
-        table=report(
-            "results/models/{model}/val_metrics.html",
-            caption="../report/val_metrics_table.rst",
-            category="Evaluation",
-            labels={"model": "{model}", "file": "per-class table"},
-        ),
     params:
         scales=config["tta"]["scales"],
         flip=config["tta"]["flip"],
-        device=inference_device,
         # Images per forward pass (each TTA augmentation is its own pass).
         batch_size=8,
     log:
@@ -52,15 +42,14 @@ rule evaluate:
 
 rule predict:
     input:
-        best="results/models/{model}/best.json",
-        train="results/models/{model}/train.json",
+        best=rules.select.output.best,
+        train=rules.train.output.train,
         validated="results/data/validation.json",
     output:
         test_pred=directory("results/models/{model}/test_pred"),
     params:
         scales=config["tta"]["scales"],
         flip=config["tta"]["flip"],
-        device=inference_device,
         batch_size=8,
     log:
         "logs/models/{model}/predict.log",

@@ -46,7 +46,7 @@ def report_outputs() -> list[str]:
             f"{REPORT_DIR}/models/{model}/val_scores.png",
             f"{REPORT_DIR}/models/{model}/val_confusion.png",
             f"{REPORT_DIR}/models/{model}/val_worst.png",
-            f"{REPORT_DIR}/models/{model}/val_per_image.html",
+            f"{REPORT_DIR}/models/{model}/val_table.html",
             f"{REPORT_DIR}/models/{model}/test_predictions.png",
             f"{REPORT_DIR}/models/{model}/submission_check.html",
         ]
@@ -88,7 +88,7 @@ rule data_samples:
             labels={"file": "counts, class frequency, stats"},
         ),
     params:
-        count=4,
+        shown=4,
     log:
         "logs/report/data_samples.log",
     benchmark:
@@ -146,14 +146,14 @@ rule evaluation_plots:
             category="Evaluation",
             labels={"model": "{model}", "file": "worst val images"},
         ),
-        per_image=report(
-            f"{REPORT_DIR}/models/{{model}}/val_per_image.html",
-            caption="../report/eval_per_image.rst",
+        table=report(
+            f"{REPORT_DIR}/models/{{model}}/val_table.html",
+            caption="../report/eval_table.rst",
             category="Evaluation",
-            labels={"model": "{model}", "file": "per-image scores"},
+            labels={"model": "{model}", "file": "numbers (per class, per image)"},
         ),
     params:
-        count=6,
+        shown=6,
     log:
         "logs/report/{model}/evaluation_plots.log",
     benchmark:
@@ -191,7 +191,7 @@ rule submission_summary:
             labels={"model": "{model}", "file": "check summary"},
         ),
     params:
-        count=8,
+        shown=8,
     log:
         "logs/report/{model}/submission_summary.log",
     benchmark:

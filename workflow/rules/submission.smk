@@ -1,4 +1,5 @@
-# Colour previews of the predictions and the Codalab submission zip.
+# Colour previews of the predictions and the Codalab submission zip (the report's
+# submission section, in provenance.smk, shows the zip, its check and a test grid).
 
 
 rule colourise:
@@ -8,25 +9,16 @@ rule colourise:
         validated="results/data/validation.json",
     output:
         done="results/models/{model}/colour/done.json",
-        val_grid=report(
-            "results/models/{model}/colour/val_grid.jpg",
-            caption="../report/colour_val.rst",
-            category="Predictions",
-            labels={"model": "{model}", "split": "val"},
-        ),
-        test_grid=report(
-            "results/models/{model}/colour/test_grid.jpg",
-            caption="../report/colour_test.rst",
-            category="Predictions",
-            labels={"model": "{model}", "split": "test"},
-        ),
+        # contact sheets of the first images (photo | truth | prediction | overlay)
+        val_grid="results/models/{model}/colour/val_grid.jpg",
+        test_grid="results/models/{model}/colour/test_grid.jpg",
     log:
         "logs/models/{model}/colourise.log",
     benchmark:
         "benchmarks/models/{model}/colourise.tsv"
     threads: workflow.cores
     conda:
-        "../envs/mmseg.yaml"
+        "../envs/data.yaml"
     script:
         "../scripts/colourise.py"
 
@@ -37,16 +29,13 @@ rule package:
         validated="results/data/validation.json",
     output:
         zip="results/submission/{model}.zip",
-        check=report(
-            "results/submission/{model}.check.json",
-            caption="../report/submission.rst",
-            category="Submission",
-            labels={"model": "{model}", "file": "check"},
-        ),
+        check="results/submission/{model}.check.json",
     log:
         "logs/submission/{model}.log",
+    benchmark:
+        "benchmarks/submission/{model}.tsv"
     threads: workflow.cores
     conda:
-        "../envs/mmseg.yaml"
+        "../envs/data.yaml"
     script:
         "../scripts/package.py"

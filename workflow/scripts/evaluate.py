@@ -11,10 +11,9 @@ evaluate_model(
     snakemake.input.validated,
     pred_dir=snakemake.output.val_pred,
     metrics_json=snakemake.output.metrics,
-    table_html=snakemake.output.table,
     scales=snakemake.params.scales,
     flip=snakemake.params.flip,
-    device=snakemake.params.device,
+    device="cuda:0" if snakemake.resources.gpu else "cpu",
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
 )

@@ -12,7 +12,7 @@ predict_model(
     pred_dir=snakemake.output.test_pred,
     scales=snakemake.params.scales,
     flip=snakemake.params.flip,
-    device=snakemake.params.device,
+    device="cuda:0" if snakemake.resources.gpu else "cpu",
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
 )

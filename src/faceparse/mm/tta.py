@@ -48,7 +48,7 @@ class FaceSegTTAModel(SegTTAModel):
     def __init__(self, module, data_preprocessor=None, swap: Sequence[int] | None = None,
                  keep_probs: bool = False):
         super().__init__(module, data_preprocessor)
-        swap = list(SWAP if swap is None else swap)
+        swap = [int(c) for c in (SWAP if swap is None else swap)]
         if sorted(swap) != list(range(len(swap))):
             raise ValueError(f"FaceSegTTAModel: swap must be a permutation, got {swap}")
         if self.module.out_channels != len(swap):

@@ -78,12 +78,22 @@ def _thumb_rgb(path: str | Path, size: int = THUMB) -> np.ndarray:
 
 
 def _thumb_mask(path: str | Path, size: int = THUMB) -> np.ndarray:
+    """A label mask scaled to fit ``size`` (nearest neighbour: labels stay labels)."""
+    mask = _read_mask(path)
+    scale = size / max(mask.shape)
+    if scale >= 1:
+        return mask
+    shape = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
+    return np.asarray(Image.fromarray(mask).resize(shape, Image.Resampling.NEAREST))
+
+
+def _read_mask(path: str | Path) -> np.ndarray:
+    """A single-channel label mask as uint8 (a palette PNG gives its indices, not its colours)."""
     with Image.open(path) as im:
-        if im.mode not in ("L", "P", "I", "I;16"):
-            raise ValueError(f"{path}: expected a single-channel label mask, got mode {im.mode}")
-        im = im.convert("L") if im.mode != "L" else im
-        im.thumbnail((size, size), Image.Resampling.NEAREST)
-        return np.asarray(im)
+        mask = np.asarray(im)
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel label mask, got shape {mask.shape}")
+    return mask.astype(np.uint8, copy=False) if mask.dtype != np.uint8 else mask
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -172,7 +182,7 @@ def training_curves_figure(train_rows: Sequence[dict], val_points: Sequence[tupl
     if train_rows:
         ax_loss.legend(loc="upper right")
     else:
-        ax_loss.text(0.5, 0.5, "no training log (scalars.json) found", transform=ax_loss.transAxes,
+        ax_loss.text(0.5, 0.5, "no training loss logged", transform=ax_loss.transAxes,
                      ha="center", va="center", color="0.4")
     ax_loss.set_ylabel("training loss")
     ax_loss.set_title("Training loss")
@@ -240,12 +250,13 @@ def score_bars_figure(metrics: dict, path: str | Path, *, model: str) -> Path:
         ax.set_xticklabels(CLASSES, rotation=45, ha="right")
         ax.tick_params(axis="x", pad=9)
         _class_swatches(ax, x)
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 119)
+        ax.set_yticks(range(0, 101, 20))
         ax.set_xlim(-0.6, NUM_CLASSES - 0.4)
         ax.set_ylabel(f"{key} (%)")
         ax.set_title(f"Per-class {key} on val" + (" (F1 mean over the 18 foreground classes)" if key == "F1" else ""))
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(loc="lower left", ncol=2, framealpha=0.9)
+        ax.legend(loc="upper center", ncol=2, framealpha=0.9, borderaxespad=0.2)
     fig.suptitle(f"{model}: validation scores, no TTA vs TTA")
     fig.tight_layout()
     return save_figure(fig, path)
@@ -258,8 +269,7 @@ def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         norm = np.where(rows > 0, confusion / rows, np.nan)
     fig, ax = plt.subplots(figsize=(8.4, 7.4))
-    cmap = plt.get_cmap("Blues").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("Blues").with_extremes(bad="0.85")
     im = ax.imshow(norm * 100, cmap=cmap, vmin=0, vmax=100, interpolation="nearest")
     n = confusion.shape[0]
     for t in range(n):
@@ -341,26 +351,28 @@ def _spread(n: int, count: int) -> list[int]:
     return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
 
 
-def data_section(validation_json: str | Path, flip_json: str | Path, stats_json: str | Path, *,
+def data_section(validation_json: str | Path, flip_json: str | Path | None, stats_json: str | Path, *,
                  samples_png: str | Path, summary_html: str | Path, count: int = 4, split: str = "train",
                  source_json: str | Path | None = None) -> dict:
     """The data section: a grid of sample images and colour masks (original and flipped), and the
-    per-split counts / class frequencies / normalisation stats as an HTML table."""
-    validation_json, flip_json = Path(validation_json), Path(flip_json)
+    per-split counts / class frequencies / normalisation stats as an HTML table. Without
+    ``flip_json`` (training without the flipped set) the grid shows the originals only."""
+    validation_json = Path(validation_json)
     files = split_files(validation_json, split, need_masks=True)
-    flip = json.loads(flip_json.read_text())
+    flip = json.loads(Path(flip_json).read_text()) if flip_json else {}
     flip_names = set(flip.get("names", []))
     rows, row_titles = [], []
     for i in _spread(len(files.names), count):
         name = files.names[i]
         row = [_thumb_rgb(files.images[i]), colourise(_thumb_mask(files.masks[i]))]
         fname = f"{name}_flip"
-        fimage = _flipped_image(flip, flip_json, fname) if fname in flip_names else None
+        fimage = _flipped_image(flip, Path(flip_json), fname) if fname in flip_names else None
         if fimage is not None:
-            row += [_thumb_rgb(fimage), colourise(_thumb_mask(_flipped_mask(flip, flip_json, fname)))]
+            row += [_thumb_rgb(fimage), colourise(_thumb_mask(_flipped_mask(flip, Path(flip_json), fname)))]
         rows.append(row)
         row_titles.append(name)
-    image_grid_figure(rows, samples_png, title=f"{split} samples: image and label mask, original and flipped",
+    title = f"{split} samples: image and label mask" + (", original and flipped" if flip else "")
+    image_grid_figure(rows, samples_png, title=title,
                       col_titles=["image", "mask", "flipped image", "flipped mask (L/R swapped)"],
                       row_titles=row_titles)
     index = json.loads(validation_json.read_text())
@@ -401,27 +413,27 @@ def read_scalars(work_dir: str | Path) -> tuple[list[dict], list[dict]]:
 
 
 def training_section(train_json: str | Path, best_json: str | Path, *, curves_png: str | Path, model: str) -> dict:
-    """Loss / val mIoU / lr curves of one model, the selected checkpoint marked."""
+    """Loss / val mIoU / lr curves of one model, the selected checkpoint marked.
+
+    The val mIoU comes from mmengine's log (percent, as mmseg logs it), else from
+    ``train.json``'s ``val`` list; the selected point is read off the same series,
+    so the marker sits on the curve whatever unit the markers use.
+    """
     train = json.loads(Path(train_json).read_text())
     best = json.loads(Path(best_json).read_text())
     train_rows, val_rows = read_scalars(train["work_dir"])
-    val_points = [(int(v["iter"]), float(v["mIoU"])) for v in train.get("val", []) if v.get("mIoU") is not None]
+    val_points = [(r["step"], float(r["mIoU"])) for r in val_rows]
     if not val_points:
-        val_points = [(r["step"], float(r["mIoU"])) for r in val_rows]
-    selected = (int(best["iter"]), best.get("mIoU"))
-    training_curves_figure(train_rows, sorted(val_points), curves_png, model=model, selected=selected)
-    return {"train_rows": len(train_rows), "val_points": len(val_points), "selected_iter": selected[0]}
+        val_points = [(int(v["iter"]), float(v["mIoU"])) for v in train.get("val", []) if v.get("mIoU") is not None]
+    val_points.sort()
+    sel_iter = int(best["iter"])
+    on_curve = dict(val_points).get(sel_iter)
+    selected = (sel_iter, on_curve if on_curve is not None else best.get("mIoU"))
+    training_curves_figure(train_rows, val_points, curves_png, model=model, selected=selected)
+    return {"train_rows": len(train_rows), "val_points": len(val_points), "selected_iter": sel_iter}
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-def _read_mask(path: str | Path) -> np.ndarray:
-    with Image.open(path) as im:
-        mask = np.asarray(im)
-    if mask.ndim != 2:
-        raise ValueError(f"{path}: expected a single-channel mask, got shape {mask.shape}")
-    return mask
-
 
 def _image_score(item: tuple[str, str, str]) -> dict:
     """Per-image scores of one prediction: mIoU over the classes in its truth or prediction."""
@@ -469,11 +481,10 @@ def worst_images_figure(validation_json: str | Path, pred_dir: str | Path, image
 
 
 def evaluation_section(metrics_json: str | Path, validation_json: str | Path, pred_dir: str | Path, *,
-                       bars_png: str | Path, confusion_png: str | Path, table_html: str | Path,
-                       worst_png: str | Path, per_image_json: str | Path | None = None, model: str,
-                       count: int = 6, threads: int = 1) -> dict:
-    """Per-class IoU/F1 bars, the row-normalised confusion heatmap, the numbers as an HTML table and
-    the grid of the worst val images of one model."""
+                       bars_png: str | Path, confusion_png: str | Path, worst_png: str | Path,
+                       table_html: str | Path, model: str, count: int = 6, threads: int = 1) -> dict:
+    """Per-class IoU/F1 bars (no TTA vs TTA), the row-normalised confusion heatmap, the grid of the
+    worst val images, and the numbers (per class and per image) as an HTML table, of one model."""
     metrics = json.loads(Path(metrics_json).read_text())
     score_bars_figure(metrics, bars_png, model=model)
     key = "tta" if "tta" in metrics else "no_tta"
@@ -481,11 +492,9 @@ def evaluation_section(metrics_json: str | Path, validation_json: str | Path, pr
     confusion_figure(np.array(metrics[key]["confusion"]), confusion_png,
                      title=f"{model}: confusion on val, {variant} (row-normalised, %)")
     image_scores = per_image_scores(validation_json, pred_dir, threads=threads)
-    Path(table_html).parent.mkdir(parents=True, exist_ok=True)
-    Path(table_html).write_text(tables.metrics_html(metrics, model=model, image_scores=image_scores))
     worst_images_figure(validation_json, pred_dir, image_scores, worst_png, model=model, count=count)
-    if per_image_json is not None:
-        Path(per_image_json).write_text(json.dumps(image_scores, indent=1, allow_nan=True) + "\n")
+    Path(table_html).parent.mkdir(parents=True, exist_ok=True)
+    Path(table_html).write_text(tables.evaluation_html(metrics, image_scores, model=model))
     return {"images": len(image_scores), "confusion": key}
 
 

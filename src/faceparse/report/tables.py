@@ -8,12 +8,13 @@ from collections.abc import Iterable, Sequence
 
 from faceparse.labels import CLASSES, PALETTE
 
-__all__ = ["page", "table", "data_summary_html", "metrics_html", "check_html", "provenance_html"]
+__all__ = ["page", "table", "data_summary_html", "evaluation_html", "check_html", "provenance_html"]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 13px;
        color: #222; margin: 12px 16px; }
 h1 { font-size: 18px; margin: 0 0 8px; } h2 { font-size: 15px; margin: 18px 0 6px; }
+h3 { font-size: 13px; margin: 12px 0 4px; }
 table { border-collapse: collapse; margin: 4px 0 10px; }
 th, td { border: 1px solid #d0d0d0; padding: 2px 8px; text-align: left; vertical-align: top; }
 th { background: #f0f3f7; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -50,13 +51,15 @@ def swatch(class_id: int) -> str:
     return f'<span class="sw" style="background: rgb({r},{g},{b})"></span>'
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence], numeric: Sequence[int] = (),
+def table(header: Sequence[str] | None, rows: Iterable[Sequence], numeric: Sequence[int] = (),
           row_class: Sequence[str] | None = None) -> str:
-    """An HTML table; cells are already-escaped HTML, ``numeric`` columns align right."""
-    out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    """An HTML table; cells are already-escaped HTML, ``numeric`` columns align right; no header
+    row when ``header`` is None (a key/value table: the first column is bold)."""
+    out = ["<table>" + ("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else "")]
     for i, row in enumerate(rows):
         cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
-        cells = "".join(f'<td class="n">{c}</td>' if j in numeric else f"<td>{c}</td>" for j, c in enumerate(row))
+        cells = "".join(f'<td class="n">{c}</td>' if j in numeric else
+                        f"<th>{c}</th>" if header is None and j == 0 else f"<td>{c}</td>" for j, c in enumerate(row))
         out.append(f"<tr{cls}>{cells}</tr>")
     out.append("</table>")
     return "\n".join(out)
@@ -79,7 +82,7 @@ def _class_name(i: int) -> str:
 
 # ----------------------------------------------------------------------------- data
 
-def data_summary_html(index: dict, stats: dict, flip: dict, source: dict | None = None) -> str:
+def data_summary_html(index: dict, stats: dict, flip: dict | None = None, source: dict | None = None) -> str:
     splits = index.get("splits", {})
     rows = []
     for split, entry in splits.items():
@@ -92,9 +95,12 @@ def data_summary_html(index: dict, stats: dict, flip: dict, source: dict | None 
     body = [f"<p>Layout <code>{esc(index.get('layout'))}</code>, root <code>{esc(index.get('root'))}</code>.</p>",
             "<h2>Images per split</h2>",
             table(["split", "images", "masks", "size (HxW, most common)", "labelled pixels"], rows, numeric=(1, 4))]
-    n_flip = flip.get("images", len(flip.get("names", [])))
-    body.append(f"<p>Offline horizontally flipped training copies (left/right labels swapped): "
-                f"<b>{num(int(n_flip))}</b>.</p>")
+    if flip:
+        n_flip = flip.get("images", len(flip.get("names", [])))
+        body.append(f"<p>Offline horizontally flipped training copies (left/right labels swapped): "
+                    f"<b>{num(int(n_flip))}</b>.</p>")
+    else:
+        body.append("<p>No offline flipped copies (config <code>flip: false</code>).</p>")
     labelled = [s for s, e in splits.items() if e.get("class_pixels")]
     if labelled:
         totals = {s: sum(splits[s]["class_pixels"]) or 1 for s in labelled}
@@ -122,36 +128,42 @@ def _delta(a, b) -> str:
     return f'<span class="{cls}">{d:+.2f}</span>'
 
 
-def metrics_html(metrics: dict, *, model: str, image_scores: Sequence[dict] = ()) -> str:
+def evaluation_html(metrics: dict, image_scores: Sequence[dict] = (), *, model: str) -> str:
+    """The evaluation numbers: split-level and per-class IoU/F1 without and with TTA, the TTA
+    configuration, and each val image's own mIoU (worst first)."""
     plain, tta = metrics.get("no_tta", {}), metrics.get("tta", {})
     confusion = (tta or plain).get("confusion")
     pixels = [sum(row) for row in confusion] if confusion else [None] * len(CLASSES)
-    rows, classes = [], []
-    for key, label in (("mIoU", "mIoU (19 classes)"), ("mF1", "mF1 (18 foreground classes)"),
-                       ("aAcc", "pixel accuracy")):
-        a, b = plain.get(key), tta.get(key)
-        rows.append([esc(label), num(a), num(b), _delta(a, b), "", "", "", ""])
-        classes.append("mean")
+    summary = [[esc(label), num(plain.get(k)), num(tta.get(k)), _delta(plain.get(k), tta.get(k))]
+               for k, label in (("mIoU", "mIoU (19 classes)"), ("mF1", "mF1 (18 foreground classes)"),
+                                ("aAcc", "pixel accuracy"))]
+    per_class = []
     for i, name in enumerate(CLASSES):
         ia, ib = plain.get("IoU", {}).get(name), tta.get("IoU", {}).get(name)
         fa, fb = plain.get("F1", {}).get(name), tta.get("F1", {}).get(name)
-        rows.append([_class_name(i), num(ia), num(ib), _delta(ia, ib), num(fa), num(fb), _delta(fa, fb),
-                     num(pixels[i]) if pixels[i] is not None else "n/a"])
-        classes.append("")
-    body = [f"<p>Scores in % on the val split, from one confusion matrix summed over all images; "
-            f"<i>n/a</i>: the class is in neither truth nor prediction.</p>",
-            table(["class", "IoU no TTA", "IoU TTA", "Δ", "F1 no TTA", "F1 TTA", "Δ", "true pixels"], rows,
-                  numeric=(1, 2, 3, 4, 5, 6, 7), row_class=classes)]
+        per_class.append([_class_name(i), num(ia), num(ib), _delta(ia, ib), num(fa), num(fb), _delta(fa, fb),
+                          num(pixels[i]) if pixels[i] is not None else "n/a"])
+    body = ["<p>Scores in % on the val split, from one confusion matrix summed over all its images; "
+            "Δ = TTA − no TTA; <i>n/a</i>: the class is in neither truth nor prediction.</p>",
+            table(["", "no TTA", "TTA", "Δ"], summary, numeric=(1, 2, 3)),
+            "<h2>Per class</h2>",
+            table(["class", "IoU no TTA", "IoU TTA", "Δ", "F1 no TTA", "F1 TTA", "Δ", "true pixels"], per_class,
+                  numeric=(1, 2, 3, 4, 5, 6, 7))]
     if metrics.get("tta_config"):
         body += ["<h2>TTA configuration</h2>", kv_table(metrics["tta_config"])]
-    if image_scores:
-        valid = [s for s in image_scores if s["mIoU"] is not None and not math.isnan(s["mIoU"])]
-        if valid:
-            vals = sorted(s["mIoU"] for s in valid)
-            body += ["<h2>Per-image mIoU (TTA predictions)</h2>",
-                     table(["images", "min", "median", "mean", "max"],
-                           [[num(len(vals)), num(vals[0]), num(vals[len(vals) // 2]), num(sum(vals) / len(vals)),
-                             num(vals[-1])]], numeric=(0, 1, 2, 3, 4))]
+    valid = sorted((s for s in image_scores if s["mIoU"] is not None and not math.isnan(s["mIoU"])),
+                   key=lambda s: s["mIoU"])
+    if valid:
+        vals = [s["mIoU"] for s in valid]
+        body += ["<h2>Per image (TTA predictions, worst first)</h2>",
+                 "<p class='muted'>each image scored alone: the mean IoU over the classes in its truth or its "
+                 "prediction.</p>",
+                 table(["images", "min", "median", "mean", "max"],
+                       [[num(len(vals)), num(vals[0]), num(vals[len(vals) // 2]), num(sum(vals) / len(vals)),
+                         num(vals[-1])]], numeric=(0, 1, 2, 3, 4)),
+                 table(["rank", "image", "mIoU", "pixel accuracy"],
+                       [[num(i + 1), f"<code>{esc(s['name'])}</code>", num(s["mIoU"]), num(s.get("acc"))]
+                        for i, s in enumerate(valid)], numeric=(0, 2, 3))]
     return page(f"{model}: validation scores", "\n".join(body))
 
 
@@ -181,7 +193,7 @@ def provenance_html(prov: dict) -> str:
     body = ["<p>What produced these results: code, data, config, checkpoints; "
             "the full record is <code>results/provenance/provenance.json</code>.</p>",
             "<h2>Code</h2>",
-            table(["", ""], [
+            table(None, [
                 ["git commit", f"<code>{esc(code.get('commit') or 'n/a')}</code>"],
                 ["branch", esc(code.get("branch") or "n/a")],
                 ["working tree dirty", dirty_txt],
@@ -203,27 +215,27 @@ def provenance_html(prov: dict) -> str:
              f"<p>Layout <code>{esc(data.get('layout'))}</code>, root <code>{esc(data.get('root'))}</code>; "
              f"stats: mean {esc(data.get('stats', {}).get('mean'))}, std {esc(data.get('stats', {}).get('std'))}.</p>",
              table(["split", "files", "bytes", "sha256"], split_rows, numeric=(1, 2))]
-    model_rows = []
+    body.append("<h2>Models and submissions</h2>")
     for name, m in prov.get("models", {}).items():
-        ckpt = m.get("checkpoint", {})
+        ckpt, val = m.get("checkpoint", {}), m.get("val", {})
         sub = m.get("submission") or {}
-        model_rows.append([
-            esc(name), esc(m.get("config_file")),
-            f"<code>{esc(ckpt.get('path'))}</code><br>sha256 <code>{esc(ckpt.get('sha256'))}</code>"
-            f"<br><span class='muted'>{num(ckpt.get('bytes'))} bytes</span>",
-            num(m.get("iter")), num(m.get("select_mIoU")), num(m.get("val", {}).get("mIoU_no_tta")),
-            num(m.get("val", {}).get("mIoU_tta")),
-            (f"<code>{esc(sub.get('path'))}</code><br>sha256 <code>{esc(sub.get('sha256'))}</code>"
-             if sub else "n/a"),
-        ])
-    body += ["<h2>Models and submissions</h2>",
-             table(["model", "config", "checkpoint", "iter", "select mIoU", "val mIoU no TTA", "val mIoU TTA",
-                    "submission zip"], model_rows, numeric=(3, 4, 5, 6))]
-    for name, m in prov.get("models", {}).items():
         resolved = m.get("resolved_config", {})
+        rows = [
+            ["config", f"<code>{esc(m.get('config_file'))}</code> → resolved <code>{esc(resolved.get('path'))}</code>"
+                       f" (sha256 <code>{esc(resolved.get('sha256'))}</code>)"],
+            ["checkpoint", f"<code>{esc(ckpt.get('path'))}</code> ({num(ckpt.get('bytes'))} bytes)"],
+            ["checkpoint sha256", f"<code>{esc(ckpt.get('sha256'))}</code>"],
+            ["selected", f"iteration {num(m.get('iter'))} of {num(m.get('max_iters'))}, "
+                         f"val mIoU during training {num(m.get('select_mIoU'))}"],
+            ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"],
+            ["val mF1", f"{num(val.get('mF1_no_tta'))} without TTA, {num(val.get('mF1_tta'))} with TTA"],
+        ]
+        if sub:
+            rows += [["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
+                     ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"]]
+        body += [f"<h3>{esc(name)}</h3>", table(None, rows)]
         if resolved.get("text"):
-            body.append(f"<details><summary>{esc(name)}: resolved mmseg config <code>{esc(resolved.get('path'))}"
-                        f"</code> (sha256 <code>{esc(resolved.get('sha256', '')[:16])}…</code>)</summary>"
+            body.append(f"<details><summary>the resolved mmseg config of {esc(name)}</summary>"
                         f"<pre>{esc(resolved['text'])}</pre></details>")
     body += ["<h2>Resolved workflow config</h2>",
              f"<pre>{esc(prov.get('config_yaml') or json.dumps(prov.get('config'), indent=2))}</pre>"]
@@ -231,7 +243,7 @@ def provenance_html(prov: dict) -> str:
     pkg_rows = [[esc(k), f"<code>{esc(v) if v else '<i>not installed</i>'}</code>"]
                 for k, v in env.get("packages", {}).items()]
     body += ["<h2>Environment</h2>",
-             table(["", ""], [[esc(k), esc(v)] for k, v in env.items() if k != "packages"]),
+             table(None, [[esc(k), esc(v)] for k, v in env.items() if k != "packages"]),
              table(["package", "version"], pkg_rows)]
     steps = prov.get("runtimes", [])
     total = sum(s["s"] for s in steps)

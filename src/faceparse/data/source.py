@@ -1,0 +1,31 @@
+"""The `source` step: write a generated dataset (synthetic or converted CelebAMask-HQ) in the
+mini layout under out_dir, plus a manifest saying what produced it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from faceparse.data.celebamask import convert_celebamask
+from faceparse.data.synthetic import generate_dataset
+from faceparse.splitfiles import write_json
+
+
+def make_source(layout: str, out_dir: str | Path, manifest: str | Path, threads: int = 1, *,
+                synthetic: dict | None = None, data_root: str | None = None,
+                max_images: int | None = None, size: int = 512) -> dict:
+    """Make the dataset for `layout` ('synthetic' or 'celebamask-hq') and write the manifest."""
+    if layout == "synthetic":
+        cfg = synthetic or {}
+        counts = cfg.get("counts", {"train": 240, "val": 40, "test": 40})
+        seed, size = int(cfg.get("seed", 0)), int(cfg.get("size", size))
+        info = {"splits": generate_dataset(out_dir, counts, size=size, seed=seed, threads=threads),
+                "seed": seed}
+    elif layout == "celebamask-hq":
+        if not data_root:
+            raise ValueError("data_layout=celebamask-hq needs data_root=<folder of the CelebAMask-HQ release>")
+        info = convert_celebamask(data_root, out_dir, size=size, max_images=max_images, threads=threads)
+        info.update(data_root=str(data_root), max_images=max_images)
+    else:
+        raise ValueError(f"data_layout={layout!r} is not generated (mini data is used in place)")
+    result = {"layout": layout, "root": str(out_dir), "size": size, **info}
+    write_json(manifest, result)
+    return result

@@ -1,0 +1,240 @@
+"""The `validate` step: check every image/mask pair before anything expensive runs, then write
+the dataset index (results/data/validation.json) that every later step reads.
+
+Checked, per split: every file name is readable and has a known suffix; no stem appears twice
+(``a.jpg`` and ``a.jpeg``); all images share one suffix; every image has a mask and every mask
+an image (test: images only, its masks are not read); each image decodes completely, holds
+what its suffix says, is 3-channel RGB and has the expected size (given, or the split's most
+common size); each mask decodes, is a single-channel 8-bit PNG (mode L), has its image's size
+and holds labels 0..18 only. All problems are collected and raised together as one
+DataValidationError; each decode happens once, in a worker, and also yields the mask's class
+histogram for the index and the class-frequency plot.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from faceparse.data.layouts import IMAGE_SUFFIXES, MASK_SUFFIX, SPLITS, split_dirs
+from faceparse.labels import NUM_CLASSES
+from faceparse.parallel import parallel_map
+from faceparse.splitfiles import write_json
+
+log = logging.getLogger(__name__)
+
+Problem = tuple[str, str]  # (file, what is wrong)
+
+_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+_IMAGE_MODES = {
+    "L": "grayscale image (mode L), expected 3-channel RGB",
+    "LA": "grayscale image with alpha (mode LA), expected 3-channel RGB",
+    "RGBA": "RGBA image (4 channels), expected 3-channel RGB",
+    "P": "palette image (mode P), expected 3-channel RGB",
+    "CMYK": "CMYK image, expected 3-channel RGB",
+}
+_MASK_MODES = {
+    "RGB": "RGB colour mask, expected single-channel label PNG",
+    "RGBA": "RGBA colour mask, expected single-channel label PNG",
+    "P": "palette mask (mode P), expected single-channel 8-bit label PNG (mode L)",
+    "LA": "mask with alpha (mode LA), expected single-channel label PNG",
+    "1": "1-bit mask, expected single-channel 8-bit label PNG",
+    "I": "32-bit mask, expected single-channel 8-bit label PNG",
+    "I;16": "16-bit mask, expected single-channel 8-bit label PNG",
+}
+
+
+class DataValidationError(ValueError):
+    """The dataset has problems; `problems` lists them all as (file, problem)."""
+
+    MAX_SHOWN = 200
+
+    def __init__(self, root: str, problems: list[Problem]):
+        self.problems = problems
+        lines = [f"  {file}: {problem}" for file, problem in problems[: self.MAX_SHOWN]]
+        if len(problems) > self.MAX_SHOWN:
+            lines.append(f"  ... and {len(problems) - self.MAX_SHOWN} more (all are in the log)")
+        super().__init__(f"dataset {root}: {len(problems)} problem(s):\n" + "\n".join(lines))
+
+
+@dataclass
+class _Split:
+    """What listing a split's folders found."""
+
+    image_suffix: str | None
+    pairs: dict[str, tuple[Path, Path | None]]  # stem -> (image, mask or None)
+
+
+def validate_dataset(root: str | Path, layout: str, out_json: str | Path, out_plot: str | Path | None = None,
+                     threads: int = 1, size: int | tuple[int, int] | None = None) -> dict:
+    """Validate the dataset at root (mini layout); write the index (and the plot) or raise."""
+    root = Path(root)
+    expected = (size, size) if isinstance(size, int) else (tuple(size) if size else None)
+    dirs = split_dirs(root)
+    problems: list[Problem] = []
+    splits: dict[str, _Split] = {}
+    for split in SPLITS:
+        found, listing_problems = _list_split(root, dirs[split].image_dir, dirs[split].mask_dir)
+        splits[split] = found
+        problems += listing_problems
+
+    tasks = [(split, stem, str(image), str(mask) if mask else None, str(root))
+             for split, found in splits.items() for stem, (image, mask) in sorted(found.pairs.items())]
+    checks = list(parallel_map(_check_pair, tasks, threads, "validate"))
+
+    index = {"root": str(root), "layout": layout, "splits": {}}
+    for split in SPLITS:
+        results = [(task, check) for task, check in zip(tasks, checks) if task[0] == split]
+        for _, check in results:
+            problems += check.problems
+        sizes = {task[1]: check.size for task, check in results if check.size}
+        split_size = expected or (Counter(sizes.values()).most_common(1)[0][0] if sizes else None)
+        for task, check in results:
+            if check.size and split_size and check.size != split_size:
+                problems.append((_rel(task[2], root), f"size {_hw(check.size)}, expected {_hw(split_size)}"))
+        mask_dir = dirs[split].mask_dir
+        entry = {
+            "image_dir": str(dirs[split].image_dir),
+            "mask_dir": str(mask_dir) if mask_dir else None,
+            "image_suffix": splits[split].image_suffix,
+            "names": sorted(splits[split].pairs),
+            "images": len(splits[split].pairs),
+            "size": list(split_size) if split_size else None,
+        }
+        if mask_dir:
+            entry["class_pixels"] = [sum(c.counts[i] for _, c in results if c.counts) for i in range(NUM_CLASSES)]
+        index["splits"][split] = entry
+
+    if problems:
+        for file, problem in problems:
+            log.error("%s: %s", file, problem)
+        raise DataValidationError(str(root), problems)
+    write_json(out_json, index)
+    if out_plot:
+        from faceparse.data.plots import class_frequency_plot
+
+        class_frequency_plot({s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e}, out_plot)
+    log.info("validated %s: %s", root, {s: e["images"] for s, e in index["splits"].items()})
+    return index
+
+
+def _hw(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]} (HxW)"
+
+
+def _rel(path: str | Path, root: Path) -> str:
+    """A file's name for a message: relative to the dataset root, undecodable bytes escaped."""
+    name = os.path.relpath(path, root) if str(path).startswith(str(root)) else str(path)
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _readable_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes (surrogate escapes)
+        return False
+    return name.isprintable()
+
+
+def _list_folder(folder: Path, suffixes: tuple[str, ...], root: Path,
+                 problems: list[Problem]) -> dict[str, Path | None]:
+    """stem -> file of a folder's files (None for a duplicate stem, which is reported, not read);
+    bad names, unknown suffixes and duplicate stems go to problems."""
+    if not folder.is_dir():
+        problems.append((_rel(folder, root), "missing folder"))
+        return {}
+    by_stem: dict[str, list[Path]] = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name)):
+        name = entry.name
+        if name.startswith(".") or entry.is_dir():
+            continue  # hidden files (.DS_Store) and sub-folders are not data
+        path = folder / name
+        if not _readable_name(name):
+            problems.append((_rel(path, root), "unreadable file name (not UTF-8 or has control characters)"))
+            continue
+        if Path(name).suffix.lower() not in suffixes:
+            problems.append((_rel(path, root), f"unexpected file (expected {' or '.join(suffixes)})"))
+            continue
+        by_stem.setdefault(Path(name).stem, []).append(path)
+    for stem, paths in by_stem.items():
+        if len(paths) > 1:
+            problems.append((_rel(folder / stem, root), f"duplicate stem: {', '.join(p.name for p in paths)}"))
+    return {stem: paths[0] if len(paths) == 1 else None for stem, paths in by_stem.items()}
+
+
+def _list_split(root: Path, image_dir: Path, mask_dir: Path | None) -> tuple[_Split, list[Problem]]:
+    problems: list[Problem] = []
+    images = _list_folder(image_dir, IMAGE_SUFFIXES, root, problems)
+    suffix = Counter(p.suffix for p in images.values() if p).most_common(1)[0][0] if any(images.values()) else None
+    for stem, path in list(images.items()):
+        if path and path.suffix != suffix:
+            problems.append((_rel(path, root), f"suffix {path.suffix} differs from the split's {suffix} "
+                                               "(one image suffix per split)"))
+            del images[stem]
+    if image_dir.is_dir() and not images and not problems:
+        problems.append((_rel(image_dir, root), "no images"))
+    if mask_dir is None:
+        return _Split(suffix, {stem: (path, None) for stem, path in images.items() if path}), problems
+    masks = _list_folder(mask_dir, (MASK_SUFFIX,), root, problems)
+    for stem in sorted(set(images) - set(masks)):
+        if mask_dir.is_dir() and images[stem]:
+            problems.append((_rel(images[stem], root), f"no mask ({_rel(mask_dir / (stem + MASK_SUFFIX), root)})"))
+    for stem in sorted(set(masks) - set(images)):
+        if masks[stem]:
+            problems.append((_rel(masks[stem], root), "mask without an image"))
+    pairs = {stem: (images[stem], masks[stem]) for stem in images.keys() & masks.keys() if images[stem] and masks[stem]}
+    return _Split(suffix, pairs), problems
+
+
+@dataclass
+class _Check:
+    size: tuple[int, int] | None  # (H, W) of the image when it decoded
+    problems: list[Problem]
+    counts: list[int] | None  # pixels per class in the mask
+
+
+def _check_pair(task: tuple[str, str, str, str | None, str]) -> _Check:
+    """Decode an image and its mask once; report what is wrong and the mask's class counts."""
+    _, _, image, mask, root_s = task
+    root = Path(root_s)
+    problems: list[Problem] = []
+    size = None
+    name = _rel(image, root)
+    try:
+        with Image.open(image) as im:
+            im.load()
+            size = (im.height, im.width)
+            fmt = _FORMATS[Path(image).suffix.lower()]
+            if im.format != fmt:
+                problems.append((name, f"{im.format} data in a {Path(image).suffix} file"))
+            if im.mode != "RGB":
+                problems.append((name, _IMAGE_MODES.get(im.mode, f"mode {im.mode}, expected 3-channel RGB")))
+    except Exception as exc:  # noqa: BLE001 - any decoder error is a problem to report
+        problems.append((name, f"unreadable image: {exc}"))
+    if mask is None:
+        return _Check(size, problems, None)
+    counts = None
+    name = _rel(mask, root)
+    try:
+        with Image.open(mask) as m:
+            m.load()
+            if m.format != "PNG":
+                problems.append((name, f"{m.format} data in a .png file"))
+            if m.mode != "L":
+                problems.append((name, _MASK_MODES.get(m.mode, f"mode {m.mode}, expected single-channel label PNG")))
+            else:
+                hist = m.histogram()
+                bad = [v for v in range(NUM_CLASSES, 256) if hist[v]]
+                if bad:
+                    shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
+                    problems.append((name, f"label values outside 0..{NUM_CLASSES - 1}: {shown}"))
+                counts = hist[:NUM_CLASSES]
+            if size and (m.height, m.width) != size:
+                problems.append((name, f"size {_hw((m.height, m.width))} differs from its image's {_hw(size)}"))
+    except Exception as exc:  # noqa: BLE001
+        problems.append((name, f"unreadable mask: {exc}"))
+    return _Check(size, problems, counts)

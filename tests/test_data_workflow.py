@@ -1,0 +1,62 @@
+"""The data rules under Snakemake: a broken mini dataset stops the run at validate."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from faceparse.data.synthetic import generate_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+TARGETS = ("results/data/stats.json", "results/data/flip.json")
+
+
+def _run(workdir: Path, config: dict) -> subprocess.CompletedProcess:
+    """Run just the data rules: a Snakefile of our own that includes common.smk and data.smk."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "Snakefile").write_text(
+        "from snakemake.utils import validate\n"
+        'configfile: "config.yaml"\n'
+        f'validate(config, "{ROOT}/workflow/schemas/config.schema.yaml")\n'
+        f'include: "{ROOT}/workflow/rules/common.smk"\n'
+        f'include: "{ROOT}/workflow/rules/data.smk"\n'
+    )
+    cmd = [str(SNAKEMAKE), "-s", str(workdir / "Snakefile"), "-d", str(workdir), "--cores", "2", *TARGETS]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=workdir)
+
+
+MODELS = {"demo_tiny": {"config": "configs/demo_tiny.py"}}
+
+
+def test_broken_mini_dataset_stops_at_validate(tmp_path):
+    data = tmp_path / "mini"
+    generate_dataset(data, {"train": 4, "val": 2, "test": 2}, size=64, seed=1)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(data / "train" / "masks" / "train_00001.png")
+    (data / "val" / "masks" / "val_00001.png").unlink()
+    result = _run(tmp_path, {"data_layout": "mini", "data_root": str(data), "models": MODELS})
+    assert result.returncode != 0
+    assert "Error in rule validate" in result.stderr + result.stdout
+    log = (tmp_path / "logs" / "data" / "validate.log").read_text()
+    assert "train/masks/train_00001.png: RGB colour mask, expected single-channel label PNG" in log
+    assert "val/images/val_00001.jpg: no mask" in log
+    for out in ("validation.json", "class_frequency.png", "stats.json", "flip.json", "flipped"):
+        assert not (tmp_path / "results" / "data" / out).exists(), out
+    assert not (tmp_path / "logs" / "data" / "stats.log").exists()  # nothing downstream ran
+
+
+@pytest.mark.slow
+def test_synthetic_source_validate_flip_stats(tmp_path):
+    config = {"synthetic": {"seed": 0, "size": 64, "counts": {"train": 4, "val": 2, "test": 2}},
+              "train_on_val": True, "models": MODELS}
+    result = _run(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-4000:]
+    data = tmp_path / "results" / "data"
+    assert yaml.safe_load((data / "source" / "source.json").read_text())["splits"]["train"] == 4
+    assert yaml.safe_load((data / "stats.json").read_text())["images"] == 6  # train + val
+    assert len(list((data / "flipped" / "images").iterdir())) == 6

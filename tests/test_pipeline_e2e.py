@@ -1,0 +1,118 @@
+"""The whole DAG on a tiny synthetic set, in a temporary working directory."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+TINY_CONFIG = {
+    "data_layout": "synthetic",
+    "synthetic": {"seed": 3, "size": 128, "counts": {"train": 16, "val": 6, "test": 5}},
+    "tta": {"scales": [0.75, 1.0], "flip": True},
+    "models": {
+        "demo_tiny": {
+            "config": "configs/demo_tiny.py",
+            "gpus": 0,
+            "overrides": {
+                "train_cfg.max_iters": 12,
+                "train_cfg.val_interval": 6,
+                "default_hooks.checkpoint.interval": 6,
+                "train_dataloader.batch_size": 2,
+            },
+        }
+    },
+}
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--resources", "gpu=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("e2e")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    result = run_snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-6000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_dag_outputs_have_the_right_content(tiny_run: Path):
+    results = tiny_run / "results"
+    validation = json.loads((results / "data/validation.json").read_text())
+    assert {s: validation["splits"][s]["images"] for s in ("train", "val", "test")} == {"train": 16, "val": 6, "test": 5}
+
+    stats = json.loads((results / "data/stats.json").read_text())
+    assert stats["images"] == 16 and all(0 < m < 255 for m in stats["mean"]) and all(s > 0 for s in stats["std"])
+
+    best = json.loads((results / "models/demo_tiny/best.json").read_text())
+    assert best["iter"] in (6, 12)
+    assert (tiny_run / best["checkpoint"]).is_file()  # relative to the workdir, or absolute
+
+    metrics = json.loads((results / "models/demo_tiny/val_metrics.json").read_text())
+    for mode in ("no_tta", "tta"):
+        assert 0.0 <= metrics[mode]["mIoU"] <= 1.0
+        assert len(metrics[mode]["IoU"]) == 19 and len(metrics[mode]["F1"]) == 19
+        confusion = np.array(metrics[mode]["confusion"])
+        assert confusion.shape == (19, 19) and confusion.sum() == 6 * 128 * 128
+
+    test_names = sorted(validation["splits"]["test"]["names"])
+    with zipfile.ZipFile(results / "submission/demo_tiny.zip") as zf:
+        assert sorted(Path(n).stem for n in zf.namelist()) == test_names
+        for name in zf.namelist():
+            with zf.open(name) as fh:
+                mask = Image.open(fh)
+                mask.load()
+            assert mask.mode == "L" and mask.size == (128, 128)
+            assert np.asarray(mask).max() <= 18
+
+
+@pytest.mark.slow
+def test_rerun_is_a_no_op_and_report_builds(tiny_run: Path):
+    dry = run_snakemake(tiny_run, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+    report = run_snakemake(tiny_run, "--report", str(tiny_run / "report.zip"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    with zipfile.ZipFile(tiny_run / "report.zip") as zf:
+        assert any(n.endswith("report.html") for n in zf.namelist())
+
+
+@pytest.mark.slow
+def test_bad_input_stops_at_validate(tmp_path: Path):
+    """A mini dataset with an RGB colour mask: validate names the file, nothing downstream runs."""
+    root = tmp_path / "mini"
+    for split in ("train", "val", "test"):
+        (root / split / "images").mkdir(parents=True)
+        if split != "test":
+            (root / split / "masks").mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((64, 64, 3), 100, np.uint8)).save(root / split / "images" / f"{split}{i}.jpg")
+            if split != "test":
+                Image.fromarray(np.ones((64, 64), np.uint8)).save(root / split / "masks" / f"{split}{i}.png")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(root / "train" / "masks" / "train1.png")
+    config = dict(TINY_CONFIG, data_layout="mini", data_root=str(root))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/data/validate.log").read_text()
+    assert "train1.png" in log and "RGB" in log
+    assert not (tmp_path / "results/data/validation.json").exists()
+    assert not (tmp_path / "results/models").exists()

@@ -1,0 +1,222 @@
+"""build_config, training with resume, train.json."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceparse.labels import PALETTE, SWAP_LUT
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "configs" / "demo_tiny.py"
+SEED = REPO / "configs" / "seed_convnext_xl.py"
+
+
+def _face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A crude face: skin disc, hair, nose, mouth and a left/right eye pair."""
+    yy, xx = np.mgrid[:size, :size] / size
+    cx, cy = 0.5 + rng.uniform(-0.05, 0.05), 0.55 + rng.uniform(-0.05, 0.05)
+    mask = np.zeros((size, size), np.uint8)
+    mask[(xx - cx) ** 2 + (yy - cy) ** 2 < 0.12] = 1
+    mask[(yy < cy - 0.25) & ((xx - cx) ** 2 + (yy - cy) ** 2 < 0.2)] = 13
+    mask[(np.abs(xx - cx) < 0.04) & (np.abs(yy - cy) < 0.08)] = 2
+    mask[(np.abs(xx - cx) < 0.12) & (np.abs(yy - cy - 0.17) < 0.03)] = 10
+    mask[(xx - cx + 0.15) ** 2 + (yy - cy + 0.1) ** 2 < 0.003] = 4  # person's left eye: image left here
+    mask[(xx - cx - 0.15) ** 2 + (yy - cy + 0.1) ** 2 < 0.003] = 5
+    image = np.array(PALETTE, np.float32)[mask] * 0.8 + rng.normal(0, 12, (size, size, 3))
+    image[..., 0] += 40 * (xx < 0.5)  # a left/right cue, so the eye pair is learnable
+    return np.clip(image, 0, 255).astype(np.uint8), mask
+
+
+def make_tiny_dataset(root: Path, counts=None, size: int = 64, seed: int = 0) -> dict:
+    """A mini-layout data set plus validation.json / flip.json / stats.json, as the data rules write them."""
+    counts = counts or {"train": 6, "val": 3}
+    rng = np.random.default_rng(seed)
+    index = {"root": str(root), "layout": "mini", "splits": {}}
+    pixels = []
+    for split, n in counts.items():
+        img_dir, mask_dir = root / split / "images", root / split / "masks"
+        img_dir.mkdir(parents=True)
+        mask_dir.mkdir(parents=True)
+        names = []
+        for i in range(n):
+            image, mask = _face(rng, size)
+            name = f"{split}{i:03d}"
+            Image.fromarray(image).save(img_dir / f"{name}.jpg", quality=95)
+            Image.fromarray(mask).save(mask_dir / f"{name}.png")
+            names.append(name)
+            pixels.append(image.reshape(-1, 3))
+            if split == "train":
+                fdir = root / "flipped"
+                (fdir / "images").mkdir(parents=True, exist_ok=True)
+                (fdir / "masks").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image[:, ::-1]).save(fdir / "images" / f"{name}_flip.png")
+                Image.fromarray(SWAP_LUT[mask[:, ::-1]]).save(fdir / "masks" / f"{name}_flip.png")
+        index["splits"][split] = {
+            "image_dir": str(img_dir), "mask_dir": str(mask_dir), "image_suffix": ".jpg",
+            "names": names, "images": n, "size": [size, size]}
+    flip = {"image_dir": str(root / "flipped" / "images"), "mask_dir": str(root / "flipped" / "masks"),
+            "image_suffix": ".png", "names": [f"{n}_flip" for n in index["splits"]["train"]["names"]],
+            "images": counts["train"]}
+    px = np.concatenate(pixels).astype(np.float64)
+    stats = {"mean": px.mean(0).tolist(), "std": px.std(0).tolist(), "images": sum(counts.values())}
+    paths = {}
+    for name, content in (("validation", index), ("flip", flip), ("stats", stats)):
+        paths[name] = root / f"{name}.json"
+        paths[name].write_text(json.dumps(content))
+    return paths
+
+
+def tiny_config(tmp_path: Path, base: Path = DEMO, crop: int = 64) -> Path:
+    """A config inheriting `base` with a small crop for fast tests."""
+    path = tmp_path / "tiny_config.py"
+    path.write_text(f"""
+_base_ = [{str(base)!r}]
+crop_size = ({crop}, {crop})
+model = dict(data_preprocessor=dict(size=crop_size))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlipSwapLR', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=crop_size, keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+""")
+    return path
+
+
+FAST = {
+    "train_cfg.max_iters": 4,
+    "train_cfg.val_interval": 2,
+    "default_hooks.checkpoint.interval": 2,
+    "default_hooks.logger.interval": 1,
+    "param_scheduler.0.end": 2,
+    "param_scheduler.1.begin": 2,
+    "param_scheduler.1.end": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("data"))
+
+
+def test_build_config_datasets_and_device(data, tmp_path):
+    from faceparse.train import build_config
+
+    cfg = build_config(DEMO, data["validation"], data["stats"], flip=data["flip"], train_on_val=True,
+                       overrides={"train_cfg.max_iters": 300, "train_dataloader.batch_size": 3},
+                       work_dir=tmp_path / "train", gpus=0)
+    ds = cfg.train_dataloader.dataset
+    assert ds.type == "ConcatDataset" and len(ds.datasets) == 3
+    train, flip, val = ds.datasets
+    assert train.data_prefix.img_path.endswith("train/images") and train.img_suffix == ".jpg"
+    assert flip.img_suffix == ".png"
+    assert Path(flip.ann_file).read_text().split() == [f"train{i:03d}_flip" for i in range(6)]
+    assert Path(val.ann_file).read_text().split() == ["val000", "val001", "val002"]
+    assert train.pipeline == cfg.train_pipeline  # the template's pipeline
+    assert cfg.val_dataloader.dataset.pipeline == cfg.test_pipeline
+    assert cfg.test_dataloader.dataset.ann_file == cfg.val_dataloader.dataset.ann_file
+    assert cfg.train_dataloader.batch_size == 3
+    stats = json.loads(Path(data["stats"]).read_text())
+    assert cfg.model.data_preprocessor.mean == pytest.approx(stats["mean"])
+    assert cfg.work_dir == str((tmp_path / "train").resolve())
+    # the poly schedule follows a changed max_iters
+    assert cfg.train_cfg.max_iters == 300 and cfg.param_scheduler[-1].end == 300
+
+    only_train = build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "t2")
+    assert only_train.train_dataloader.dataset.type == "FaceParseDataset"
+
+
+def test_build_config_seed_cpu_and_gpu(data, tmp_path):
+    from faceparse.train import build_config
+
+    cpu = build_config(SEED, data["validation"], data["stats"], work_dir=tmp_path / "a", gpus=0)
+    assert cpu.optim_wrapper.type == "OptimWrapper" and "loss_scale" not in cpu.optim_wrapper
+    assert cpu.model.decode_head.norm_cfg.type == "BN" and cpu.env_cfg.dist_cfg.backend == "gloo"
+    gpu = build_config(SEED, data["validation"], data["stats"], work_dir=tmp_path / "b", gpus=1)
+    assert gpu.optim_wrapper.type == "AmpOptimWrapper" and gpu.optim_wrapper.loss_scale == "dynamic"
+    assert gpu.model.decode_head.norm_cfg.type == "SyncBN" and gpu.env_cfg.dist_cfg.backend == "nccl"
+
+
+def _train_steps(work_dir: Path) -> list[list[int]]:
+    """Training iterations logged by each (re)start, in order."""
+    runs = []
+    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        steps = [json.loads(line)["step"] for line in scalars.read_text().splitlines()
+                 if line.strip() and "loss" in json.loads(line)]
+        runs.append(steps)
+    return runs
+
+
+def test_train_resumes_from_last_checkpoint(data, tmp_path):
+    from faceparse.train import train
+
+    config = tiny_config(tmp_path)
+    work_dir, out = tmp_path / "models" / "m" / "train", tmp_path / "models" / "m" / "train.json"
+    first = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"],
+                  overrides=FAST, threads=1)
+    assert [Path(c).name for c in first["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
+    assert [v["iter"] for v in first["val"]] == [2, 4]
+    assert all(0.0 <= v["mIoU"] <= 1.0 for v in first["val"])
+    assert json.loads(out.read_text()) == first
+    assert first["config"] == str((work_dir / "config.py").resolve()) and first["max_iters"] == 4
+
+    # A longer rerun continues from iter 4, not from 0, with the schedule stretched to 6.
+    second = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"],
+                   overrides={**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6}, threads=1)
+    assert [Path(c).name for c in second["checkpoints"]] == ["iter_2.pth", "iter_4.pth", "iter_6.pth"]
+    assert [v["iter"] for v in second["val"]] == [2, 4, 6]
+    runs = _train_steps(work_dir)
+    assert runs == [[1, 2, 3, 4], [5, 6]]
+
+    # Already finished: a rerun does not train again.
+    third = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"],
+                  overrides={**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6}, threads=1)
+    assert third["checkpoints"] == second["checkpoints"] and len(_train_steps(work_dir)) == 2
+
+
+def _lrs(work_dir: Path) -> dict[int, float]:
+    lrs = {}
+    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        for line in scalars.read_text().splitlines():
+            rec = json.loads(line)
+            if "lr" in rec:
+                lrs[rec["step"]] = rec["lr"]
+    return lrs
+
+
+def test_resume_with_longer_schedule_matches_uninterrupted(data, tmp_path):
+    """max_iters raised after a finished run: the lr follows the new schedule from the resumed iter."""
+    from faceparse.train import train
+
+    config = tiny_config(tmp_path)
+    overrides = {**FAST, "train_cfg.val_interval": 100}
+    overrides.pop("param_scheduler.1.end")  # follows max_iters
+    resumed = tmp_path / "resumed"
+    train(config, data["validation"], data["stats"], resumed / "train.json", resumed / "train",
+          overrides={**overrides, "train_cfg.max_iters": 4}, threads=1)
+    train(config, data["validation"], data["stats"], resumed / "train.json", resumed / "train",
+          overrides={**overrides, "train_cfg.max_iters": 8}, threads=1)
+    straight = tmp_path / "straight"
+    train(config, data["validation"], data["stats"], straight / "train.json", straight / "train",
+          overrides={**overrides, "train_cfg.max_iters": 8}, threads=1)
+    got, want = _lrs(resumed / "train"), _lrs(straight / "train")
+    assert sorted(got) == list(range(1, 9))
+    assert got[4] == 0.0  # the first run decayed to zero at its end ...
+    assert [got[i] for i in range(5, 9)] == pytest.approx([want[i] for i in range(5, 9)], rel=1e-6)
+    assert got[5] > got[6] > got[7] > 0  # ... the resumed one follows the 8-iteration schedule
+    log = "\n".join(p.read_text() for p in (resumed / "train").glob("*/*.log"))
+    assert "ResumeScheduleHook: PolyLR.end 4 (checkpoint) -> 8 (config)" in log

@@ -1,0 +1,16 @@
+"""Report step data_samples: sample images + colour masks (original and flipped), counts and stats."""
+from faceparse.steplog import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+
+from faceparse.report.plots import data_section  # noqa: E402
+
+data_section(
+    snakemake.input.validated,
+    snakemake.input.get("flipped"),
+    snakemake.input.stats,
+    samples_png=snakemake.output.samples,
+    summary_html=snakemake.output.summary,
+    count=snakemake.params.shown,
+    source_json=snakemake.input.get("source"),
+)
