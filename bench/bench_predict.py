@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceparse.inference import load_model, model_paths, run_split, config_test_pipeline, tta_model, without_annotations
+from faceparse.inference import (config_test_pipeline, load_model, model_paths, run_split, tta_model,
+                                 without_annotations)
 from faceparse.labels import CLASSES, PALETTE
 from faceparse.mm.tta import tta_pipeline
 from faceparse.splitfiles import split_files

@@ -112,3 +112,23 @@ def test_flip_with_val_for_train_on_val(validated, tmp_path):
     info = flip_dataset(index, tmp_path / "flipped", tmp_path / "flip.json", splits=["train", "val"])
     assert info["images"] == 7 and info["splits"] == ["train", "val"]
     assert len(list((tmp_path / "flipped" / "images").iterdir())) == 7
+
+
+def test_mixed_jpeg_and_png_flips_become_one_suffix(tmp_path):
+    """Width 72: a 4:4:4 JPEG flips losslessly, a 4:2:0 one cannot; the folder gets PNGs only."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo(images / "a.jpg", 72, quality=90, subsampling=0)
+    _photo(images / "b.jpg", 72, quality=90, subsampling=2)
+    for stem in "ab":
+        Image.fromarray(np.zeros((48, 72), np.uint8)).save(masks / f"{stem}.png")
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"root": "", "layout": "mini", "splits": {"train": {
+        "image_dir": str(images), "mask_dir": str(masks), "image_suffix": ".jpg", "names": ["a", "b"], "images": 2}}}))
+    info = flip_dataset(index, tmp_path / "flipped", tmp_path / "flip.json")
+    assert info["image_suffix"] == ".png" and not info["lossless_jpeg"]
+    assert sorted(p.name for p in (tmp_path / "flipped" / "images").iterdir()) == ["a_flip.png", "b_flip.png"]
+    for stem in "ab":  # the PNG holds exactly what the decoded flip shows
+        flipped = _pixels(tmp_path / "flipped" / "images" / f"{stem}_flip.png")
+        assert np.abs(flipped[:, ::-1] - _pixels(images / f"{stem}.jpg")).max() <= 3

@@ -10,7 +10,8 @@ from PIL import Image
 pytest.importorskip("mmcv.ops")
 import torch  # noqa: E402
 
-from faceparse.inference import evaluate, evaluate_model, load_model, predict, run_split, config_test_pipeline, without_annotations  # noqa: E402
+from faceparse.inference import (config_test_pipeline, evaluate, evaluate_model, load_model,  # noqa: E402
+                                 predict, run_split, without_annotations)
 from faceparse.labels import CLASSES  # noqa: E402
 from faceparse.metrics import confusion_matrix  # noqa: E402
 from faceparse.splitfiles import split_files  # noqa: E402

@@ -71,6 +71,14 @@ def test_missing_file(dataset, tmp_path):
     _refused(preds, index, tmp_path, "001.png: missing", "3 files, the test split has 4")
 
 
+def test_hidden_files_ignored(dataset, tmp_path):
+    index, preds, _ = dataset
+    (preds / ".snakemake_timestamp").write_text("")
+    package(preds, index, tmp_path / "m.zip", tmp_path / "m.check.json")
+    with zipfile.ZipFile(tmp_path / "m.zip") as zf:
+        assert len(zf.namelist()) == 4
+
+
 def test_extra_file(dataset, tmp_path):
     index, preds, _ = dataset
     Image.fromarray(np.zeros((H, W), np.uint8)).save(preds / "999.png")

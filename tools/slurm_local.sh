@@ -80,7 +80,8 @@ write_conf() {
   cat >"$DIR/slurm.conf" <<EOF
 $MARKER
 ClusterName=faceparse
-SlurmctldHost=$host
+# Addresses given explicitly: works even where the hostname does not resolve.
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmctldPort=6817
 SlurmdPort=6818
@@ -110,7 +111,7 @@ ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=60
 # MinJobAge is left at its default (300 s): squeue must still see finished jobs.
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   if [ -e "$ETC_CONF" ] && ! grep -qF "$MARKER" "$ETC_CONF"; then

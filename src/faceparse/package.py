@@ -84,7 +84,8 @@ def check_predictions(pred_dir: str | Path, validation_json: str | Path, split: 
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         return {"problems": [f"{pred_dir}: no such folder"], "expected": len(files.names), "found": 0}
-    present = {p.name for p in pred_dir.iterdir()}
+    # Hidden files (Snakemake's .snakemake_timestamp in a directory output) are not part of it.
+    present = {p.name for p in pred_dir.iterdir() if not p.name.startswith(".")}
     expected = {f"{n}.png" for n in files.names}
     problems = [f"{n}.png: missing" for n in files.names if f"{n}.png" not in present]
     problems += [f"{name}: not a test image's mask (extra file)" for name in sorted(present - expected)]

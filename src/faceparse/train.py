@@ -149,6 +149,9 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
     cfg.train_dataloader.dataset = parts[0] if len(parts) == 1 else dict(type="ConcatDataset", datasets=parts)
     cfg.val_dataloader.dataset = split_dataset("val", cfg.val_dataloader.dataset, splits["val"])
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        if loader.get("num_workers", 0) == 0:
+            loader["persistent_workers"] = False  # torch refuses persistent workers without workers
 
     if gpus <= 0:
         if cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
@@ -314,7 +317,7 @@ def run(config_path: str | Path, launcher: str = "none", threads: int | None = N
     cfg.launcher = launcher
     if launcher != "none" and not torch.cuda.is_available():
         _init_cpu_distributed()
-        cfg.model_wrapper_cfg = dict(type="CPUDistributedDataParallel")
+        cfg.model_wrapper_cfg = dict(type="mmseg.CPUDistributedDataParallel")
     last = find_latest_checkpoint(cfg.work_dir) if Path(cfg.work_dir).is_dir() else None
     max_iters = int(cfg.train_cfg.max_iters)
     if last:

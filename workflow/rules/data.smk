@@ -3,34 +3,23 @@
 # compute the normalisation statistics. Each rule handles whole splits in one job.
 
 
-def training_splits() -> list[str]:
-    """The splits the model trains on: train, and val too when config train_on_val is set."""
-    return ["train", "val"] if config["train_on_val"] else ["train"]
-
-
-def expected_image_size() -> int | None:
-    """The size validate insists on: known for generated data, else each split's most common."""
-    if config["data_layout"] == "synthetic":
-        return config["synthetic"]["size"]
-    if config["data_layout"] == "celebamask-hq":
-        return 512
-    return None
-
-
-def source_input() -> dict:
-    """A CelebAMask-HQ conversion reads the release folder; the synthetic generator reads nothing."""
-    if config["data_layout"] == "celebamask-hq":
-        if not config["data_root"]:
-            raise ValueError("config: data_layout=celebamask-hq needs data_root=<CelebAMask-HQ release folder>")
-        return {"release": config["data_root"]}
-    return {}
+# Values the rules below share. Constants, not functions: `snakemake --lint` wants functions
+# in common.smk, and these are plain config lookups.
+# The splits the model trains on, which flip and stats cover: train, plus val with train_on_val.
+TRAINING_SPLITS = ["train", "val"] if config["train_on_val"] else ["train"]
+# The image size validate insists on: known for generated data, else each split's most common.
+EXPECTED_IMAGE_SIZE = {"synthetic": config["synthetic"]["size"], "celebamask-hq": 512}.get(config["data_layout"])
+if config["data_layout"] == "celebamask-hq" and not config["data_root"]:
+    raise ValueError("config: data_layout=celebamask-hq needs data_root=<CelebAMask-HQ release folder>")
+# A CelebAMask-HQ conversion reads the release folder; the synthetic generator reads nothing.
+SOURCE_INPUT = {"release": config["data_root"]} if config["data_layout"] == "celebamask-hq" else {}
 
 
 if is_generated_source():
 
     rule source:
         input:
-            **source_input(),
+            **SOURCE_INPUT,
         output:
             manifest="results/data/source/source.json",
         params:
@@ -38,7 +27,7 @@ if is_generated_source():
             synthetic=config["synthetic"],
             data_root=config["data_root"],
             max_images=config["celebamask_hq"]["max_images"],
-            size=expected_image_size(),
+            size=EXPECTED_IMAGE_SIZE,
         log:
             "logs/data/source.log",
         benchmark:
@@ -61,9 +50,8 @@ rule validate:
             category="Data",
         ),
     params:
-        root=data_root(),
         layout=config["data_layout"],
-        size=expected_image_size(),
+        size=EXPECTED_IMAGE_SIZE,
     log:
         "logs/data/validate.log",
     benchmark:
@@ -82,7 +70,7 @@ rule flip:
         flipped=directory("results/data/flipped"),
         manifest="results/data/flip.json",
     params:
-        splits=training_splits(),
+        splits=TRAINING_SPLITS,
     log:
         "logs/data/flip.log",
     benchmark:
@@ -100,7 +88,7 @@ rule stats:
     output:
         stats="results/data/stats.json",
     params:
-        splits=training_splits(),
+        splits=TRAINING_SPLITS,
     log:
         "logs/data/stats.log",
     benchmark:

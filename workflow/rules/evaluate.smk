@@ -31,7 +31,7 @@ rule evaluate:
         "logs/models/{model}/evaluate.log",
     benchmark:
         "benchmarks/models/{model}/evaluate.tsv"
-    threads: 4
+    threads: min(8, workflow.cores)
     resources:
         gpu=inference_gpus,
     conda:
@@ -55,7 +55,7 @@ rule predict:
         "logs/models/{model}/predict.log",
     benchmark:
         "benchmarks/models/{model}/predict.tsv"
-    threads: 4
+    threads: min(8, workflow.cores)
     resources:
         gpu=inference_gpus,
     conda:

@@ -1,12 +1,16 @@
 """Step validate: check every image/mask pair, write the dataset index and the class-frequency plot."""
+from pathlib import Path
+
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 from faceparse.data.validate import validate_dataset  # noqa: E402
 
+# The input is a mini dataset's folder, or the manifest (source.json) inside a generated one.
+source = Path(snakemake.input.source)
 validate_dataset(
-    snakemake.params.root,
+    source.parent if source.is_file() else source,
     snakemake.params.layout,
     snakemake.output.validation,
     snakemake.output.plot,

@@ -103,16 +103,15 @@ def flip_dataset(validation_json: str | Path, out_dir: str | Path, manifest: str
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"the same image name in several of {list(splits)}: {dupes[:10]}")
     suffixes = list(parallel_map(_flip_pair, tasks, threads, "flip"))
-    suffix = max(set(suffixes), key=suffixes.count) if suffixes else ".jpg"
-    if len(set(suffixes)) > 1:  # one suffix per folder: re-save the JPEG minority losslessly as PNG
-        log.warning("mixed lossless JPEG / PNG flips; writing all as PNG")
-        for name, sfx in zip(names, suffixes):
-            if sfx == ".jpg":
+    suffix = ".png" if ".png" in suffixes else ".jpg"
+    if suffix == ".png" and ".jpg" in suffixes:  # one suffix per folder: the JPEGs become PNG too
+        log.warning("some images could not be flipped as JPEG; writing all flips as PNG (lossless)")
+        for name, written in zip(names, suffixes):
+            if written == ".jpg":
                 jpg = out_dir / "images" / f"{name}.jpg"
                 with Image.open(jpg) as im:
                     im.save(jpg.with_suffix(".png"))
                 jpg.unlink()
-        suffix = ".png"
     result = {
         "image_dir": str(out_dir / "images"),
         "mask_dir": str(out_dir / "masks"),

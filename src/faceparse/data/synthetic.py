@@ -78,7 +78,7 @@ class Features:
     mouth_y: float
 
     def brow_top(self) -> float:
-        return self.brow_y - self.brow_t - 0.06
+        return self.brow_y - self.brow_t - 0.1  # above the highest arch (0.08)
 
 
 def generate_face(size: int = 512, seed: int = 0, split: str = "train", index: int = 0) -> tuple[bytes, np.ndarray]:
@@ -116,13 +116,19 @@ def generate_face(size: int = 512, seed: int = 0, split: str = "train", index: i
         _earrings(canvas, rng, head, lobes)
 
     img = canvas.render(rng, _background(rng, size), head.frame.scale, C.scale(C.any_colour(rng), 0.6))
+    return _camera(rng, img), np.asarray(canvas.mask).copy()
+
+
+def _camera(rng: np.random.Generator, img: np.ndarray) -> bytes:
+    """What a camera adds to the rendered scene: lens blur, sensor noise, JPEG compression."""
+    size = img.shape[0]
     photo = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.35, 1.3) * size / 512))
-    grain = rng.standard_normal((size, size, 1), dtype=np.float32)  # sensor noise (luminance)
+    grain = rng.standard_normal((size, size, 1), dtype=np.float32)  # luminance noise
     noisy = np.asarray(photo, np.float32) + rng.uniform(1.0, 7.0) * grain
     buf = io.BytesIO()
     Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=int(rng.integers(70, 96)))
-    return buf.getvalue(), np.asarray(canvas.mask).copy()
+    return buf.getvalue()
 
 
 # --- placement ---------------------------------------------------------------------------
@@ -146,7 +152,7 @@ def _features(rng: np.random.Generator, head: Head) -> Features:
     return Features(
         eye_x=rng.uniform(0.36, 0.45), eye_y=eye_y, eye_w=rng.uniform(0.17, 0.23),
         eye_h=rng.uniform(0.075, 0.1), brow_y=eye_y - rng.uniform(0.26, 0.33),
-        brow_t=rng.uniform(0.035, 0.06), nose_y=nose_y, mouth_y=mouth_y,
+        brow_t=rng.uniform(0.045, 0.07), nose_y=nose_y, mouth_y=mouth_y,
     )
 
 
@@ -263,9 +269,9 @@ def _necklace(canvas: Canvas, rng: np.random.Generator, head: Head, neck_w: floa
     mat = canvas.material(C.metal(rng), texture=0.06)
     px = head.frame.scale
     if rng.uniform() < 0.5:  # chain
-        canvas.stroke(head.body(curve), rng.uniform(0.045, 0.075) * px, NECK_L, mat)
+        canvas.stroke(head.body(curve), rng.uniform(0.07, 0.1) * px, NECK_L, mat)
     else:  # beads
-        r = rng.uniform(0.035, 0.055)
+        r = rng.uniform(0.045, 0.065)
         for x, y in curve[:: max(1, int(round(r * 40)))]:
             canvas.fill(head.body(ellipse(x, y, r, r, 12)), NECK_L, mat)
     if rng.uniform() < 0.6:  # pendant
@@ -471,15 +477,15 @@ def _earrings(canvas: Canvas, rng: np.random.Generator, head: Head, lobes: list[
     px = head.frame.scale
     mat = canvas.material(C.metal(rng), texture=0.05)
     kind = rng.integers(3)
-    r = rng.uniform(0.06, 0.1) * px
+    r = rng.uniform(0.075, 0.115) * px
     for lobe in lobes:
         x, y = float(lobe[0]), float(lobe[1])
         if kind == 0:  # ball / stud drop
             canvas.fill(ellipse(x, y + r * 0.9, r, r, 16), EAR_R, mat)
         elif kind == 1:  # hoop
-            canvas.stroke(ellipse(x, y + r * 1.3, r * 1.3, r * 1.3, 20), 0.04 * px, EAR_R, mat, closed=True)
+            canvas.stroke(ellipse(x, y + r * 1.3, r * 1.3, r * 1.3, 20), 0.06 * px, EAR_R, mat, closed=True)
         else:  # dangle
-            canvas.stroke(np.array([[x, y], [x, y + r * 1.5]]), 0.035 * px, EAR_R, mat)
+            canvas.stroke(np.array([[x, y], [x, y + r * 1.5]]), 0.05 * px, EAR_R, mat)
             canvas.fill(ellipse(x, y + r * 2.2, r * 0.75, r, 16), EAR_R, mat)
 
 

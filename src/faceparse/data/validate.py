@@ -91,8 +91,8 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, out_pl
         results = [(task, check) for task, check in zip(tasks, checks) if task[0] == split]
         for _, check in results:
             problems += check.problems
-        sizes = {task[1]: check.size for task, check in results if check.size}
-        split_size = expected or (Counter(sizes.values()).most_common(1)[0][0] if sizes else None)
+        sizes = Counter(check.size for _, check in results if check.size)
+        split_size = expected or (sizes.most_common(1)[0][0] if sizes else None)
         for task, check in results:
             if check.size and split_size and check.size != split_size:
                 problems.append((_rel(task[2], root), f"size {_hw(check.size)}, expected {_hw(split_size)}"))
@@ -106,7 +106,8 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, out_pl
             "size": list(split_size) if split_size else None,
         }
         if mask_dir:
-            entry["class_pixels"] = [sum(c.counts[i] for _, c in results if c.counts) for i in range(NUM_CLASSES)]
+            counts = [check.counts for _, check in results if check.counts]
+            entry["class_pixels"] = [sum(column) for column in zip(*counts)] if counts else [0] * NUM_CLASSES
         index["splits"][split] = entry
 
     if problems:
@@ -128,7 +129,10 @@ def _hw(size: tuple[int, int]) -> str:
 
 def _rel(path: str | Path, root: Path) -> str:
     """A file's name for a message: relative to the dataset root, undecodable bytes escaped."""
-    name = os.path.relpath(path, root) if str(path).startswith(str(root)) else str(path)
+    try:
+        name = str(Path(path).relative_to(root))
+    except ValueError:
+        name = str(path)
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 

@@ -171,11 +171,14 @@ def training_curves_figure(train_rows: Sequence[dict], val_points: Sequence[tupl
     """Loss, val mIoU and learning rate over iterations, the selected checkpoint marked."""
     fig, (ax_loss, ax_miou, ax_lr) = plt.subplots(3, 1, sharex=True, figsize=(7, 7.2),
                                                   gridspec_kw={"height_ratios": [3, 3, 1.6]})
+    # the heads' losses (decode.loss_ce, aux.loss_ce, ...) when there is more than one
     loss_keys = sorted({k for row in train_rows for k in row if "loss" in k and k != "loss"})
+    loss_keys = loss_keys if len(loss_keys) > 1 else []
+    marker = "." if len(train_rows) < 30 else None
     if any("loss" in row for row in train_rows):
         it = [row["step"] for row in train_rows if "loss" in row]
         ax_loss.plot(it, [row["loss"] for row in train_rows if "loss" in row], color="black", lw=1.4,
-                     label="loss (total)")
+                     marker=marker, label="loss (total)")
     for key in loss_keys:
         pts = [(row["step"], row[key]) for row in train_rows if key in row]
         ax_loss.plot(*zip(*pts), lw=0.9, alpha=0.8, label=key)
@@ -200,7 +203,7 @@ def training_curves_figure(train_rows: Sequence[dict], val_points: Sequence[tupl
 
     lr_pts = [(row["step"], row["lr"]) for row in train_rows if "lr" in row]
     if lr_pts:
-        ax_lr.plot(*zip(*lr_pts), color="tab:green", lw=1.2)
+        ax_lr.plot(*zip(*lr_pts), color="tab:green", lw=1.2, marker=marker)
         lrs = [v for _, v in lr_pts if v > 0]
         if lrs and max(lrs) / min(lrs) > 20:
             ax_lr.set_yscale("log")
