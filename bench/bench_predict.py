@@ -28,6 +28,7 @@ import argparse
 import copy
 import json
 import logging
+import os
 import platform
 import sys
 import tempfile
@@ -77,6 +78,25 @@ def _random_checkpoint(config: str, path: Path) -> str:
     model = MODELS.build(model_cfg)
     torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
     return str(path)
+
+
+def _subset(files, n: int, folder: Path):
+    """The first ``n`` images of ``files``, linked into their own folder (Runner.test reads whole folders)."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    images, masks = [], []
+    for img, mask in zip(files.images[:n], files.masks[:n]):
+        images.append(folder / "images" / Path(img).name)
+        masks.append(folder / "masks" / Path(mask).name)
+        images[-1].symlink_to(Path(img).resolve())
+        masks[-1].symlink_to(Path(mask).resolve())
+    return type(files)(files.split, files.names[:n], tuple(map(str, images)), tuple(map(str, masks)))
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the loader workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _sync(device: str) -> None:
@@ -160,7 +180,11 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
+        return _bench(args, ap, Path(tmp))
+
+
+def _bench(args, ap, tmp: Path) -> int:
     if args.model:
         config, checkpoint = model_paths(f"results/models/{args.model}/best.json",
                                          f"results/models/{args.model}/train.json")
@@ -170,39 +194,44 @@ def main(argv=None) -> int:
         config = args.config
         checkpoint = args.checkpoint or _random_checkpoint(config, tmp / "random.pth")
     config, checkpoint = args.config or config, args.checkpoint or checkpoint
+    random_weights = not args.model and not args.checkpoint
     index = _synthetic_split(tmp / "data", args.synthetic, args.size) if args.synthetic else args.validation
     files = split_files(index, args.split, need_masks=True)
     if args.limit:
-        files = type(files)(files.split, files.names[:args.limit], files.images[:args.limit],
-                            files.masks[:args.limit])
-        # Runner.test reads the whole image folder; keep it to the same images
-        sub = tmp / "subset"
-        (sub / "images").mkdir(parents=True)
-        (sub / "masks").mkdir()
-        for img, mask in zip(files.images, files.masks):
-            (sub / "images" / Path(img).name).symlink_to(Path(img).resolve())
-            (sub / "masks" / Path(mask).name).symlink_to(Path(mask).resolve())
-        files = type(files)(files.split, files.names, tuple(str(sub / "images" / Path(i).name) for i in files.images),
-                            tuple(str(sub / "masks" / Path(m).name) for m in files.masks))
-    common = dict(files=files, device=args.device, batch=args.batch_size, workers=args.workers,
-                  scales=args.scales, flip=args.flip)
+        files = _subset(files, args.limit, tmp / "subset")
+    common = dict(device=args.device, batch=args.batch_size, workers=args.workers, scales=args.scales,
+                  flip=args.flip)
+
+    def plan(files):
+        return [
+            ("faceparse", lambda: bench_faceparse(config, checkpoint, files, tta=False, out_dir=tmp / "pred",
+                                                  **common)),
+            ("mmseg", lambda: bench_runner(config, checkpoint, files, tta=False, work_dir=tmp / "runner",
+                                           **common)),
+            ("faceparse_tta", lambda: bench_faceparse(config, checkpoint, files, tta=True,
+                                                      out_dir=tmp / "pred_tta", **common)),
+            ("mmseg_tta", lambda: bench_runner(config, checkpoint, files, tta=True, work_dir=tmp / "runner_tta",
+                                               **common)),
+        ]
+
+    # Warm-up on one image: first-call costs (imports, allocator, codecs) land on no measured run.
+    for name, fn in plan(_subset(files, 1, tmp / "warmup")):
+        if name not in args.skip:
+            print(f"warm-up {name} ...", file=sys.stderr, flush=True)
+            fn()
     runs: dict[str, dict] = {}
-    plan = [
-        ("faceparse", lambda: bench_faceparse(config, checkpoint, tta=False, out_dir=tmp / "pred", **common)),
-        ("mmseg", lambda: bench_runner(config, checkpoint, tta=False, work_dir=tmp / "runner", **common)),
-        ("faceparse_tta", lambda: bench_faceparse(config, checkpoint, tta=True, out_dir=tmp / "pred_tta", **common)),
-        ("mmseg_tta", lambda: bench_runner(config, checkpoint, tta=True, work_dir=tmp / "runner_tta", **common)),
-    ]
     # Interleaved repeats (A B C D A B C D ...): on a shared machine the best of R is the
     # least disturbed measurement of each.
     for rep in range(args.repeat):
-        for name, fn in plan:
+        for name, fn in plan(files):
             if name in args.skip:
                 continue
             print(f"running {name} ({rep + 1}/{args.repeat}) ...", file=sys.stderr, flush=True)
+            cpu0 = _cpu_seconds()
             r = fn()
-            entry = runs.setdefault(name, {"images": r["images"], "all_seconds": []})
+            entry = runs.setdefault(name, {"images": r["images"], "all_seconds": [], "all_cpu_seconds": []})
             entry["all_seconds"].append(r["seconds"])
+            entry["all_cpu_seconds"].append(_cpu_seconds() - cpu0)
             for key in ("loop_seconds", "mIoU"):
                 if key in r:
                     entry.setdefault(key, []).append(r[key])
@@ -210,19 +239,23 @@ def main(argv=None) -> int:
         entry["seconds"] = min(entry["all_seconds"])
         entry["median_seconds"] = float(np.median(entry["all_seconds"]))
         entry["images_per_s"] = entry["images"] / entry["seconds"]
+        entry["cpu_seconds"] = min(entry["all_cpu_seconds"])
 
     views = len(args.scales) * (2 if args.flip else 1)
     print(f"\n{len(files.names)} images ({args.split}), device {args.device}, batch {args.batch_size}, "
           f"workers {args.workers}, torch threads {torch.get_num_threads()}, TTA {views} views "
           f"(scales {args.scales}, flip {args.flip})")
     print(f"best of {args.repeat}, end to end (model load + data + inference + scoring)")
-    print(f"{'run':<16}{'seconds':>10}{'median':>10}{'images/s':>10}{'vs mmseg':>10}")
+    print("cpu s: CPU time of this process and its loader workers (steadier than wall time on a busy machine)")
+    print(f"{'run':<16}{'seconds':>10}{'median':>10}{'images/s':>10}{'vs mmseg':>10}{'cpu s':>10}{'vs mmseg':>10}")
     for name, r in runs.items():
         ref = runs.get("mmseg_tta" if name.endswith("tta") else "mmseg")
         ratio = f"{r['images_per_s'] / ref['images_per_s']:.2f}x" if ref else "-"
-        print(f"{name:<16}{r['seconds']:>10.2f}{r['median_seconds']:>10.2f}{r['images_per_s']:>10.2f}{ratio:>10}")
+        cpu_ratio = f"{ref['cpu_seconds'] / r['cpu_seconds']:.2f}x" if ref else "-"
+        print(f"{name:<16}{r['seconds']:>10.2f}{r['median_seconds']:>10.2f}{r['images_per_s']:>10.2f}{ratio:>10}"
+              f"{r['cpu_seconds']:>10.1f}{cpu_ratio:>10}")
     report = {
-        "config": config, "checkpoint": checkpoint, "split": args.split, "images": len(files.names),
+        "config": config, "checkpoint": None if random_weights else checkpoint, "random_weights": random_weights, "split": args.split, "images": len(files.names),
         "device": args.device, "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
         "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
         "batch_size": args.batch_size, "workers": args.workers, "scales": args.scales, "flip": args.flip,

@@ -220,3 +220,56 @@ def test_resume_with_longer_schedule_matches_uninterrupted(data, tmp_path):
     assert got[5] > got[6] > got[7] > 0  # ... the resumed one follows the 8-iteration schedule
     log = "\n".join(p.read_text() for p in (resumed / "train").glob("*/*.log"))
     assert "ResumeScheduleHook: PolyLR.end 4 (checkpoint) -> 8 (config)" in log
+
+
+def _training_pids(marker: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "faceparse.train" in cmdline and marker in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes(data, tmp_path):
+    """SIGTERM to the step (as Snakemake/SLURM send) stops the training child too; the rerun resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from faceparse.train import train
+
+    config = tiny_config(tmp_path)
+    work_dir, out = tmp_path / "train", tmp_path / "train.json"
+    overrides = {**FAST, "train_cfg.max_iters": 200, "param_scheduler.1.end": 200, "train_cfg.val_interval": 1000}
+    script = (f"from faceparse.train import train\n"
+              f"train({str(config)!r}, {str(data['validation'])!r}, {str(data['stats'])!r}, {str(out)!r}, "
+              f"{str(work_dir)!r}, overrides={overrides!r}, threads=1)\n")
+    step = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    deadline = time.monotonic() + 120
+    while not (work_dir / "iter_4.pth").exists():
+        assert step.poll() is None and time.monotonic() < deadline, "training did not reach iter 4"
+        time.sleep(0.2)
+    step.send_signal(signal.SIGTERM)
+    assert step.wait(timeout=90) != 0
+    time.sleep(1)
+    assert _training_pids(str(work_dir)) == []  # no orphaned training
+    assert not out.exists()
+    # mmengine points last_checkpoint at a checkpoint only once it is completely written
+    done = int(re.search(r"iter_(\d+)\.pth", (work_dir / "last_checkpoint").read_text()).group(1))
+    assert done >= 2
+
+    summary = train(config, data["validation"], data["stats"], out, work_dir,
+                    overrides={**overrides, "train_cfg.max_iters": done + 2, "param_scheduler.1.end": 200},
+                    threads=1)
+    runs = _train_steps(work_dir)
+    assert runs[-1] == [done + 1, done + 2]  # continued after the last checkpoint, not from 0
+    assert Path(summary["checkpoints"][-1]).name == f"iter_{done + 2}.pth"

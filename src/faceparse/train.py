@@ -19,8 +19,10 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -227,6 +229,25 @@ def _child_output():
         return None
 
 
+class _Terminated(Exception):
+    pass
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(f"signal {signum}")
+
+
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM when the launching process dies, so no training is orphaned."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 def training_command(config_path: str | Path, nproc: int = 1, threads: int | None = None) -> list[str]:
     """The command that trains ``config_path`` with ``nproc`` processes."""
     entry = ["-m", "faceparse.train", str(config_path)]
@@ -261,7 +282,26 @@ def launch(config_path: str | Path, gpus: int = 0, nproc: int | None = None, thr
         cmd = training_command(config_path, nproc, per_process)
         log.info("training on %s: %s", f"GPU(s) {','.join(devices)}" if devices else "CPU", " ".join(cmd))
         out = _child_output()
-        subprocess.run(cmd, env=env, check=True, stdout=out, stderr=subprocess.STDOUT if out else None)
+        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                 preexec_fn=_die_with_parent)
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
+        try:
+            returncode = child.wait()
+        except BaseException:
+            # Snakemake or SLURM stopping this job: stop the training with it
+            # (its checkpoints stay; the rerun resumes).
+            child.terminate()
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            raise
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
+        if returncode:
+            raise subprocess.CalledProcessError(returncode, cmd)
 
 
 def train(config_file: str | Path, validation: str | Path, stats: str | Path, train_json: str | Path,

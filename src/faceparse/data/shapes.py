@@ -30,7 +30,7 @@ def band(centre: np.ndarray, half_width: np.ndarray | float) -> np.ndarray:
 
 
 def mirror(points: np.ndarray) -> np.ndarray:
-    """Mirror an outline across x = 0 (keeps the winding readable for PIL: any order works)."""
+    """Mirror an outline across x = 0."""
     return points * np.array([-1.0, 1.0])
 
 

@@ -196,7 +196,8 @@ def _distractors(canvas: Canvas, rng: np.random.Generator) -> None:
             pts = np.array([[cx - rx, cy - ry], [cx + rx, cy + ry]])
             canvas.stroke(pts, rng.uniform(0.01, 0.04) * s, 0, mat)
             continue
-        c, si = np.cos(rng.uniform(0, np.pi)), np.sin(rng.uniform(0, np.pi))
+        turn = rng.uniform(0, np.pi)
+        c, si = np.cos(turn), np.sin(turn)
         pts = (pts - (cx, cy)) @ np.array([[c, -si], [si, c]]).T + (cx, cy)
         canvas.fill(pts, 0, mat)
 
@@ -294,8 +295,9 @@ def _ears(canvas: Canvas, rng: np.random.Generator, head: Head, skin: C.Colour) 
     for sgn, label in ((1.0, L_EAR), (-1.0, R_EAR)):
         f = float(np.clip(1.0 - sgn * 1.3 * np.sin(head.turn), 0.55, 1.4))
         w = half_w * f
-        edge = head.edge(ear_y) * np.cos(head.turn) - 0.1 * np.sin(head.turn)
-        cx = sgn * (edge + 0.55 * w)
+        # The face outline's edge after the yaw, the ear root a little behind it (depth -0.1).
+        edge = sgn * head.edge(ear_y) * np.cos(head.turn) - 0.1 * np.sin(head.turn)
+        cx = edge + sgn * 0.55 * w
         outline = superellipse(cx, ear_y, w, half_h, 2.4, 28)
         outline[:, 1] += np.where(outline[:, 1] > ear_y, -0.25 * (outline[:, 1] - ear_y) * (1 - np.abs(outline[:, 0] - cx) / w), 0)
         canvas.fill(head.frame(outline), label, mat)
