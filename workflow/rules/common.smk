@@ -1,11 +1,14 @@
 # Helpers shared by the rules: paths, config lookups, input functions.
-import os
+import sys
 from pathlib import Path
 
-# Step scripts import the faceparse package: installed (editable) in the active
-# environment, and put on PYTHONPATH for `--sdm conda` envs and cluster jobs.
-_SRC = str(Path(workflow.basedir).parent / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+REPO_ROOT = Path(workflow.basedir).parent
+# Step scripts import the faceparse package: installed (editable) in .venv, and
+# put on PYTHONPATH for `--sdm conda` envs and cluster jobs.
+sys.path.insert(0, str(REPO_ROOT / "src"))
+from faceparse.workflow_env import export_package_path
+
+export_package_path()
 
 MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
@@ -43,12 +46,41 @@ def model_gpus(wildcards) -> int:
     return int(model_cfg(wildcards.model).get("gpus", 0))
 
 
-REPO_ROOT = Path(workflow.basedir).parent
+def inference_gpus(wildcards) -> int:
+    """Inference uses one GPU when the model trains on GPUs, else none."""
+    return min(1, model_gpus(wildcards))
 
 
 def model_config_file(wildcards) -> str:
     """The model's mmseg config; a relative path is taken from the repository root."""
     return str(REPO_ROOT / model_cfg(wildcards.model)["config"])
+
+
+def train_inputs(wildcards) -> dict:
+    """Data index, statistics, the model config and its bases (+ the flipped set)."""
+    inputs = {
+        "validation": "results/data/validation.json",
+        "stats": "results/data/stats.json",
+        "config": model_config_file(wildcards),
+        "bases": sorted(str(p) for p in (REPO_ROOT / "configs" / "_base_").glob("*.py")),
+    }
+    if config["flip"]:
+        inputs["flip"] = "results/data/flip.json"
+    return inputs
+
+
+def train_threads(wildcards) -> int:
+    """CPU training uses every core it is given; a GPU job a few data workers per GPU."""
+    gpus = model_gpus(wildcards)
+    return workflow.cores if gpus == 0 else max(1, min(workflow.cores, 8 * gpus))
+
+
+def model_overrides(wildcards) -> dict:
+    return dict(model_cfg(wildcards.model).get("overrides") or {})
+
+
+def model_select_iter(wildcards):
+    return model_cfg(wildcards.model).get("select_iter")
 
 
 def all_outputs() -> list[str]:

@@ -4,11 +4,6 @@
 # cuda:0 when the rule holds a GPU (resources gpu=1), else on the CPU.
 
 
-def inference_gpus(wildcards) -> int:
-    """Inference uses one GPU when the model trains on GPUs, else none."""
-    return min(1, model_gpus(wildcards))
-
-
 rule evaluate:
     input:
         best=rules.select.output.best,

@@ -1,33 +1,6 @@
 # Train each model (resuming from its last checkpoint) and select its checkpoint.
 
 
-def train_inputs(wildcards) -> dict:
-    """Data index, statistics, the model config and its bases (+ the flipped set)."""
-    inputs = {
-        "validation": "results/data/validation.json",
-        "stats": "results/data/stats.json",
-        "config": model_config_file(wildcards),
-        "bases": sorted(str(p) for p in Path("configs/_base_").glob("*.py")),
-    }
-    if config["flip"]:
-        inputs["flip"] = "results/data/flip.json"
-    return inputs
-
-
-def train_threads(wildcards) -> int:
-    """CPU training uses every core it is given; a GPU job a few data workers per GPU."""
-    gpus = model_gpus(wildcards)
-    return workflow.cores if gpus == 0 else max(1, min(workflow.cores, 8 * gpus))
-
-
-def model_overrides(wildcards) -> dict:
-    return dict(model_cfg(wildcards.model).get("overrides") or {})
-
-
-def model_select_iter(wildcards):
-    return model_cfg(wildcards.model).get("select_iter")
-
-
 rule train:
     input:
         unpack(train_inputs),

@@ -1,4 +1,4 @@
-"""The class-frequency plot of the validated dataset (matplotlib, Agg backend)."""
+"""The class-frequency plot of the validated dataset (the report's figure style: Agg, small PNG)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,16 +10,13 @@ from faceparse.labels import CLASSES, PALETTE
 
 def class_frequency_plot(class_pixels: dict[str, list[int]], out: str | Path) -> None:
     """Bars of each class's share of the pixels, per split, in the palette colours, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from faceparse.report.plots import plt, save_figure  # matplotlib (Agg) only when plotting
 
     splits = list(class_pixels)
     x = np.arange(len(CLASSES))
     width = 0.8 / max(1, len(splits))
     colours = [tuple(c / 255 for c in rgb) for rgb in PALETTE]
-    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 4.2))
     for i, split in enumerate(splits):
         counts = np.asarray(class_pixels[split], np.float64)
         share = counts / max(counts.sum(), 1.0)
@@ -39,6 +36,4 @@ def class_frequency_plot(class_pixels: dict[str, list[int]], out: str | Path) ->
         handle.set_facecolor("white")
     ax.grid(axis="y", which="major", alpha=0.3)
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    save_figure(fig, out)

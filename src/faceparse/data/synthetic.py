@@ -30,11 +30,10 @@ from PIL import Image, ImageFilter
 
 from faceparse.data import colours as C
 from faceparse.data.canvas import Canvas
+from faceparse.data.layouts import SPLITS
 from faceparse.data.png import write_label_png
 from faceparse.data.shapes import Frame, band, ellipse, mirror, superellipse, yaw
 from faceparse.parallel import parallel_map
-
-SPLITS = ("train", "val", "test")
 
 # Labels (faceparse.labels.CLASSES order).
 SKIN, NOSE, EYE_G, L_EYE, R_EYE, L_BROW, R_BROW, L_EAR, R_EAR = range(1, 10)
@@ -134,10 +133,10 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> bytes:
 # --- placement ---------------------------------------------------------------------------
 
 def _place_head(rng: np.random.Generator, size: int) -> Head:
-    a = size * rng.uniform(0.16, 0.23)
+    a = size * rng.uniform(0.19, 0.26)  # face half width: about CelebA-HQ framing
     b = rng.uniform(1.22, 1.42)
     tilt = rng.uniform(-0.3, 0.3)
-    centre = (size * (0.5 + rng.uniform(-0.08, 0.08)), size * rng.uniform(0.36, 0.46))
+    centre = (size * (0.5 + rng.uniform(-0.07, 0.07)), size * rng.uniform(0.38, 0.47))
     frame = Frame(centre, a, tilt)
     neck_len = rng.uniform(0.3, 0.55)
     base = frame(np.array([[0.0, b + neck_len]]))[0]
