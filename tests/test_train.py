@@ -75,7 +75,7 @@ def tiny_config(tmp_path: Path, base: Path = DEMO, crop: int = 64) -> Path:
     path.write_text(f"""
 _base_ = [{str(base)!r}]
 crop_size = ({crop}, {crop})
-model = dict(data_preprocessor=dict(size=crop_size))
+model = dict(data_preprocessor=dict(size=crop_size, size_divisor=None))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

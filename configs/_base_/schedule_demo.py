@@ -5,10 +5,10 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=40),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=40, end=600),
+    dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=30),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=30, end=800),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=600, val_interval=200)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=800, val_interval=200)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

@@ -162,7 +162,7 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], path: str | Path, *,
         fig.legend(handles=palette_handles(), loc="lower center", ncol=min(7, max(3, ncols * 2)),
                    fontsize=6.5, frameon=False, handlelength=1.0, columnspacing=0.8)
     bottom = legend_h / fig.get_figheight() + 0.01
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, 1 - 0.12 / fig.get_figheight()))
     return save_figure(fig, path)
 
 
