@@ -288,6 +288,17 @@ def test_html_escapes_names():
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+def test_quantize_keeps_the_class_colours(fab, tmp_path):
+    """Grids mix photos with masks: the 256-colour PNG still has every palette colour."""
+    plots.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
+                       summary_html=tmp_path / "s.html", count=4)
+    from faceparse.labels import PALETTE
+
+    pixels = np.unique(np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).reshape(-1, 3), axis=0)
+    for colour in PALETTE:  # the legend shows all 19, within the renderer's rounding
+        assert np.abs(pixels.astype(int) - colour).max(axis=1).min() <= 2, colour
+
+
 def test_figures_are_small_and_legible(fab, tmp_path):
     """All grids/charts at 100 dpi, palette-reduced: a few hundred KB at most."""
     plots.score_bars_figure(json.loads(fab["metrics"].read_text()), tmp_path / "b.png", model="toy")

@@ -170,7 +170,7 @@ def test_train_resumes_from_last_checkpoint(data, tmp_path):
                   overrides=FAST, threads=1)
     assert [Path(c).name for c in first["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
     assert [v["iter"] for v in first["val"]] == [2, 4]
-    assert all(0.0 <= v["mIoU"] <= 1.0 for v in first["val"])
+    assert all(0.0 <= v["mIoU"] <= 100.0 for v in first["val"])  # percent
     assert json.loads(out.read_text()) == first
     assert first["config"] == str((work_dir / "config.py").resolve()) and first["max_iters"] == 4
 
@@ -273,3 +273,18 @@ def test_interrupted_run_resumes(data, tmp_path):
     runs = _train_steps(work_dir)
     assert runs[-1] == [done + 1, done + 2]  # continued after the last checkpoint, not from 0
     assert Path(summary["checkpoints"][-1]).name == f"iter_{done + 2}.pth"
+
+
+def test_short_run_fits_the_schedule():
+    """max_iters below the warm-up: the schedule is scaled, every end after its begin."""
+    from faceparse.train import _fit_schedule
+
+    schedulers = [dict(type="LinearLR", begin=0, end=30), dict(type="PolyLR", begin=30, end=800)]
+    _fit_schedule(schedulers, 800, 12, {})
+    assert schedulers[1]["end"] == 12
+    assert all(s["end"] > s["begin"] for s in schedulers)
+    assert schedulers[0]["end"] <= 12
+
+    kept = [dict(type="LinearLR", begin=0, end=30), dict(type="PolyLR", begin=30, end=800)]
+    _fit_schedule(kept, 800, 400, {})
+    assert kept == [dict(type="LinearLR", begin=0, end=30), dict(type="PolyLR", begin=30, end=400)]

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: paths, config lookups, input functions.
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(workflow.basedir).parent
@@ -83,6 +84,70 @@ def model_select_iter(wildcards):
     return model_cfg(wildcards.model).get("select_iter")
 
 
+# --- report stage
+REPORT_DIR = "results/report"
+
+
+@lru_cache(maxsize=1)
+def _code_state() -> dict:
+    from faceparse.report.provenance import code_state  # src/ is on sys.path (top of this file)
+
+    return code_state(REPO_ROOT)
+
+
+def provenance_code_state(wildcards) -> dict:
+    """Git commit, dirty flag, changed files and a code fingerprint, computed when the DAG is
+    built: a param of rule provenance, so any change of them reruns it."""
+    return _code_state()
+
+
+def data_samples_input(wildcards) -> dict:
+    """Dataset index and stats, the flipped set when training uses it, and the source manifest."""
+    inputs = {
+        "validated": "results/data/validation.json",
+        "stats": "results/data/stats.json",
+    }
+    if config["flip"]:
+        inputs["flipped"] = "results/data/flip.json"
+    if is_generated_source():
+        inputs["source"] = "results/data/source/source.json"
+    return inputs
+
+
+def report_outputs() -> list[str]:
+    """Every figure and table of the report stage (rule provenance asks for them all)."""
+    outputs = [f"{REPORT_DIR}/data/samples.png", f"{REPORT_DIR}/data/summary.html"]
+    for model in MODELS:
+        outputs += [
+            f"{REPORT_DIR}/models/{model}/training_curves.png",
+            f"{REPORT_DIR}/models/{model}/val_scores.png",
+            f"{REPORT_DIR}/models/{model}/val_confusion.png",
+            f"{REPORT_DIR}/models/{model}/val_worst.png",
+            f"{REPORT_DIR}/models/{model}/val_table.html",
+            f"{REPORT_DIR}/models/{model}/test_predictions.png",
+            f"{REPORT_DIR}/models/{model}/submission_check.html",
+        ]
+    return outputs
+
+
+def provenance_input(wildcards) -> dict:
+    """What the record describes: the data index, every model's markers, metrics and
+    submission, and the report's figures (their hashes are recorded too)."""
+    inputs = {
+        "validated": "results/data/validation.json",
+        "stats": "results/data/stats.json",
+        "train": [f"results/models/{m}/train.json" for m in MODELS],
+        "best": [f"results/models/{m}/best.json" for m in MODELS],
+        "metrics": [f"results/models/{m}/val_metrics.json" for m in MODELS],
+        "zips": [f"results/submission/{m}.zip" for m in MODELS],
+        "checks": [f"results/submission/{m}.check.json" for m in MODELS],
+        "figures": report_outputs(),
+    }
+    if is_generated_source():
+        inputs["source"] = "results/data/source/source.json"
+    return inputs
+
+
 def all_outputs() -> list[str]:
     outputs = ["results/data/validation.json", "results/data/stats.json"]
     for model in MODELS:
@@ -92,5 +157,6 @@ def all_outputs() -> list[str]:
             f"results/models/{model}/colour/done.json",
             f"results/submission/{model}.zip",
         ]
+    outputs += report_outputs()
     outputs.append("results/provenance/provenance.json")
     return outputs

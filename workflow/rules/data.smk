@@ -48,6 +48,7 @@ rule validate:
             "results/data/class_frequency.png",
             caption="../report/class_frequency.rst",
             category="Data",
+            labels={"file": "class frequency"},
         ),
     params:
         layout=config["data_layout"],

@@ -169,10 +169,10 @@ def screenshot(report: str | Path, out_png: str | Path, *, category: str | None 
             raise RuntimeError(f"chromium screenshot failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
         from PIL import Image
 
+        from faceparse.report.plots import quantize
+
         with Image.open(raw) as im:
-            im = im.convert("RGB")
-            if colours:
-                im = im.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+            im = quantize(im, colours) if colours else im.convert("RGB")
             im.save(out_png, optimize=True)
     return out_png
 

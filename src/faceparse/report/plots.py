@@ -33,7 +33,7 @@ from faceparse.splitfiles import split_files  # noqa: E402
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DPI", "THUMB", "save_figure", "image_grid_figure", "training_curves_figure", "score_bars_figure",
+    "DPI", "THUMB", "save_figure", "quantize", "image_grid_figure", "training_curves_figure", "score_bars_figure",
     "confusion_figure", "runtimes_figure", "read_scalars", "per_image_scores", "overlay",
     "data_section", "training_section", "evaluation_section", "submission_section",
 ]
@@ -64,10 +64,32 @@ def save_figure(fig, path: str | Path, colours: int | None = 256) -> Path:
     with Image.open(buf) as im:
         im = im.convert("RGB")
         if colours:
-            im = im.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+            im = quantize(im, colours)
         im.save(path, format="PNG", optimize=True)
     log.info("wrote %s (%d bytes)", path, path.stat().st_size)
     return path
+
+
+def quantize(image: Image.Image, colours: int = 256) -> Image.Image:
+    """``image`` reduced to ``colours`` palette entries that include the 19 class colours (and
+    the error colour, white) exactly: pixels of those colours keep them, so masks and legends
+    stay true; everything else gets the nearest of an adaptive (median-cut) palette."""
+    fixed = list(dict.fromkeys([*PALETTE, ERROR_COLOUR, (255, 255, 255)]))
+    free = max(1, min(256, colours) - len(fixed))
+    rgb = image.convert("RGB")
+    adaptive = rgb.quantize(colors=free, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    entries = fixed + [tuple(adaptive.getpalette()[i:i + 3]) for i in range(0, 3 * free, 3)]
+    flat = [v for colour in entries for v in colour]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(flat + [0] * (768 - len(flat)))
+    index = np.array(rgb.quantize(palette=palette, dither=Image.Dither.NONE))
+    pixels = np.asarray(rgb).astype(np.int32)
+    code = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+    for i, (r, g, b) in enumerate(fixed):  # PIL's palette mapping is approximate: pin exact colours
+        index[code == ((r << 16) | (g << 8) | b)] = i
+    out = Image.fromarray(index.astype(np.uint8), mode="P")
+    out.putpalette(flat)
+    return out
 
 
 def _thumb_rgb(path: str | Path, size: int = THUMB) -> np.ndarray:

@@ -181,6 +181,10 @@ def check_html(check: dict, *, zip_path: str, model: str) -> str:
 
 # ----------------------------------------------------------------------------- provenance
 
+def _rgb(values) -> str:
+    return "(" + ", ".join(num(float(v)) for v in values) + ")" if values else "n/a"
+
+
 def _short(sha: str | None, n: int = 16) -> str:
     return f"<code title='{esc(sha)}'>{esc(sha[:n])}…</code>" if sha else "n/a"
 
@@ -213,7 +217,8 @@ def provenance_html(prov: dict) -> str:
              "<p class='muted'>sha256 over the sorted (relative name, size, content sha256) of every image and "
              "mask in <code>results/data/validation.json</code>.</p>",
              f"<p>Layout <code>{esc(data.get('layout'))}</code>, root <code>{esc(data.get('root'))}</code>; "
-             f"stats: mean {esc(data.get('stats', {}).get('mean'))}, std {esc(data.get('stats', {}).get('std'))}.</p>",
+             f"normalisation mean {_rgb(data.get('stats', {}).get('mean'))}, "
+             f"std {_rgb(data.get('stats', {}).get('std'))} (0-255 RGB).</p>",
              table(["split", "files", "bytes", "sha256"], split_rows, numeric=(1, 2))]
     body.append("<h2>Models and submissions</h2>")
     for name, m in prov.get("models", {}).items():
