@@ -89,3 +89,12 @@ def test_lock_dropped_when_holder_dies(tmp_path):
         assert got == ["0"]
     assert time.monotonic() - t0 < 5
     assert os.path.exists(tmp_path / "gpu-0.lock")
+
+
+def test_slurm_job_uses_its_allocation_without_locks(tmp_path, monkeypatch):
+    """Under SLURM two jobs may both see their own GPU as device 0: neither waits for the other."""
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    with gpus.acquire(1, devices=["0"], lock_dir=tmp_path, timeout=0.1) as first:
+        with gpus.acquire(1, devices=["0"], lock_dir=tmp_path, timeout=0.1) as second:
+            assert first == second == ["0"]
+    assert not list(tmp_path.iterdir())

@@ -59,6 +59,12 @@ def acquire(n: int, devices: Sequence[str] | None = None, lock_dir: str | Path |
     devices = list(visible_devices() if devices is None else devices)
     if n > len(devices):
         raise RuntimeError(f"need {n} GPU(s), but only {len(devices)} are visible ({devices or 'none'})")
+    if os.environ.get("SLURM_JOB_ID"):
+        # SLURM already gave this job its own GPUs, and jobs on one node may all see
+        # theirs as device 0 with /tmp shared: locks would only serialise them.
+        log.info("using GPU(s) %s (allocated by SLURM job %s)", ",".join(devices[:n]), os.environ["SLURM_JOB_ID"])
+        yield devices[:n]
+        return
     lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -15,4 +15,5 @@ from . import datasets  # noqa: E402,F401  FaceParseDataset
 from . import hooks  # noqa: E402,F401  ResumeScheduleHook
 from . import optim  # noqa: E402,F401  TimmLayerDecayOptimizerConstructor
 from . import transforms  # noqa: E402,F401  RandomFlipSwapLR
+from . import tta  # noqa: E402,F401  FaceSegTTAModel
 from . import wrappers  # noqa: E402,F401  CPUDistributedDataParallel
