@@ -2,10 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,42 +10,7 @@ import pytest
 import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-
-TINY_CONFIG = {
-    "data_layout": "synthetic",
-    "synthetic": {"seed": 3, "size": 128, "counts": {"train": 16, "val": 6, "test": 5}},
-    "tta": {"scales": [0.75, 1.0], "flip": True},
-    "models": {
-        "demo_tiny": {
-            "config": "configs/demo_tiny.py",
-            "gpus": 0,
-            "overrides": {
-                "train_cfg.max_iters": 12,
-                "train_cfg.val_interval": 6,
-                "default_hooks.checkpoint.interval": 6,
-                "train_dataloader.batch_size": 2,
-            },
-        }
-    },
-}
-
-
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--resources", "gpu=0", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONHASHSEED": "0"})
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("e2e")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
-    result = run_snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-6000:]
-    return workdir
+from _pipeline import TINY_CONFIG, run_snakemake
 
 
 @pytest.mark.slow

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,6 +15,8 @@ from PIL import Image
 from faceparse.labels import NUM_CLASSES, SWAP_LUT
 from faceparse.metrics import confusion_matrix, scores_to_json
 from faceparse.report import plots, tables
+
+from _pipeline import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 # The finished pipeline run the report tests read (default: this checkout, after `make demo`).
@@ -319,13 +319,13 @@ REPORT_SECTIONS = {
 }
 
 
-def _finished_models() -> list[str]:
-    """The models of a finished pipeline run in this checkout (empty when there is none)."""
+def _finished_models(run_dir: Path) -> list[str]:
+    """The models of a finished pipeline run in ``run_dir`` (empty when there is none)."""
     import yaml
 
-    if not (RUN_DIR / "results" / "provenance" / "provenance.json").is_file():
+    if not (run_dir / "results" / "provenance" / "provenance.json").is_file():
         return []
-    return list(yaml.safe_load((RUN_DIR / "config.yaml").read_text())["models"])
+    return list(yaml.safe_load((run_dir / "config.yaml").read_text())["models"])
 
 
 def _js_var(html: str, script_id: str, name: str):
@@ -335,22 +335,23 @@ def _js_var(html: str, script_id: str, name: str):
 
 
 @pytest.fixture(scope="module")
-def report_zip(tmp_path_factory) -> tuple[Path, list[str]]:
-    """`snakemake --report` of the finished run in this checkout (after `make demo`)."""
-    models = _finished_models()
+def report_zip(request, tmp_path_factory) -> tuple[Path, list[str], Path]:
+    """`snakemake --report` of the finished run in this checkout (after `make demo`), else of
+    the tiny end-to-end run (conftest's ``tiny_run``): the report zip, its models, the work dir."""
+    models = _finished_models(RUN_DIR)
+    run_dir = RUN_DIR
     if not models:
-        pytest.skip("no finished pipeline run in this checkout (run `make demo` first)")
+        run_dir = request.getfixturevalue("tiny_run")
+        models = _finished_models(run_dir)
     out = tmp_path_factory.mktemp("report") / "report.zip"
-    snakemake = Path(sys.executable).parent / "snakemake"
-    proc = subprocess.run([str(snakemake), "--report", str(out)], cwd=RUN_DIR, capture_output=True, text=True,
-                          timeout=600)
+    proc = run_snakemake(run_dir, "--report", str(out), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, models
+    return out, models, run_dir
 
 
 @pytest.mark.slow
 def test_report_zip_has_every_section(report_zip):
-    path, models = report_zip
+    path, models, run_dir = report_zip
     assert path.stat().st_size < 10_000_000, f"the report is {path.stat().st_size / 1e6:.1f} MB"
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
@@ -378,7 +379,7 @@ def test_report_zip_has_every_section(report_zip):
     for needle in ("Pipeline", "mIoU", "mF1", "TTA", "Provenance"):
         assert needle in desc, needle
     # the provenance record names the commit, the data and every checkpoint
-    prov = json.loads((RUN_DIR / "results" / "provenance" / "provenance.json").read_text())
+    prov = json.loads((run_dir / "results" / "provenance" / "provenance.json").read_text())
     assert len(prov["data"]["sha256"]) == 64 and set(prov["models"]) == set(models)
     for model in models:
         assert len(prov["models"][model]["checkpoint"]["sha256"]) == 64
@@ -391,7 +392,7 @@ def test_report_opens_in_headless_chromium(report_zip, tmp_path):
 
     if browser.find_chromium() is None:
         pytest.skip("chromium is not installed (apt-get update && apt-get install -y chromium)")
-    path, models = report_zip
+    path, models, _ = report_zip
     found = browser.check_report(path)
     for cat in REPORT_SECTIONS:
         info = found["categories"].get(cat)
