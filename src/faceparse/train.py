@@ -200,27 +200,12 @@ def list_checkpoints(work_dir: str | Path) -> list[str]:
 
 
 def read_val_scores(work_dir: str | Path, metric: str = "mIoU") -> list[dict]:
-    """Validation ``metric`` per iteration from mmengine's ``*/vis_data/scalars.json``.
+    """Validation ``metric`` per iteration, in percent as mmseg's IoUMetric logs it."""
+    from faceparse.scalars import read_scalars
 
-    Each (re)start writes a new timestamped folder; a later run's value for the
-    same iteration wins. mmseg's IoUMetric logs percentages; returned as
-    fractions (0..1).
-    """
-    scores: dict[int, float] = {}
-    for path in sorted(Path(work_dir).glob("*/vis_data/scalars.json")):
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a killed run
-                value = record.get(metric, record.get(f"val/{metric}"))
-                if value is not None and "step" in record:
-                    scores[int(record["step"])] = float(value)  # percent, as mmseg logs it
-    return [{"iter": it, metric: round(v, 6)} for it, v in sorted(scores.items())]
+    _, val = read_scalars(work_dir, metric)
+    return [{"iter": row["step"], metric: round(float(row.get(metric, row.get(f"val/{metric}"))), 6)}
+            for row in val]
 
 
 def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int) -> dict:

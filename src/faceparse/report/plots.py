@@ -28,6 +28,7 @@ from faceparse.labels import CLASSES, NUM_CLASSES, PALETTE, colourise  # noqa: E
 from faceparse.metrics import confusion_matrix, scores  # noqa: E402
 from faceparse.parallel import parallel_map  # noqa: E402
 from faceparse.report import tables  # noqa: E402
+from faceparse.scalars import read_scalars  # noqa: E402  (part of this module's API)
 from faceparse.splitfiles import split_files  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -409,33 +410,6 @@ def data_section(validation_json: str | Path, flip_json: str | Path | None, stat
 
 
 # ----------------------------------------------------------------------------- training
-
-def read_scalars(work_dir: str | Path) -> tuple[list[dict], list[dict]]:
-    """mmengine's ``{work_dir}/{timestamp}/vis_data/scalars.json`` lines, split into training
-    rows (with ``loss``/``lr``) and validation rows (with ``mIoU``); for each step the row of the
-    latest run (a resumed training writes a new timestamp folder) wins."""
-    train: dict[int, dict] = {}
-    val: dict[int, dict] = {}
-    for path in sorted(Path(work_dir).glob("*/vis_data/scalars.json")):
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s: skipping an unreadable line", path)
-                continue
-            step = row.get("step", row.get("iter"))
-            if step is None:
-                continue
-            row["step"] = int(step)
-            if "mIoU" in row:
-                val[row["step"]] = row
-            elif "loss" in row or "lr" in row:
-                train[row["step"]] = row
-    return [train[k] for k in sorted(train)], [val[k] for k in sorted(val)]
-
 
 def training_section(train_json: str | Path, best_json: str | Path, *, curves_png: str | Path, model: str) -> dict:
     """Loss / val mIoU / lr curves of one model, the selected checkpoint marked.
