@@ -6,7 +6,8 @@ with the same number of worker processes:
 - ``validate``  every image and mask of every split (checks + class histograms; the plot is
                 timed on its own row) vs decoding those images and masks;
 - ``flip``      every train image (lossless DCT flip) and mask vs decoding them;
-- ``stats``     every train image vs decoding them.
+- ``stats``     every train image vs decoding them;
+- all three     together vs decoding every file they read once (the data-step budget: <= 3.0x).
 
 The baseline is ``PIL.Image.open(path).load()`` of each file through the same process pool
 (faceparse.parallel.parallel_map), so a ratio near 1 means the step costs what decoding costs.
@@ -107,6 +108,7 @@ def main() -> None:
             ("  + plot", 1, "class_frequency.png", plot_s, None),
             ("flip", len(train.images) * 2, "train images+masks", flip_s, base["flip"]),
             ("stats", len(train.images), "train images", stats_s, base["stats"]),
+            ("all three", len(all_files), "validate+flip+stats", validate_s + flip_s + stats_s, base["validate"]),
         ]
     finally:
         if args.workdir is None:

@@ -68,8 +68,9 @@ def test_every_problem_is_named_and_nothing_is_written(dataset, tmp_path):
     data = (va / "images" / "val_00001.jpg").read_bytes()
     (va / "images" / "val_00001.jpg").write_bytes(data[: len(data) // 2])            # truncated image
     (va / "masks" / "val_00002.png").write_bytes(b"not a png at all")               # unreadable mask
-    _image(va / "masks" / "val_00003.png", np.zeros((64, 64), np.uint8), format="PNG")
-    Image.open(va / "masks" / "val_00003.png").convert("P").save(va / "masks" / "val_00003.png")  # palette mask
+    palette_mask = Image.frombytes("P", (64, 64), np.full((64, 64), 30, np.uint8).tobytes())
+    palette_mask.putpalette([v for i in range(256) for v in (i, i, i)])
+    palette_mask.save(va / "masks" / "val_00003.png")                                # palette index 30
     with open(os.path.join(os.fsencode(te / "images"), b"bad\xffname.jpg"), "wb") as f:  # unreadable name
         f.write((te / "images" / "test_00000.jpg").read_bytes())
     (te / "images" / "notes.txt").write_text("stray")                                 # not an image
@@ -83,16 +84,16 @@ def test_every_problem_is_named_and_nothing_is_written(dataset, tmp_path):
         ("train/images/train_00001.jpg", "grayscale image (mode L), expected 3-channel RGB"),
         ("train/images/train_00002.jpg", "size 48x64 (HxW), expected 64x64 (HxW)"),
         ("train/masks/train_00002.png", "differs from its image's 48x64"),
-        ("train/masks/train_00003.png", "label values outside 0..18: 25"),
+        ("train/masks/train_00003.png", "label values outside 0..18 (and 255, ignored): 25"),
         ("train/images/train_00004.jpg", "no mask"),
         ("train/masks/orphan.png", "mask without an image"),
         ("train/masks/train_00005.png", "size 32x32 (HxW) differs from its image's 64x64"),
         ("train/images/train_00006.jpg", "PNG data in a .jpg file"),
         ("train/masks/train_00007.png", "16-bit mask"),
         ("val/images/val_00000", "duplicate stem: val_00000.jpeg, val_00000.jpg"),
-        ("val/images/val_00001.jpg", "unreadable image"),
+        ("val/images/val_00001.jpg", "corrupt JPEG data (Premature end of JPEG file)"),
         ("val/masks/val_00002.png", "unreadable mask"),
-        ("val/masks/val_00003.png", "palette mask (mode P)"),
+        ("val/masks/val_00003.png", "palette indices outside 0..18 (and 255, ignored): 30"),
         ("test/images/bad\\xffname.jpg", "unreadable file name"),
         ("test/images/notes.txt", "unexpected file"),
         ("test/images/extra.png", "suffix .png differs from the split's .jpg"),

@@ -1,4 +1,10 @@
-"""The 19 CelebAMask-HQ classes, their palette and the left/right pairs."""
+"""The 19 CelebAMask-HQ classes, their palette, the left/right pairs and the ignore value.
+
+Label policy: a mask pixel holds a class 0..18, or IGNORE_INDEX (255) for "not labelled".
+255 is mmsegmentation's ignore index: training skips it (loss and RandomRotate's padding),
+metrics do not count it, validate accepts it, and previews paint it in IGNORE_COLOUR (white),
+which no class uses. Any other value is refused by validate.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +46,15 @@ SWAP_LUT.setflags(write=False)
 PALETTE_ARRAY: np.ndarray = np.array(PALETTE, dtype=np.uint8)
 PALETTE_ARRAY.setflags(write=False)
 
+IGNORE_INDEX = 255
+IGNORE_COLOUR: tuple[int, int, int] = (255, 255, 255)
+
+# Colour of every uint8 value: the classes' palette, IGNORE_COLOUR for 255 (and for any other
+# value, which validate refuses and a model cannot predict).
+_COLOUR_LUT = np.array(PALETTE + (IGNORE_COLOUR,) * (256 - NUM_CLASSES), dtype=np.uint8)
+_COLOUR_LUT.setflags(write=False)
+
 
 def colourise(mask: np.ndarray) -> np.ndarray:
-    """Map an (H, W) label mask to an (H, W, 3) RGB image in the CelebAMask-HQ palette."""
-    return PALETTE_ARRAY[np.minimum(mask, NUM_CLASSES - 1)]
+    """Map an (H, W) uint8 label mask to an (H, W, 3) RGB image in the CelebAMask-HQ palette."""
+    return _COLOUR_LUT[np.asarray(mask, dtype=np.uint8)]

@@ -4,7 +4,7 @@ Conventions (the ones of the face-parsing literature, e.g. EHANet, FaRL, SegFace
 
 - ``confusion[t, p]`` counts pixels of true class ``t`` predicted as ``p``,
   summed over every image of the split (not averaged per image). Ground-truth
-  pixels outside 0..18 (e.g. an ignore value 255) are not counted.
+  pixels outside 0..18 (the ignore value 255, see faceparse.labels) are not counted.
 - Per class k: ``IoU = TP / (TP + FP + FN)``, ``F1 = 2 TP / (2 TP + FP + FN)``
   with TP, FP, FN from that summed matrix.
 - A class absent from both the ground truth and the prediction (TP + FP + FN

@@ -32,6 +32,25 @@ def data_root() -> str:
     return config["data_root"]
 
 
+@lru_cache(maxsize=1)
+def _source_fingerprint() -> str:
+    from faceparse.data.celebamask import release_fingerprint
+    from faceparse.data.fingerprint import dataset_fingerprint
+
+    if config["data_layout"] == "mini":
+        return dataset_fingerprint(data_root())
+    if config["data_layout"] == "celebamask-hq":
+        return release_fingerprint(config["data_root"])
+    return ""
+
+
+def source_fingerprint(wildcards) -> str:
+    """Paths, sizes and mtimes of the files a data root holds (a mini set, or the CelebAMask-HQ
+    release), hashed when the DAG is built: a param of the rule that reads the root, so adding
+    or replacing a file reruns it (Snakemake sees only the folder's own mtime)."""
+    return _source_fingerprint()
+
+
 def validate_input() -> dict:
     """What validate reads: the generated source's manifest, or the mini root itself."""
     if is_generated_source():

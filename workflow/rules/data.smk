@@ -28,6 +28,7 @@ if is_generated_source():
             data_root=config["data_root"],
             max_images=config["celebamask_hq"]["max_images"],
             size=EXPECTED_IMAGE_SIZE,
+            fingerprint=source_fingerprint,
         log:
             "logs/data/source.log",
         benchmark:
@@ -53,6 +54,7 @@ rule validate:
     params:
         layout=config["data_layout"],
         size=EXPECTED_IMAGE_SIZE,
+        fingerprint=source_fingerprint,
     log:
         "logs/data/validate.log",
     benchmark:

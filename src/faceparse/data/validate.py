@@ -1,27 +1,37 @@
 """The `validate` step: check every image/mask pair before anything expensive runs, then write
 the dataset index (results/data/validation.json) that every later step reads.
 
-Checked, per split: every file name is readable and has a known suffix; no stem appears twice
-(``a.jpg`` and ``a.jpeg``); all images share one suffix; every image has a mask and every mask
-an image (test: images only, its masks are not read); each image decodes completely, holds
-what its suffix says, is 3-channel RGB and has the expected size (given, or the split's most
-common size); each mask decodes, is a single-channel 8-bit PNG (mode L), has its image's size
-and holds labels 0..18 only. All problems are collected and raised together as one
-DataValidationError; each decode happens once, in a worker, and also yields the mask's class
-histogram for the index and the class-frequency plot.
+Checked, per split:
+
+- names: every file name is UTF-8 and printable, with no leading or trailing whitespace (the
+  split lists mmseg reads strip it); images end in .jpg/.jpeg/.png in any case, one suffix per
+  split; masks end in .png exactly; no stem appears twice (``a.jpg`` and ``a.jpeg``); no
+  sub-folders (they would not be read); every image has a mask and every mask an image (test:
+  images only, its masks are not read);
+- images: decode completely (JPEG strictly: libjpeg's "corrupt JPEG data" and "premature end"
+  warnings, which fill the damaged part with garbage, are errors), hold what their suffix says,
+  are 3-channel RGB, carry no EXIF rotation (OpenCV would apply it, the mask does not), and have
+  the expected size (given, or the split's most common size);
+- masks: decode, are single-channel 8-bit PNG: mode L, or a palette PNG (mode P) whose indices
+  are the labels (the palette only colours them); have their image's size; hold labels 0..18
+  and 255 (ignored, see faceparse.labels) only.
+
+All problems are collected and raised together as one DataValidationError; each decode happens
+once, in a worker, and also yields the mask's class histogram for the index and the plot.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import ExifTags, Image
 
 from faceparse.data.layouts import IMAGE_SUFFIXES, MASK_SUFFIX, SPLITS, split_dirs
-from faceparse.labels import NUM_CLASSES
+from faceparse.labels import IGNORE_INDEX, NUM_CLASSES
 from faceparse.parallel import parallel_map
 from faceparse.splitfiles import write_json
 
@@ -29,6 +39,7 @@ log = logging.getLogger(__name__)
 
 Problem = tuple[str, str]  # (file, what is wrong)
 
+_ORIENTATION = ExifTags.Base.Orientation
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 _IMAGE_MODES = {
     "L": "grayscale image (mode L), expected 3-channel RGB",
@@ -38,9 +49,8 @@ _IMAGE_MODES = {
     "CMYK": "CMYK image, expected 3-channel RGB",
 }
 _MASK_MODES = {
-    "RGB": "RGB colour mask, expected single-channel label PNG",
-    "RGBA": "RGBA colour mask, expected single-channel label PNG",
-    "P": "palette mask (mode P), expected single-channel 8-bit label PNG (mode L)",
+    "RGB": "RGB colour mask, expected single-channel label PNG (mode L, or P whose indices are the labels)",
+    "RGBA": "RGBA colour mask, expected single-channel label PNG (mode L, or P whose indices are the labels)",
     "LA": "mask with alpha (mode LA), expected single-channel label PNG",
     "1": "1-bit mask, expected single-channel 8-bit label PNG",
     "I": "32-bit mask, expected single-channel 8-bit label PNG",
@@ -107,7 +117,9 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, out_pl
         }
         if mask_dir:
             counts = [check.counts for _, check in results if check.counts]
-            entry["class_pixels"] = [sum(column) for column in zip(*counts)] if counts else [0] * NUM_CLASSES
+            totals = [sum(column) for column in zip(*counts)] if counts else [0] * (NUM_CLASSES + 1)
+            entry["class_pixels"] = totals[:NUM_CLASSES]
+            entry["ignore_pixels"] = totals[NUM_CLASSES]
         index["splits"][split] = entry
 
     if problems:
@@ -136,32 +148,48 @@ def _rel(path: str | Path, root: Path) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _readable_name(name: str) -> bool:
+def _name_problem(name: str) -> str | None:
+    """Why a file name cannot be carried through the pipeline, or None."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:  # undecodable bytes (surrogate escapes)
-        return False
-    return name.isprintable()
+        return "unreadable file name (not UTF-8)"
+    if not name.isprintable():
+        return "file name has control characters (newline, tab, ...): mmseg's split lists cannot hold it"
+    stem = Path(name).stem
+    if stem != stem.strip():
+        return "file name starts or ends with whitespace, which mmseg's split lists strip: rename it"
+    return None
 
 
-def _list_folder(folder: Path, suffixes: tuple[str, ...], root: Path,
-                 problems: list[Problem]) -> dict[str, Path | None]:
+def _list_folder(folder: Path, suffixes: tuple[str, ...], root: Path, problems: list[Problem],
+                 exact_suffix: bool = False) -> dict[str, Path | None]:
     """stem -> file of a folder's files (None for a duplicate stem, which is reported, not read);
-    bad names, unknown suffixes and duplicate stems go to problems."""
+    bad names, unknown suffixes (any case, unless exact_suffix), sub-folders and duplicate stems go
+    to problems. Symlinks are followed."""
     if not folder.is_dir():
         problems.append((_rel(folder, root), "missing folder"))
         return {}
     by_stem: dict[str, list[Path]] = {}
     for entry in sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name)):
         name = entry.name
-        if name.startswith(".") or entry.is_dir():
-            continue  # hidden files (.DS_Store) and sub-folders are not data
+        if name.startswith("."):
+            continue  # hidden files (.DS_Store, ._x.jpg) are not data
         path = folder / name
-        if not _readable_name(name):
-            problems.append((_rel(path, root), "unreadable file name (not UTF-8 or has control characters)"))
+        if entry.is_dir():
+            problems.append((_rel(path, root), "a sub-folder: its files would not be read (move them up a "
+                                               "level, or the folder out of the dataset)"))
             continue
-        if Path(name).suffix.lower() not in suffixes:
+        bad_name = _name_problem(name)
+        if bad_name:
+            problems.append((_rel(path, root), bad_name))
+            continue
+        suffix = Path(name).suffix
+        if suffix.lower() not in suffixes:
             problems.append((_rel(path, root), f"unexpected file (expected {' or '.join(suffixes)})"))
+            continue
+        if exact_suffix and suffix not in suffixes:
+            problems.append((_rel(path, root), f"suffix {suffix}: rename it to {suffix.lower()}"))
             continue
         by_stem.setdefault(Path(name).stem, []).append(path)
     for stem, paths in by_stem.items():
@@ -183,7 +211,7 @@ def _list_split(root: Path, image_dir: Path, mask_dir: Path | None) -> tuple[_Sp
         problems.append((_rel(image_dir, root), "no images"))
     if mask_dir is None:
         return _Split(suffix, {stem: (path, None) for stem, path in images.items() if path}), problems
-    masks = _list_folder(mask_dir, (MASK_SUFFIX,), root, problems)
+    masks = _list_folder(mask_dir, (MASK_SUFFIX,), root, problems, exact_suffix=True)
     for stem in sorted(set(images) - set(masks)):
         if mask_dir.is_dir() and images[stem]:
             problems.append((_rel(images[stem], root), f"no mask ({_rel(mask_dir / (stem + MASK_SUFFIX), root)})"))
@@ -198,47 +226,85 @@ def _list_split(root: Path, image_dir: Path, mask_dir: Path | None) -> tuple[_Sp
 class _Check:
     size: tuple[int, int] | None  # (H, W) of the image when it decoded
     problems: list[Problem]
-    counts: list[int] | None  # pixels per class in the mask
+    counts: list[int] | None  # pixels per class in the mask, then the ignored (255) pixels
 
 
 def _check_pair(task: tuple[str, str, str, str | None, str]) -> _Check:
     """Decode an image and its mask once; report what is wrong and the mask's class counts."""
     _, _, image, mask, root_s = task
     root = Path(root_s)
-    problems: list[Problem] = []
-    size = None
-    name = _rel(image, root)
-    try:
-        with Image.open(image) as im:
-            im.load()
-            size = (im.height, im.width)
-            fmt = _FORMATS[Path(image).suffix.lower()]
-            if im.format != fmt:
-                problems.append((name, f"{im.format} data in a {Path(image).suffix} file"))
-            if im.mode != "RGB":
-                problems.append((name, _IMAGE_MODES.get(im.mode, f"mode {im.mode}, expected 3-channel RGB")))
-    except Exception as exc:  # noqa: BLE001 - any decoder error is a problem to report
-        problems.append((name, f"unreadable image: {exc}"))
+    size, problems = _check_image(image, _rel(image, root))
     if mask is None:
         return _Check(size, problems, None)
-    counts = None
-    name = _rel(mask, root)
+    counts = _check_mask(mask, _rel(mask, root), size, problems)
+    return _Check(size, problems, counts)
+
+
+def _check_image(path: str, name: str) -> tuple[tuple[int, int] | None, list[Problem]]:
+    """Size (H, W) and problems of an image, decoded in full: JPEG strictly (libjpeg's "corrupt
+    data" warnings are errors), PNG by PIL (zlib and chunk errors)."""
+    problems: list[Problem] = []
     try:
-        with Image.open(mask) as m:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            size = (im.height, im.width)
+            fmt = _FORMATS[Path(path).suffix.lower()]
+            if im.format != fmt:
+                problems.append((name, f"{im.format} data in a {Path(path).suffix} file"))
+            if im.mode != "RGB":
+                problems.append((name, _IMAGE_MODES.get(im.mode, f"mode {im.mode}, expected 3-channel RGB")))
+            if im.format == "JPEG" and im.mode in ("RGB", "L"):
+                _strict_jpeg_decode(data, name, problems)
+            else:
+                im.load()
+            orientation = im.getexif().get(_ORIENTATION, 1)
+    except Exception as exc:  # noqa: BLE001 - any decoder error is a problem to report
+        return None, [*problems, (name, f"unreadable image: {exc}")]
+    if orientation != 1:
+        problems.append((name, _orientation_problem(orientation)))
+    return size, problems
+
+
+def _strict_jpeg_decode(data: bytes, name: str, problems: list[Problem]) -> None:
+    import simplejpeg
+
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as exc:  # "Corrupt JPEG data: ...", "Premature end of JPEG file", ...
+        problems.append((name, f"corrupt JPEG data ({exc}); the decoder fills the damaged part with "
+                               "garbage: replace the file with an intact copy"))
+
+
+def _orientation_problem(orientation: int) -> str:
+    return (f"EXIF Orientation is {orientation} (not 1): OpenCV, which loads images for training and "
+            "inference, rotates/mirrors the pixels by it while PIL and the mask do not, so image and "
+            "mask would disagree. Apply it to the pixels and drop the tag (PIL: "
+            "ImageOps.exif_transpose(im).save(...); or `exiftool -Orientation=1 -n FILE` if the "
+            "mask matches the pixels as stored), then check the mask lines up")
+
+
+def _check_mask(path: str, name: str, size: tuple[int, int] | None, problems: list[Problem]) -> list[int] | None:
+    """Check a label mask (mode L, or a palette PNG whose indices are the labels); append its
+    problems and return its pixels per class plus the ignored pixels, or None."""
+    counts = None
+    try:
+        with Image.open(path) as m:
             m.load()
             if m.format != "PNG":
                 problems.append((name, f"{m.format} data in a .png file"))
-            if m.mode != "L":
+            if m.mode not in ("L", "P"):
                 problems.append((name, _MASK_MODES.get(m.mode, f"mode {m.mode}, expected single-channel label PNG")))
             else:
-                hist = m.histogram()
-                bad = [v for v in range(NUM_CLASSES, 256) if hist[v]]
+                hist = m.histogram()  # mode P: counts of the palette indices, which are the labels
+                bad = [v for v in range(NUM_CLASSES, 256) if hist[v] and v != IGNORE_INDEX]
                 if bad:
                     shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
-                    problems.append((name, f"label values outside 0..{NUM_CLASSES - 1}: {shown}"))
-                counts = hist[:NUM_CLASSES]
+                    kind = "palette indices" if m.mode == "P" else "label values"
+                    problems.append((name, f"{kind} outside 0..{NUM_CLASSES - 1} (and {IGNORE_INDEX}, "
+                                           f"ignored): {shown}"))
+                counts = hist[:NUM_CLASSES] + [hist[IGNORE_INDEX]]
             if size and (m.height, m.width) != size:
                 problems.append((name, f"size {_hw((m.height, m.width))} differs from its image's {_hw(size)}"))
     except Exception as exc:  # noqa: BLE001
         problems.append((name, f"unreadable mask: {exc}"))
-    return _Check(size, problems, counts)
+    return counts
