@@ -93,7 +93,7 @@ def main() -> None:
             flip_dataset(index, work / "flipped", work / "flip.json", args.threads)
 
         flip_s = _best(run_flip, args.repeat)
-        stats_s = _best(lambda: channel_stats(index, work / "stats.json", args.threads), args.repeat)
+        stats_s = _best(lambda: channel_stats(index, work / "stats.json"), args.repeat)
 
         all_files = [p for f in splits.values() for p in f.images + (f.masks or ())]
         train = splits["train"]

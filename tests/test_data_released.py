@@ -63,7 +63,7 @@ def test_palette_masks_validate_flip_and_stats(palette_root: Path, tmp_path: Pat
         with Image.open(Path(manifest["mask_dir"]) / f"{n}_flip.png") as flipped:
             assert flipped.mode in ("L", "P")  # never colours
             np.testing.assert_array_equal(np.asarray(flipped), SWAP_LUT[labels[n][:, ::-1]])
-    stats = channel_stats(index_path, tmp_path / "stats.json", threads=2)
+    stats = channel_stats(index_path, tmp_path / "stats.json")
     assert stats["images"] == COUNTS["train"]
 
 

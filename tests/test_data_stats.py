@@ -17,7 +17,7 @@ def validated(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stats")
     generate_dataset(tmp / "data", {"train": 6, "val": 3, "test": 1}, size=80, seed=5)
     index = tmp / "validation.json"
-    validate_dataset(tmp / "data", "synthetic", index)
+    validate_dataset(tmp / "data", "synthetic", index, threads=2)
     return tmp, index
 
 
@@ -25,7 +25,7 @@ def validated(tmp_path_factory):
 def test_matches_numpy(validated, splits):
     tmp, index = validated
     out = tmp / f"stats_{len(splits)}.json"
-    result = channel_stats(index, out, threads=2, splits=splits)
+    result = channel_stats(index, out, splits=splits)
     assert json.loads(out.read_text()) == result
     names = json.loads(index.read_text())["splits"]
     pixels = np.concatenate([np.asarray(Image.open(tmp / "data" / s / "images" / f"{n}.jpg")).reshape(-1, 3)
@@ -42,3 +42,23 @@ def test_exact_for_huge_counts():
     hist[:, 200] = hist[:, 201] = 10**12
     mean, std, n = mean_std_from_histogram(hist)
     assert mean == [200.5] * 3 and std == [0.5] * 3 and n == 2 * 10**12
+
+
+def test_png_images_and_an_old_index(tmp_path):
+    generate_dataset(tmp_path / "data", {"train": 3, "val": 1, "test": 1}, size=48, seed=6)
+    for path in sorted((tmp_path / "data").glob("*/images/*.jpg")):
+        with Image.open(path) as im:
+            im.save(path.with_suffix(".png"))
+        path.unlink()
+    index = tmp_path / "validation.json"
+    validate_dataset(tmp_path / "data", "mini", index)
+    result = channel_stats(index, tmp_path / "stats.json")
+    pixels = np.concatenate([np.asarray(Image.open(p)).reshape(-1, 3)
+                             for p in sorted((tmp_path / "data" / "train" / "images").glob("*.png"))])
+    np.testing.assert_allclose(result["mean"], pixels.astype(np.float64).mean(axis=0), rtol=1e-12)
+
+    old = json.loads(index.read_text())
+    del old["splits"]["train"]["pixel_histogram"]
+    index.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="no pixel_histogram.*rerun validate"):
+        channel_stats(index, tmp_path / "stats.json")

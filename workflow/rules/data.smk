@@ -96,7 +96,7 @@ rule stats:
         "logs/data/stats.log",
     benchmark:
         "benchmarks/data/stats.tsv"
-    threads: workflow.cores
+    threads: 1
     conda:
         "../envs/data.yaml"
     script:

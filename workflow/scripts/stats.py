@@ -8,6 +8,5 @@ from faceparse.data.stats import channel_stats  # noqa: E402
 channel_stats(
     snakemake.input.validation,
     snakemake.output.stats,
-    threads=snakemake.threads,
     splits=list(snakemake.params.splits),
 )

@@ -75,9 +75,9 @@ def flip_image(src: str | Path, dst_stem: str | Path) -> Path:
 
 def flip_mask(src: str | Path, dst: str | Path) -> None:
     """Mirror a label mask and swap the left/right classes."""
-    with Image.open(src) as m:
+    with Image.open(src) as m:  # mode L or P: the pixel values are the labels either way
         labels = np.asarray(m)
-    write_label_png(dst, SWAP_LUT[labels[:, ::-1]])
+    write_label_png(dst, np.take(SWAP_LUT, labels[:, ::-1]))
 
 
 def _flip_pair(task: tuple[str, str, str, str]) -> str:

@@ -17,7 +17,9 @@ Checked, per split:
   and 255 (ignored, see faceparse.labels) only.
 
 All problems are collected and raised together as one DataValidationError; each decode happens
-once, in a worker, and also yields the mask's class histogram for the index and the plot.
+once, in a worker, and also yields the mask's class histogram (for the index and the plot) and
+the image's RGB value histogram (summed per split as ``pixel_histogram``, which the stats step
+turns into exact mean and std without decoding anything again).
 """
 from __future__ import annotations
 
@@ -115,6 +117,8 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, out_pl
             "images": len(splits[split].pairs),
             "size": list(split_size) if split_size else None,
         }
+        histograms = [check.histogram for _, check in results if check.histogram]
+        entry["pixel_histogram"] = [sum(column) for column in zip(*histograms)] if histograms else [0] * 768
         if mask_dir:
             counts = [check.counts for _, check in results if check.counts]
             totals = [sum(column) for column in zip(*counts)] if counts else [0] * (NUM_CLASSES + 1)
@@ -227,23 +231,24 @@ class _Check:
     size: tuple[int, int] | None  # (H, W) of the image when it decoded
     problems: list[Problem]
     counts: list[int] | None  # pixels per class in the mask, then the ignored (255) pixels
+    histogram: list[int] | None  # the RGB image's 3 x 256 value counts (PIL's histogram)
 
 
 def _check_pair(task: tuple[str, str, str, str | None, str]) -> _Check:
-    """Decode an image and its mask once; report what is wrong and the mask's class counts."""
+    """Decode an image and its mask once; report what is wrong, the mask's class counts and the
+    image's value histogram (which the stats step sums: no second decode)."""
     _, _, image, mask, root_s = task
     root = Path(root_s)
-    size, problems = _check_image(image, _rel(image, root))
-    if mask is None:
-        return _Check(size, problems, None)
-    counts = _check_mask(mask, _rel(mask, root), size, problems)
-    return _Check(size, problems, counts)
+    size, histogram, problems = _check_image(image, _rel(image, root))
+    counts = _check_mask(mask, _rel(mask, root), size, problems) if mask is not None else None
+    return _Check(size, problems, counts, histogram)
 
 
-def _check_image(path: str, name: str) -> tuple[tuple[int, int] | None, list[Problem]]:
-    """Size (H, W) and problems of an image, decoded in full: JPEG strictly (libjpeg's "corrupt
-    data" warnings are errors), PNG by PIL (zlib and chunk errors)."""
+def _check_image(path: str, name: str) -> tuple[tuple[int, int] | None, list[int] | None, list[Problem]]:
+    """Size (H, W), RGB histogram and problems of an image, decoded in full: JPEG strictly
+    (libjpeg's "corrupt data" warnings are errors), PNG by PIL (zlib and chunk errors)."""
     problems: list[Problem] = []
+    histogram = None
     try:
         data = Path(path).read_bytes()
         with Image.open(io.BytesIO(data)) as im:
@@ -254,25 +259,31 @@ def _check_image(path: str, name: str) -> tuple[tuple[int, int] | None, list[Pro
             if im.mode != "RGB":
                 problems.append((name, _IMAGE_MODES.get(im.mode, f"mode {im.mode}, expected 3-channel RGB")))
             if im.format == "JPEG" and im.mode in ("RGB", "L"):
-                _strict_jpeg_decode(data, name, problems)
+                histogram = _strict_jpeg_histogram(data, name, problems)
             else:
                 im.load()
+                histogram = im.histogram() if im.mode == "RGB" else None
             orientation = im.getexif().get(_ORIENTATION, 1)
     except Exception as exc:  # noqa: BLE001 - any decoder error is a problem to report
-        return None, [*problems, (name, f"unreadable image: {exc}")]
+        return None, None, [*problems, (name, f"unreadable image: {exc}")]
     if orientation != 1:
         problems.append((name, _orientation_problem(orientation)))
-    return size, problems
+    return size, histogram, problems
 
 
-def _strict_jpeg_decode(data: bytes, name: str, problems: list[Problem]) -> None:
+def _strict_jpeg_histogram(data: bytes, name: str, problems: list[Problem]) -> list[int] | None:
+    """Decode a JPEG with libjpeg-turbo (as PIL and OpenCV do), warnings as errors; its RGB
+    histogram, or None with the problem added."""
     import simplejpeg
 
     try:
-        simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
     except ValueError as exc:  # "Corrupt JPEG data: ...", "Premature end of JPEG file", ...
         problems.append((name, f"corrupt JPEG data ({exc}); the decoder fills the damaged part with "
                                "garbage: replace the file with an intact copy"))
+        return None
+    height, width = pixels.shape[:2]
+    return Image.frombuffer("RGB", (width, height), pixels, "raw", "RGB", 0, 1).histogram()
 
 
 def _orientation_problem(orientation: int) -> str:
