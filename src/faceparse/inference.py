@@ -12,6 +12,7 @@ PNG encoding in a small thread pool so the model never waits on the disk.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -54,13 +55,23 @@ def default_device() -> str:
 
 
 def load_model(config: str | Path, checkpoint: str | Path | None, device: str | None = None):
-    """(model, cfg): the segmentor of ``config`` with ``checkpoint`` loaded, in eval mode."""
+    """(model, cfg): the segmentor of ``config`` with ``checkpoint`` loaded, in eval mode.
+
+    The model is built with every pretrained loading switched off
+    (:func:`faceparse.mm.backbone.pretrained_off`): the checkpoint holds all
+    weights, so inference needs neither the hub nor the training's local
+    backbone file. The returned ``cfg`` is the file's, unchanged.
+    """
     from mmengine.config import Config
     from mmseg.apis import init_model
 
+    from faceparse.mm.backbone import pretrained_off
+
     _register()
     cfg = Config.fromfile(str(config))
-    model = init_model(cfg, str(checkpoint) if checkpoint else None, device=device or default_device())
+    build_cfg = copy.deepcopy(cfg)
+    build_cfg.model = pretrained_off(cfg.model)
+    model = init_model(build_cfg, str(checkpoint) if checkpoint else None, device=device or default_device())
     model.eval()
     return model, cfg
 
@@ -249,10 +260,12 @@ def _tta_config(scales: Sequence[float], flip: bool) -> dict:
 def evaluate(config: str | Path, checkpoint: str | Path, validation_json: str | Path, *,
              pred_dir: str | Path, metrics_json: str | Path, scales: Sequence[float], flip: bool,
              table_html: str | Path | None = None, split: str = "val", batch_size: int = 8,
-             threads: int = 2, device: str | None = None) -> dict:
+             threads: int = 2, device: str | None = None, train_on_val: bool | None = None) -> dict:
     """Score ``split`` without and with TTA; write the TTA masks and ``val_metrics.json``.
 
     ``threads``: data-loader workers (and torch's CPU threads when on the CPU).
+    ``train_on_val``: whether the model was trained on val (recorded: its val
+    scores are then not held out; None: unknown).
     """
     files = split_files(validation_json, split, need_masks=True)
     model, cfg = load_model(config, checkpoint, device)
@@ -270,6 +283,7 @@ def evaluate(config: str | Path, checkpoint: str | Path, validation_json: str | 
         "tta": scores_to_json(tta["confusion"], CLASSES),
         "tta_config": _tta_config(scales, flip),
         "split": split,
+        "train_on_val": train_on_val,
         "images": len(files.names),
         "config": str(config),
         "checkpoint": str(checkpoint),
@@ -316,7 +330,8 @@ def model_paths(best_json: str | Path, train_json: str | Path) -> tuple[str, str
 
 def evaluate_model(best_json, train_json, validation_json, **kwargs) -> dict:
     config, checkpoint = model_paths(best_json, train_json)
-    return evaluate(config, checkpoint, validation_json, **kwargs)
+    train_on_val = json.loads(Path(train_json).read_text()).get("train_on_val")
+    return evaluate(config, checkpoint, validation_json, train_on_val=train_on_val, **kwargs)
 
 
 def predict_model(best_json, train_json, validation_json, **kwargs) -> dict:

@@ -1,6 +1,9 @@
 """A timm feature backbone for mmsegmentation (no mmpretrain needed)."""
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import timm
 import torch
 from mmengine.model import BaseModule
@@ -20,7 +23,8 @@ class TimmFeatureBackbone(BaseModule):
     - ``pretrained_file``: load the named timm weights from a local file (an
       offline machine); ``pretrained=True`` alone downloads them via timm/HF hub.
       Either way the weights are loaded before the feature wrapper is built, so
-      the names match.
+      the names match. Only training needs them: a model built to load a
+      checkpoint goes through :func:`pretrained_off` (evaluate, predict, bench).
 
     Parameter names are ``timm_model.stem_0``, ``timm_model.stages_1.downsample.0``,
     ``timm_model.stages_2.blocks.5...`` (timm flattens ``stem``/``stages``), plus
@@ -61,3 +65,36 @@ class TimmFeatureBackbone(BaseModule):
         if self.out_norms is not None:
             features = [norm(f) for norm, f in zip(self.out_norms, features)]
         return tuple(features)
+
+
+def pretrained_off(model_cfg: Any) -> Any:
+    """A copy of an mmseg model config whose build loads no pretrained weights.
+
+    For a model whose weights all come from a checkpoint (evaluate, predict)
+    or that is only timed (bench): ``pretrained=True`` would download the
+    backbone's weights (1.4 GB for ConvNeXt-XL; an error on an offline node)
+    and a ``pretrained_file`` may be missing on the machine that runs
+    inference. Switches off, at any depth: ``pretrained`` flags (set to
+    ``False``; a checkpoint path in ``model.pretrained`` becomes ``None``),
+    ``pretrained_file`` (removed) and ``init_cfg`` of type ``Pretrained``
+    (set to ``None``).
+    """
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            for key in list(node):
+                value = node[key]
+                if key == "pretrained":
+                    node[key] = False if isinstance(value, bool) else None
+                elif key == "pretrained_file":
+                    del node[key]
+                elif key == "init_cfg" and isinstance(value, dict) and value.get("type") == "Pretrained":
+                    node[key] = None
+                else:
+                    strip(value)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                strip(value)
+        return node
+
+    return strip(copy.deepcopy(model_cfg))
