@@ -87,7 +87,7 @@ def test_a_changed_mini_root_is_revalidated(tmp_path):
     Image.fromarray(mask).save(masks / "train_00001.png")  # replaced in place
     os.utime(masks, ns=(dir_mtime, dir_mtime))  # the folder's own mtime says nothing changed
     plan = _dry_run_reasons(tmp_path)
-    assert "rule validate:" in plan and "params changed" in plan.lower(), plan[-3000:]
+    assert "rule validate:" in plan and "params have changed" in plan.lower(), plan[-3000:]
 
     assert _run(tmp_path, config).returncode == 0
     generate_dataset(tmp_path / "extra", {"train": 1, "val": 1, "test": 1}, size=64, seed=5)
