@@ -238,3 +238,21 @@ def test_celebamask_release_fingerprint_changes_with_a_part(tmp_path: Path):
     os.utime(part, ns=(2, 2))
     assert celebamask.release_fingerprint(root) != before
 
+
+
+def test_a_palette_mask_dataset_trains(palette_root: Path, tmp_path: Path):
+    """The data steps' outputs of a palette-mask set feed a short training run (mmseg reads the
+    indices; the flipped masks hold the swapped indices)."""
+    from test_train import FAST, tiny_config
+
+    from faceparse.train import train
+
+    index = tmp_path / "validation.json"
+    validate_dataset(palette_root, "mini", index, threads=2)
+    flip_dataset(index, tmp_path / "flipped", tmp_path / "flip.json", threads=2)
+    channel_stats(index, tmp_path / "stats.json")
+    summary = train(tiny_config(tmp_path), index, tmp_path / "stats.json", tmp_path / "train.json",
+                    tmp_path / "work", flip=tmp_path / "flip.json", threads=1,
+                    overrides=FAST)
+    assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
+    assert all(0.0 <= v["mIoU"] <= 100.0 for v in summary["val"])
