@@ -387,13 +387,11 @@ def test_report_zip_has_every_section(report_zip):
 
 
 @pytest.mark.slow
-def test_report_opens_in_headless_chromium(report_zip, tmp_path):
+def test_report_opens_in_headless_chromium(report_zip, tmp_path, chromium):
     from faceparse.report import browser
 
-    if browser.find_chromium() is None:
-        pytest.skip("chromium is not installed (apt-get update && apt-get install -y chromium)")
     path, models, _ = report_zip
-    found = browser.check_report(path)
+    found = browser.check_report(path, chromium=chromium)
     for cat in REPORT_SECTIONS:
         info = found["categories"].get(cat)
         assert info is not None, f"{cat} not rendered"
@@ -402,5 +400,6 @@ def test_report_opens_in_headless_chromium(report_zip, tmp_path):
     assert not missing, missing
     images = [r for r in found["results"].values() if r["mime"].startswith("image/")]
     assert len(images) >= 2 + 5 * len(models)
-    shot = browser.screenshot(path, tmp_path / "shot.png", category="Evaluation", result="val_scores.png")
+    shot = browser.screenshot(path, tmp_path / "shot.png", category="Evaluation", result="val_scores.png",
+                              chromium=chromium)
     _png(shot, max_bytes=1_000_000)
