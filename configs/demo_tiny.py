@@ -35,7 +35,8 @@ model = dict(
         num_classes=num_classes,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', class_weight=class_weight, loss_weight=1.0,
+        # mmseg's CrossEntropyLoss with class weights fails on ignored (255) pixels
+        loss_decode=dict(type='ClassWeightedCrossEntropyLoss', class_weight=class_weight, loss_weight=1.0,
                          loss_name='loss_ce')),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

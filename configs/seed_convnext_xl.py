@@ -12,6 +12,10 @@ crop_size = (512, 512)
 num_classes = 19
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN on one GPU / CPU (mmengine reverts it)
 class_weight = [0.95, 0.95, 0.95, 1, 1, 1, 1.05, 1.05, 1.05, 1.05, 1, 1, 1, 0.95, 1.05, 1.5, 2, 1, 1.05]
+# The seed's CrossEntropyLoss(class_weight=...): mmseg 1.x's indexes the class
+# weights with the ignored label 255 (RandomRotate's padding) and fails; this
+# one gives the same value on labels without 255 and skips 255 in its mean.
+ce = dict(type='ClassWeightedCrossEntropyLoss', class_weight=class_weight, loss_name='loss_ce')
 # mmseg 1.x LovaszLoss: per_image=False (the batch as one image) requires reduction='none'.
 lovasz = dict(type='LovaszLoss', loss_type='multi_class', classes='present', per_image=False,
               reduction='none', loss_weight=2.0, loss_name='loss_lovasz')
@@ -40,7 +44,7 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=[
-            dict(type='CrossEntropyLoss', class_weight=class_weight, loss_weight=1.0, loss_name='loss_ce'),
+            dict(ce, loss_weight=1.0),
             lovasz,
         ]),
     auxiliary_head=dict(
@@ -55,7 +59,7 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=[
-            dict(type='CrossEntropyLoss', class_weight=class_weight, loss_weight=0.4, loss_name='loss_ce'),
+            dict(ce, loss_weight=0.4),
             lovasz,
         ]),
     train_cfg=dict(),

@@ -30,8 +30,11 @@ def _face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(image, 0, 255).astype(np.uint8), mask
 
 
-def make_tiny_dataset(root: Path, counts=None, size: int = 64, seed: int = 0) -> dict:
-    """A mini-layout data set plus validation.json / flip.json / stats.json, as the data rules write them."""
+def make_tiny_dataset(root: Path, counts=None, size: int = 64, seed: int = 0, ignored_rows: int = 0) -> dict:
+    """A mini-layout data set plus validation.json / flip.json / stats.json, as the data rules write them.
+
+    ``ignored_rows``: the bottom rows of every mask are 255 (unlabelled, ignored in training).
+    """
     counts = counts or {"train": 6, "val": 3}
     rng = np.random.default_rng(seed)
     index = {"root": str(root), "layout": "mini", "splits": {}}
@@ -43,6 +46,8 @@ def make_tiny_dataset(root: Path, counts=None, size: int = 64, seed: int = 0) ->
         names = []
         for i in range(n):
             image, mask = _face(rng, size)
+            if ignored_rows:
+                mask[-ignored_rows:] = 255
             name = f"{split}{i:03d}"
             Image.fromarray(image).save(img_dir / f"{name}.jpg", quality=95)
             Image.fromarray(mask).save(mask_dir / f"{name}.png")
@@ -268,7 +273,7 @@ def test_interrupted_run_resumes(data, tmp_path):
     assert done >= 2
 
     summary = train(config, data["validation"], data["stats"], out, work_dir,
-                    overrides={**overrides, "train_cfg.max_iters": done + 2, "param_scheduler.1.end": 200},
+                    overrides={**overrides, "train_cfg.max_iters": done + 2, "param_scheduler.1.end": done + 2},
                     threads=1)
     runs = _train_steps(work_dir)
     assert runs[-1] == [done + 1, done + 2]  # continued after the last checkpoint, not from 0
@@ -288,3 +293,170 @@ def test_short_run_fits_the_schedule():
     kept = [dict(type="LinearLR", begin=0, end=30), dict(type="PolyLR", begin=30, end=800)]
     _fit_schedule(kept, 800, 400, {})
     assert kept == [dict(type="LinearLR", begin=0, end=30), dict(type="PolyLR", begin=30, end=400)]
+
+
+# --------------------------------------------------------------------------- a run belongs to its inputs
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_fingerprint_ignores_paths_length_and_selection(data, tmp_path):
+    """Moved data, another work_dir, a longer run, other logging/checkpointing or a pinned
+    checkpoint keep the fingerprint; the data's content, a training value or the GPUs change it."""
+    from faceparse.train import build_config, fingerprint_changes, training_fingerprint
+
+    def fingerprint(d=data, work="a", overrides=None, gpus=0, keep=()):
+        cfg = build_config(DEMO, d["validation"], d["stats"], flip=d["flip"], overrides=overrides,
+                           work_dir=tmp_path / work, gpus=gpus, keep_iters=keep)
+        return training_fingerprint(cfg, d["validation"], d["stats"], d["flip"], False, gpus, 1)
+
+    base = fingerprint()
+    text = json.dumps(base["inputs"])
+    assert (tmp_path / "a" / "splits").is_dir()
+    assert str(tmp_path) not in text and str(Path(data["validation"]).parent) not in text  # no paths
+    moved = make_tiny_dataset(tmp_path / "moved_data")  # same content, other folder
+    same = [fingerprint(moved, work="b"),
+            fingerprint(overrides={"train_cfg.max_iters": 1600, "train_cfg.val_interval": 50,
+                                   "default_hooks.logger.interval": 1,
+                                   "default_hooks.checkpoint.max_keep_ckpts": 2}),
+            fingerprint(keep=[800])]
+    assert [f["sha256"] for f in same] == [base["sha256"]] * 3
+
+    other_data = make_tiny_dataset(tmp_path / "other_data", seed=1)
+    changed = fingerprint(other_data)
+    assert changed["sha256"] != base["sha256"]
+    assert "stats.mean" in fingerprint_changes(base, changed)
+    lr = fingerprint(overrides={"optim_wrapper.optimizer.lr": 1e-3})
+    assert fingerprint_changes(base, lr) == ["config.optim_wrapper.optimizer.lr"]
+    assert fingerprint(gpus=1)["sha256"] != base["sha256"]
+    warm_up = fingerprint(overrides={"param_scheduler.0.end": 60})  # not the end of the run: the recipe
+    assert fingerprint_changes(base, warm_up) == ["config.param_scheduler.0.end"]
+
+
+def test_changed_inputs_train_from_zero_and_keep_the_old_run(data, tmp_path, caplog):
+    from faceparse.train import train
+
+    config = tiny_config(tmp_path)
+    work_dir, out = tmp_path / "m" / "train", tmp_path / "m" / "train.json"
+    previous = work_dir.with_name("train.previous")
+    train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"], overrides=FAST, threads=1)
+    first = _sha(work_dir / "iter_4.pth")
+    assert json.loads((work_dir / "fingerprint.json").read_text())["sha256"] == json.loads(out.read_text())["fingerprint"]
+
+    # other training data (another seed of the same generator): iteration 0, the old run kept aside
+    other = make_tiny_dataset(tmp_path / "other", seed=1)
+    caplog.set_level("WARNING", logger="faceparse.train")
+    summary = train(config, other["validation"], other["stats"], out, work_dir, flip=other["flip"],
+                    overrides=FAST, threads=1)
+    assert _train_steps(work_dir) == [[1, 2, 3, 4]]
+    assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
+    assert _sha(previous / "iter_4.pth") == first and _train_steps(previous) == [[1, 2, 3, 4]]
+    assert "not resuming, its inputs changed" in caplog.text and "stats.mean" in caplog.text
+    second = _sha(work_dir / "iter_4.pth")
+    assert second != first
+
+    # a changed training override: again from 0; train.previous now holds the run before
+    caplog.clear()
+    lr = {**FAST, "optim_wrapper.optimizer.lr": 1e-3}
+    train(config, other["validation"], other["stats"], out, work_dir, flip=other["flip"], overrides=lr, threads=1)
+    assert _train_steps(work_dir) == [[1, 2, 3, 4]] and _sha(previous / "iter_4.pth") == second
+    assert "config.optim_wrapper.optimizer.lr" in caplog.text
+
+    # pinning a checkpoint only: the same run, nothing retrained
+    caplog.clear()
+    third = _sha(work_dir / "iter_4.pth")
+    train(config, other["validation"], other["stats"], out, work_dir, flip=other["flip"], overrides=lr,
+          threads=1, select_iter=2)
+    assert _train_steps(work_dir) == [[1, 2, 3, 4]] and _sha(work_dir / "iter_4.pth") == third
+    assert "not resuming" not in caplog.text
+    assert "PinnedCheckpointHook" in (work_dir / "config.py").read_text()
+
+
+def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_path, capfd):
+    from faceparse.train import loadable_checkpoints, train
+
+    config = tiny_config(tmp_path)
+    project = tmp_path / "project"
+    train(config, data["validation"], data["stats"], project / "train.json", project / "train",
+          overrides=FAST, threads=1)
+
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    work_dir, out = moved / "train", moved / "train.json"
+    assert str(project / "train") in (work_dir / "last_checkpoint").read_text()  # mmengine's path dangles
+    longer = {**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6}
+    train(config, data["validation"], data["stats"], out, work_dir, overrides=longer, threads=1)
+    assert _train_steps(work_dir) == [[1, 2, 3, 4], [5, 6]]
+
+    # killed while writing iter_6 (cut short) and an empty last_checkpoint: resume from iter_4
+    newest = work_dir / "iter_6.pth"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    (work_dir / "last_checkpoint").write_text("")
+    assert [Path(c).name for c in loadable_checkpoints(work_dir)] == ["iter_2.pth", "iter_4.pth"]
+    capfd.readouterr()
+    summary = train(config, data["validation"], data["stats"], out, work_dir,
+                    overrides={**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8}, threads=1)
+    text = "".join(capfd.readouterr())
+    assert "iter_6.pth does not load" in text and f"resuming from {work_dir.resolve() / 'iter_4.pth'}" in text
+    assert _train_steps(work_dir)[-1] == [5, 6, 7, 8]
+    assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_4.pth", "iter_6.pth", "iter_8.pth"]
+    assert [v["iter"] for v in summary["val"]] == [2, 4, 6, 8]  # iteration 6 once, from the run that kept it
+
+
+def test_pinned_checkpoint_survives_rotation(data, tmp_path):
+    from faceparse.select import select
+    from faceparse.train import train
+
+    config = tiny_config(tmp_path)
+    overrides = {**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8, "train_cfg.val_interval": 100,
+                 "default_hooks.checkpoint.max_keep_ckpts": 2}
+    out = tmp_path / "train.json"
+    summary = train(config, data["validation"], data["stats"], out, tmp_path / "train", overrides=overrides,
+                    threads=1, select_iter=2)
+    # the newest 2 rotate (iter_4 was deleted), the pinned iter_2 stays
+    assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_6.pth", "iter_8.pth"]
+    best = select(out, tmp_path / "best.json", select_iter=2)
+    assert best["iter"] == 2 and Path(best["checkpoint"]).is_file()
+
+    # a pinned iteration that will never be saved is refused before any training
+    for select_iter, message in ((3, "select_iter=3 is not a checkpoint iteration"),
+                                 (10, "select_iter=10 is after train_cfg.max_iters=8")):
+        with pytest.raises(ValueError, match=message):
+            train(config, data["validation"], data["stats"], tmp_path / "no.json", tmp_path / "refused",
+                  overrides=overrides, threads=1, select_iter=select_iter)
+        assert not list((tmp_path / "refused").glob("*.pth"))
+
+
+def test_total_batch_is_split_over_processes(data, tmp_path):
+    from faceparse.train import build_config
+
+    cfg = build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w", processes=2)
+    assert cfg.train_dataloader.batch_size == 2  # the recipe's 4, over 2 processes
+    with pytest.raises(ValueError, match=r"demo_tiny.py: train_dataloader.batch_size=3 .* split over 2 GPUs"):
+        build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w", processes=2,
+                     overrides={"train_dataloader.batch_size": 3})
+
+
+def test_config_values_cannot_become_code(data, tmp_path):
+    """Override keys must be dotted names and model names plain words: in build_config and the schema."""
+    from snakemake.utils import validate
+
+    from faceparse.train import build_config
+
+    with pytest.raises(ValueError, match=r"demo_tiny.py: override keys must be dotted names"):
+        build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w",
+                     overrides={"train_cfg.max_iters=1\nimport os; os.system('x')\nx": 1})
+    schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+    def config(name="demo", key="train_cfg.max_iters"):
+        return {"models": {name: {"config": "configs/demo_tiny.py", "overrides": {key: 10}}}}
+
+    validate(config(key="param_scheduler.1.end"), schema)
+    for bad in (config(name="a/../b"), config(name="demo\n"), config(name="x'"),
+                config(key="a.b)\nimport os"), config(key="a..b"), config(key="a.b\n"), config(key="1a")):
+        with pytest.raises(Exception, match="does not match"):
+            validate(bad, schema)

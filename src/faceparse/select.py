@@ -5,6 +5,7 @@ import json
 import logging
 from pathlib import Path
 
+from faceparse.splitfiles import write_json
 from faceparse.train import checkpoint_iter
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,9 @@ def choose(summary: dict, select_iter: int | None = None) -> dict:
     scores = {int(v["iter"]): float(v["mIoU"]) for v in summary.get("val", []) if v.get("mIoU") is not None}
     if select_iter is not None:
         if select_iter not in by_iter:
-            raise ValueError(f"select_iter={select_iter}: no such checkpoint; have {sorted(by_iter)} "
-                             "(keep more with default_hooks.checkpoint.max_keep_ckpts=-1)")
+            raise ValueError(f"select_iter={select_iter}: no such checkpoint; have {sorted(by_iter)} (a "
+                             "pinned iteration is kept from the run that knows it; one pinned after it "
+                             "was rotated out is gone: keep all with default_hooks.checkpoint.max_keep_ckpts=-1)")
         it = int(select_iter)
         reason = "pinned by select_iter"
     else:
@@ -51,8 +53,5 @@ def select(train_json: str | Path, best_json: str | Path, select_iter: int | Non
     with open(train_json) as f:
         summary = json.load(f)
     choice = choose(summary, select_iter)
-    Path(best_json).parent.mkdir(parents=True, exist_ok=True)
-    with open(best_json, "w") as f:
-        json.dump(choice, f, indent=2)
-        f.write("\n")
+    write_json(best_json, choice)
     return choice

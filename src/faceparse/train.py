@@ -4,31 +4,41 @@
   (``validation.json``, ``flip.json``, ``stats.json``), ``train_on_val`` and the
   config's ``overrides`` into one mmengine ``Config``; evaluate and predict
   reuse it (or load the dumped ``train/config.py``).
-- :func:`train` is the Snakemake step: dump the config, take GPUs
-  (:mod:`faceparse.gpus`), run the training as a child process (``torchrun``
-  for several GPUs) and write ``train.json``.
+- :func:`train` is the Snakemake step: check the work_dir's fingerprint
+  (:func:`training_fingerprint`; a run made from other inputs is moved to
+  ``train.previous/``), dump the config, take GPUs (:mod:`faceparse.gpus`), run
+  the training as a child process (``torchrun`` for several GPUs) and write
+  ``train.json``.
 - ``python -m faceparse.train CONFIG [--launcher pytorch]`` is the training
-  entry each process runs: resume from the work_dir's last checkpoint when
-  there is one, else start (from ``load_from`` if the config names one).
+  entry each process runs: resume from the work_dir's newest checkpoint that
+  loads (:func:`resume_checkpoint`), else start (from ``load_from`` if the
+  config names one).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from faceparse.splitfiles import write_json
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_ITER = re.compile(r"iter_(\d+)\.pth$")
+# A Config.merge_from_dict key: dotted names, list indices as numbers (param_scheduler.1.end).
+OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))*")
+FINGERPRINT = "fingerprint.json"
 
 
 # --------------------------------------------------------------------------- config
@@ -104,7 +114,8 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
                  flip: str | Path | None = None, train_on_val: bool = False,
                  overrides: Mapping | None = None, work_dir: str | Path | None = None,
                  gpus: int = 0, split_dir: str | Path | None = None,
-                 base_dir: str | Path | None = None):
+                 base_dir: str | Path | None = None, processes: int = 1,
+                 keep_iters: Iterable[int] = ()):
     """The fully resolved mmseg config of a model.
 
     Args:
@@ -124,15 +135,29 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
         split_dir: where the split lists (``ann_file``) go; default ``{work_dir}/splits``.
         base_dir: what relative paths in the data index are relative to
             (default: the current directory, the Snakemake workdir).
+        processes: training processes (one per GPU). The config's
+            ``train_dataloader.batch_size`` (after overrides) is the total batch
+            of the recipe; each process gets ``batch_size / processes``.
+        keep_iters: checkpoint iterations that must survive ``max_keep_ckpts``
+            (a pinned ``select_iter``): kept by ``PinnedCheckpointHook``.
 
     Returns:
         an ``mmengine.Config``; data paths in it are absolute.
+
+    Raises:
+        ValueError: naming ``config_file``, for an override key that is not a
+            dotted name, a total batch that does not divide over ``processes``,
+            or a kept iteration that will never be saved.
     """
     from mmengine.config import Config
 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    cfg = Config.fromfile(str(config_file))
     overrides = dict(overrides or {})
+    bad = [key for key in overrides if not isinstance(key, str) or not OVERRIDE_KEY.fullmatch(key)]
+    if bad:
+        raise ValueError(f"{config_file}: override keys must be dotted names (train_cfg.max_iters, "
+                         f"param_scheduler.1.end); got {bad!r}")
+    cfg = Config.fromfile(str(config_file))
     max_iters = cfg.train_cfg.get("max_iters")
     # Overrides first, so they can change the template datasets (pipelines,
     # batch size) that the split datasets below are made from.
@@ -173,6 +198,17 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
         if loader.get("num_workers", 0) == 0:
             loader["persistent_workers"] = False  # torch refuses persistent workers without workers
 
+    if processes > 1:
+        total = int(cfg.train_dataloader.batch_size)
+        if total % processes:
+            raise ValueError(
+                f"{config_file}: train_dataloader.batch_size={total} is the recipe's total batch and does not "
+                f"split over {processes} GPUs; override train_dataloader.batch_size with a multiple of "
+                f"{processes} (the new total batch) or change the model's gpus")
+        cfg.train_dataloader.batch_size = total // processes
+    if keep_iters:
+        _keep_checkpoints(cfg, config_file, keep_iters)
+
     if gpus <= 0:
         if cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
             cfg.optim_wrapper.type = "OptimWrapper"
@@ -182,6 +218,140 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
         cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
         cfg.env_cfg.cudnn_benchmark = False
     return cfg
+
+
+def _keep_checkpoints(cfg, config_file: str | Path, keep_iters: Iterable[int]) -> None:
+    """Make the checkpoint hook keep ``keep_iters`` through rotation; refuse iterations never saved."""
+    hook = cfg.default_hooks.get("checkpoint")
+    max_iters = int(cfg.train_cfg.max_iters)
+    if not hook or hook.get("by_epoch", False):
+        raise ValueError(f"{config_file}: select_iter needs an iteration-based default_hooks.checkpoint")
+    interval = int(hook.get("interval", -1))
+    for it in keep_iters:
+        if it > max_iters:
+            raise ValueError(f"{config_file}: select_iter={it} is after train_cfg.max_iters={max_iters}: "
+                             f"that checkpoint would never exist; lower select_iter or raise max_iters")
+        if it != max_iters and (interval <= 0 or it % interval):
+            raise ValueError(f"{config_file}: select_iter={it} is not a checkpoint iteration "
+                             f"(default_hooks.checkpoint.interval={interval}, max_iters={max_iters}); "
+                             f"pin a multiple of the interval or override the interval")
+    if hook.get("type") not in ("CheckpointHook", "PinnedCheckpointHook"):
+        raise ValueError(f"{config_file}: select_iter needs mmengine's CheckpointHook, not {hook.get('type')}")
+    hook.type = "PinnedCheckpointHook"
+    hook.keep_iters = sorted(int(i) for i in keep_iters)
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+# What does not change the weights a run produces: where things are, how often
+# it logs, validates and saves, what inference uses, and how long it runs (a
+# longer run resumes; ResumeScheduleHook stretches the schedule ends that
+# follow max_iters; a warm-up's end is part of the recipe).
+_IRRELEVANT_TOP = ("work_dir", "resume", "launcher", "val_dataloader", "test_dataloader", "val_evaluator",
+                   "test_evaluator", "val_cfg", "test_cfg", "test_pipeline", "tta_model", "tta_pipeline",
+                   "visualizer", "vis_backends", "log_level", "log_processor")
+_IRRELEVANT_HOOKS = ("timer", "logger", "checkpoint", "visualization")
+_PATH_KEYS = ("data_root", "ann_file", "data_prefix", "root", "image_dir", "mask_dir")
+_SCHEDULE_ENDS = ("end", "total_iters", "T_max")
+
+
+def _without(node, keys: tuple[str, ...]):
+    """A copy of a nested dict/list without ``keys`` at any depth."""
+    if isinstance(node, Mapping):
+        return {k: _without(v, keys) for k, v in node.items() if k not in keys}
+    if isinstance(node, list | tuple):
+        return [_without(v, keys) for v in node]
+    return node
+
+
+def weight_relevant_config(cfg) -> dict:
+    """The resolved config without what cannot change the trained weights (see ``_IRRELEVANT_TOP``)."""
+    d = json.loads(json.dumps(cfg.to_dict(), default=str))
+    for key in _IRRELEVANT_TOP:
+        d.pop(key, None)
+    for key in _IRRELEVANT_HOOKS:
+        d.get("default_hooks", {}).pop(key, None)
+    max_iters = d.get("train_cfg", {}).pop("max_iters", None)
+    d.get("train_cfg", {}).pop("val_interval", None)
+    schedulers = d.get("param_scheduler") or []
+    for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+        for key in _SCHEDULE_ENDS:
+            if key in scheduler and scheduler[key] == max_iters:
+                scheduler[key] = "max_iters"
+    loader = d.get("train_dataloader", {})
+    for key in ("num_workers", "persistent_workers"):
+        loader.pop(key, None)
+    d["train_dataloader"] = _without(loader, _PATH_KEYS)
+    return d
+
+
+def training_fingerprint(cfg, validation: str | Path, stats: str | Path, flip: str | Path | None,
+                         train_on_val: bool, gpus: int, processes: int) -> dict:
+    """What determines a run's weights, and its sha256: the resolved config (without
+    paths, logging and length), the dataset index, stats and flip manifest (their
+    content, not where they are), train_on_val and the GPUs/processes."""
+    inputs = {
+        "config": weight_relevant_config(cfg),
+        "data": _without(_read_json(validation), _PATH_KEYS),
+        "stats": _read_json(stats),
+        "flip": _without(_read_json(flip), _PATH_KEYS) if flip is not None else None,
+        "train_on_val": bool(train_on_val),
+        "gpus": int(gpus),
+        "processes": int(processes),
+    }
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "inputs": inputs}
+
+
+def _flat(node, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, Mapping):
+        out: dict[str, object] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(node, list) and any(isinstance(v, Mapping | list) for v in node):
+        out = {f"{prefix}.len": len(node)}
+        for i, v in enumerate(node):
+            out.update(_flat(v, f"{prefix}.{i}"))
+        return out
+    return {prefix: node}
+
+
+def fingerprint_changes(old: Mapping, new: Mapping, limit: int = 8) -> list[str]:
+    """The dotted keys whose values differ between two fingerprints' inputs (at most ``limit``)."""
+    a, b = _flat(old.get("inputs", {})), _flat(new.get("inputs", {}))
+    changed = sorted(k for k in a.keys() | b.keys() if a.get(k, ...) != b.get(k, ...))
+    return changed[:limit] + ([f"... {len(changed) - limit} more"] if len(changed) > limit else [])
+
+
+def _has_run(work_dir: Path) -> bool:
+    return any(work_dir.glob("*.pth")) or any(work_dir.glob("*/vis_data/scalars.json"))
+
+
+def set_aside_stale_run(work_dir: str | Path, fingerprint: Mapping) -> Path | None:
+    """Move a work_dir trained from other inputs to ``{work_dir}.previous`` (replacing an older one).
+
+    Returns where it went, or None when the work_dir has no run or its recorded
+    fingerprint matches (then training resumes there).
+    """
+    work_dir = Path(work_dir)
+    if not work_dir.is_dir() or not _has_run(work_dir):
+        return None
+    recorded_path = work_dir / FINGERPRINT
+    if recorded_path.is_file():
+        recorded = _read_json(recorded_path)
+        if recorded.get("sha256") == fingerprint["sha256"]:
+            return None
+        why = "its inputs changed: " + ", ".join(fingerprint_changes(recorded, fingerprint))
+    else:
+        why = f"it has no {FINGERPRINT}, so what it was trained from is unknown"
+    previous = work_dir.with_name(work_dir.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    work_dir.rename(previous)
+    log.warning("%s: not resuming, %s; moved it to %s (the generation before is deleted) and training "
+                "from iteration 0", work_dir, why, previous)
+    return previous
 
 
 # --------------------------------------------------------------------------- results
@@ -199,22 +369,77 @@ def list_checkpoints(work_dir: str | Path) -> list[str]:
     return [str(p) for p in found]
 
 
+def checkpoint_error(path: str | Path) -> str | None:
+    """Why a checkpoint does not load (None: it does).
+
+    Opens it as mmengine's resume will (torch's ``weights_only`` loader with
+    :mod:`faceparse.mm.compat`'s allow-list), memory-mapped, so the tensors are
+    not read: a file cut short while saving fails here without reading gigabytes.
+    """
+    import torch
+
+    from faceparse.mm import compat
+
+    compat.apply()
+    try:
+        torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure means "cannot resume from it"
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def loadable_checkpoints(work_dir: str | Path) -> list[str]:
+    """:func:`list_checkpoints` without the files that do not load (warned about)."""
+    found = []
+    for path in list_checkpoints(work_dir):
+        error = checkpoint_error(path)
+        if error is None:
+            found.append(path)
+        else:
+            log.warning("%s does not load, left out (%s)", path, error)
+    return found
+
+
+def resume_checkpoint(work_dir: str | Path) -> str | None:
+    """The newest checkpoint of ``work_dir`` that loads, or None.
+
+    mmengine's ``last_checkpoint`` holds the absolute path of the last save: it
+    dangles once the project folder moves, and the file it names may have been
+    cut short. The work_dir's own ``*iter_N.pth`` files are the truth: newest
+    first (``iter_N`` before its ``best_*`` copy), each opened (see
+    :func:`checkpoint_error`); one that does not load is skipped with a warning.
+    """
+    work_dir = Path(work_dir)
+    candidates = list_checkpoints(work_dir) if work_dir.is_dir() else []
+    candidates.sort(key=lambda p: (-checkpoint_iter(p), not Path(p).name.startswith("iter_")))
+    for path in candidates:
+        error = checkpoint_error(path)
+        if error is None:
+            return path
+        print(f"faceparse.train: WARNING: {path} does not load ({error}); trying the one before", flush=True)
+    return None
+
+
 def read_val_scores(work_dir: str | Path, metric: str = "mIoU") -> list[dict]:
-    """Validation ``metric`` per iteration, in percent as mmseg's IoUMetric logs it."""
+    """Validation ``metric`` per iteration, in percent as mmseg's IoUMetric logs it; an iteration
+    validated again by a resumed run (after a checkpoint that did not load) has its last score."""
     from faceparse.scalars import read_scalars
 
     _, val = read_scalars(work_dir, metric)
-    return [{"iter": row["step"], metric: round(float(row.get(metric, row.get(f"val/{metric}"))), 6)}
-            for row in val]
+    by_iter = {int(row["step"]): round(float(row.get(metric, row.get(f"val/{metric}"))), 6) for row in val}
+    return [{"iter": it, metric: score} for it, score in sorted(by_iter.items())]
 
 
-def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int) -> dict:
-    """The content of ``train.json``."""
+def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, train_on_val: bool = False,
+              fingerprint: str | None = None) -> dict:
+    """The content of ``train.json``: only checkpoints that exist and load are listed."""
     return {
         "work_dir": str(work_dir),
         "config": str(config_path),
-        "checkpoints": list_checkpoints(work_dir),
+        "checkpoints": loadable_checkpoints(work_dir),
         "max_iters": int(max_iters),
+        "train_on_val": bool(train_on_val),
+        "fingerprint": fingerprint,
         "val": read_val_scores(work_dir),
     }
 
@@ -310,23 +535,35 @@ def launch(config_path: str | Path, gpus: int = 0, nproc: int | None = None, thr
 def train(config_file: str | Path, validation: str | Path, stats: str | Path, train_json: str | Path,
           work_dir: str | Path, flip: str | Path | None = None, train_on_val: bool = False,
           overrides: Mapping | None = None, gpus: int = 0, threads: int = 1,
-          nproc: int | None = None) -> dict:
-    """The train step: resolve and dump the config, train (resuming), write ``train.json``."""
+          nproc: int | None = None, select_iter: int | None = None) -> dict:
+    """The train step: resolve the config, check the work_dir's fingerprint, train (resuming
+    only a run of the same inputs), write ``train.json``.
+
+    ``select_iter`` (a pinned checkpoint) is kept through checkpoint rotation and
+    checked before training starts; it is not part of the fingerprint.
+    """
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    cfg = build_config(config_file, validation, stats, flip=flip, train_on_val=train_on_val,
-                       overrides=overrides, work_dir=work_dir, gpus=gpus)
+    processes = nproc or max(gpus, 1)
+
+    def resolve():
+        return build_config(config_file, validation, stats, flip=flip, train_on_val=train_on_val,
+                            overrides=overrides, work_dir=work_dir, gpus=gpus, processes=processes,
+                            keep_iters=[select_iter] if select_iter else ())
+
+    cfg = resolve()
+    fingerprint = training_fingerprint(cfg, validation, stats, flip, train_on_val, gpus, processes)
+    if set_aside_stale_run(work_dir, fingerprint) is not None:
+        cfg = resolve()  # the split lists went with the old run
+    write_json(work_dir / FINGERPRINT, fingerprint)
     config_path = work_dir / "config.py"
     cfg.dump(str(config_path))
-    log.info("resolved config: %s", config_path)
+    log.info("resolved config: %s (fingerprint %s)", config_path, fingerprint["sha256"][:16])
     launch(config_path, gpus=gpus, nproc=nproc, threads=threads)
-    summary = summarize(work_dir.resolve(), config_path.resolve(), cfg.train_cfg.max_iters)
+    summary = summarize(work_dir.resolve(), config_path.resolve(), cfg.train_cfg.max_iters,
+                        train_on_val=train_on_val, fingerprint=fingerprint["sha256"])
     if not summary["checkpoints"]:
-        raise RuntimeError(f"training finished without a checkpoint in {work_dir}")
-    Path(train_json).parent.mkdir(parents=True, exist_ok=True)
-    with open(train_json, "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
+        raise RuntimeError(f"training finished without a checkpoint that loads in {work_dir}")
+    write_json(train_json, summary)
     log.info("%d checkpoint(s), val mIoU: %s", len(summary["checkpoints"]),
              ", ".join(f"{v['iter']}: {v['mIoU']:.4f}" for v in summary["val"]) or "none")
     return summary
@@ -346,13 +583,13 @@ def _init_cpu_distributed() -> None:
 def run(config_path: str | Path, launcher: str = "none", threads: int | None = None) -> int:
     """Train a dumped config in this process; returns the iteration reached.
 
-    Resumes from the work_dir's ``last_checkpoint`` when it exists (the
-    optimizer, schedule, iteration and message hub come back); a run that
-    already reached ``max_iters`` is not started again.
+    Resumes from the work_dir's newest checkpoint that loads
+    (:func:`resume_checkpoint`: the optimizer, schedule, iteration and message
+    hub come back); a run that already reached ``max_iters`` is not started again.
     """
     import torch
     from mmengine.config import Config
-    from mmengine.runner import Runner, find_latest_checkpoint
+    from mmengine.runner import Runner
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -361,7 +598,7 @@ def run(config_path: str | Path, launcher: str = "none", threads: int | None = N
     if launcher != "none" and not torch.cuda.is_available():
         _init_cpu_distributed()
         cfg.model_wrapper_cfg = dict(type="mmseg.CPUDistributedDataParallel")
-    last = find_latest_checkpoint(cfg.work_dir) if Path(cfg.work_dir).is_dir() else None
+    last = resume_checkpoint(cfg.work_dir)
     max_iters = int(cfg.train_cfg.max_iters)
     if last:
         done = checkpoint_iter(last)

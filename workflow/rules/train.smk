@@ -6,13 +6,17 @@ rule train:
         unpack(train_inputs),
     output:
         # Checkpoints stay in the work_dir (not outputs), so a failed or
-        # interrupted run keeps them and a rerun resumes from the last one.
+        # interrupted run keeps them and a rerun resumes from the last one;
+        # the work_dir's fingerprint.json says which inputs they belong to.
         train="results/models/{model}/train.json",
     params:
         work_dir="results/models/{model}/train",
         train_on_val=config["train_on_val"],
         overrides=model_overrides,
         gpus=model_gpus,
+        # Kept through checkpoint rotation (and checked before training). A new
+        # value reruns this job, which finds the run already done: not retrained.
+        select_iter=model_select_iter,
     log:
         "logs/models/{model}/train.log",
     benchmark:

@@ -15,5 +15,6 @@ train(
     train_on_val=snakemake.params.train_on_val,  # noqa: F821
     overrides=snakemake.params.overrides,  # noqa: F821
     gpus=snakemake.params.gpus,  # noqa: F821
+    select_iter=snakemake.params.select_iter,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
 )

@@ -12,7 +12,8 @@ compat.apply()
 
 from . import backbone  # noqa: E402,F401  TimmFeatureBackbone
 from . import datasets  # noqa: E402,F401  FaceParseDataset
-from . import hooks  # noqa: E402,F401  ResumeScheduleHook
+from . import hooks  # noqa: E402,F401  ResumeScheduleHook, PinnedCheckpointHook
+from . import losses  # noqa: E402,F401  ClassWeightedCrossEntropyLoss
 from . import optim  # noqa: E402,F401  TimmLayerDecayOptimizerConstructor
 from . import transforms  # noqa: E402,F401  RandomFlipSwapLR
 from . import tta  # noqa: E402,F401  FaceSegTTAModel

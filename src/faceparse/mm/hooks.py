@@ -1,11 +1,13 @@
-"""Hooks: keep the configured learning-rate schedule when a longer run resumes."""
+"""Hooks: keep the configured learning-rate schedule when a longer run resumes; keep a
+pinned checkpoint whatever the rotation says."""
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterable
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS, PARAM_SCHEDULERS
 
@@ -114,3 +116,36 @@ def replay_schedule(scheduler_cfgs, param_groups, iters: int) -> tuple[list[dict
     names |= {s.param_name for s in schedulers}
     values = [{name: g[name] for name in names if name in g} for g in stand_in.param_groups]
     return values, schedulers
+
+
+@HOOKS.register_module()
+class PinnedCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` that never rotates out the checkpoints of ``keep_iters``.
+
+    ``max_keep_ckpts`` keeps the newest N checkpoints and deletes older ones; a
+    checkpoint pinned for selection (``models.<name>.select_iter``) is saved as
+    usual but never enters the rotation, so it stays on disk while the newest N
+    of the others rotate. A pinned iteration already in the rotation of a
+    resumed run is taken out of it before training continues.
+    """
+
+    def __init__(self, *args, keep_iters: Iterable[int] = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep_iters = frozenset(int(i) for i in keep_iters)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if self.max_keep_ckpts > 0 and self.keep_iters & set(self.keep_ckpt_ids):
+            for step in self.keep_iters & set(self.keep_ckpt_ids):
+                self.keep_ckpt_ids.remove(step)
+            runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        if step not in self.keep_iters:
+            super()._save_checkpoint_with_step(runner, step, meta)
+            return
+        max_keep, self.max_keep_ckpts = self.max_keep_ckpts, -1  # -1: no rotation for this save
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.max_keep_ckpts = max_keep
