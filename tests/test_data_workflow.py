@@ -97,3 +97,16 @@ def test_a_changed_mini_root_is_revalidated(tmp_path):
     assert "rule validate:" in plan and "rule flip:" in plan and "rule stats:" in plan, plan[-3000:]
     assert _run(tmp_path, config).returncode == 0
     assert "new" in yaml.safe_load((tmp_path / "results" / "data" / "validation.json").read_text())["splits"]["train"]["names"]
+
+
+@pytest.mark.parametrize("layout", ["mini", "celebamask-hq"])
+def test_a_layout_that_reads_a_root_needs_data_root(tmp_path, layout):
+    """The schema says so (if/then on data_layout), before any job is planned."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data_layout": layout, "models": MODELS}))
+    cmd = [str(SNAKEMAKE), "-n", "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(tmp_path),
+           "--configfile", str(tmp_path / "config.yaml"), "--replace-workflow-config"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error validating config file" in output and "instance['data_root']" in output
+    assert "Job stats" not in output

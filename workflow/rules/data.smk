@@ -9,8 +9,6 @@
 TRAINING_SPLITS = ["train", "val"] if config["train_on_val"] else ["train"]
 # The image size validate insists on: known for generated data, else each split's most common.
 EXPECTED_IMAGE_SIZE = {"synthetic": config["synthetic"]["size"], "celebamask-hq": 512}.get(config["data_layout"])
-if config["data_layout"] == "celebamask-hq" and not config["data_root"]:
-    raise ValueError("config: data_layout=celebamask-hq needs data_root=<CelebAMask-HQ release folder>")
 # A CelebAMask-HQ conversion reads the release folder; the synthetic generator reads nothing.
 SOURCE_INPUT = {"release": config["data_root"]} if config["data_layout"] == "celebamask-hq" else {}
 

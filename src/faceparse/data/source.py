@@ -12,16 +12,15 @@ from faceparse.splitfiles import write_json
 def make_source(layout: str, out_dir: str | Path, manifest: str | Path, threads: int = 1, *,
                 synthetic: dict | None = None, data_root: str | None = None,
                 max_images: int | None = None, size: int = 512) -> dict:
-    """Make the dataset for `layout` ('synthetic' or 'celebamask-hq') and write the manifest."""
+    """Make the dataset for `layout` ('synthetic' or 'celebamask-hq') and write the manifest.
+
+    ``synthetic`` is the config's ``synthetic`` section ({seed, size, counts}; the schema fills
+    its defaults); ``data_root``, ``max_images`` and ``size`` are for the CelebAMask-HQ release."""
     if layout == "synthetic":
-        cfg = synthetic or {}
-        counts = cfg.get("counts", {"train": 240, "val": 40, "test": 40})
-        seed, size = int(cfg.get("seed", 0)), int(cfg.get("size", size))
-        info = {"splits": generate_dataset(out_dir, counts, size=size, seed=seed, threads=threads),
+        seed, size = int(synthetic["seed"]), int(synthetic["size"])
+        info = {"splits": generate_dataset(out_dir, synthetic["counts"], size=size, seed=seed, threads=threads),
                 "seed": seed}
     elif layout == "celebamask-hq":
-        if not data_root:
-            raise ValueError("data_layout=celebamask-hq needs data_root=<folder of the CelebAMask-HQ release>")
         info = convert_celebamask(data_root, out_dir, size=size, max_images=max_images, threads=threads)
         info.update(data_root=str(data_root), max_images=max_images)
     else:
