@@ -67,7 +67,7 @@ def test_gpu_check_cpu_mode(wheels, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:] + log[-3000:]
     r = json.loads((out / "gpu_check.json").read_text())
     assert r["ok"] and r["mode"] == "cpu"
-    assert [s["step"] for s in r["steps"]] == ["env", "install", "train_fp32_b2", "train_fp32_max", "infer", "loader",
+    assert [s["step"] for s in r["steps"]] == ["install", "env", "train_fp32_b2", "train_fp32_max", "infer", "loader",
                                                "train_fp32_b2_channels_last"]
     assert r["env"]["packages"]["mmseg"] == "1.2.2" and r["env"]["cuda_available"] is False
     train = r["train"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,133 @@ def test_confusion_on_device_matches_numpy(setup):
         total += confusion_matrix(np.asarray(Image.open(mask)), pred)
     np.testing.assert_array_equal(result["confusion"], total)
     assert torch.get_num_threads() >= 1
+
+
+# ---------------------------------------------------------------------------
+# The seed's model shape offline: inference loads no pretrained weights
+
+SEED_TINY = """
+_base_ = [{seed!r}]
+crop_size = (64, 64)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(model_name='convnext_atto', pretrained=True, pretrained_file={weights!r}, drop_path_rate=0.1),
+    decode_head=dict(in_channels=[40, 80, 160, 320], channels=16),
+    auxiliary_head=dict(in_channels=160, channels=8))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomRotate', prob=0.5, degree=25),
+    dict(type='RandomResize', scale=crop_size, ratio_range=(1.0, 1.2), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=crop_size, keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+"""
+
+# Run with the hub offline and an empty HF cache: the training config (pretrained
+# from the hub, or from a local file that is gone) cannot be built, evaluate and
+# predict of its checkpoint still work.
+OFFLINE_SCRIPT = """
+import json, sys
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+import faceparse.mm
+from faceparse.inference import evaluate, predict
+
+config, checkpoint, index, out = sys.argv[1:]
+cfg = Config.fromfile(config)
+init_default_scope('mmseg')
+refused = {}
+for name, backbone in (('file', cfg.model.backbone), ('hub', {**cfg.model.backbone, 'pretrained_file': None})):
+    try:
+        MODELS.build(backbone)
+    except Exception as exc:
+        refused[name] = type(exc).__name__
+common = dict(scales=[1.0, 1.5], flip=True, batch_size=2, threads=1, device='cpu')
+metrics = evaluate(config, checkpoint, index, pred_dir=out + '/val', metrics_json=out + '/val.json', **common)
+summary = predict(config, checkpoint, index, pred_dir=out + '/test', split='val', **common)
+print(json.dumps({'refused': refused, 'mIoU': metrics['tta']['mIoU'], 'predicted': summary['images']}))
+"""
+
+
+@pytest.fixture(scope="module")
+def seed_trained(tmp_path_factory):
+    """A seed-shaped model (ConvNeXt-atto backbone, small heads) trained 2 iterations from a local weights file."""
+    import timm
+
+    from faceparse.train import train
+    from test_train import SEED, make_tiny_dataset
+
+    root = tmp_path_factory.mktemp("seed_offline")
+    torch.manual_seed(0)
+    weights = root / "convnext_atto_local.pth"
+    torch.save(timm.create_model("convnext_atto", pretrained=False).state_dict(), weights)
+    config = root / "seed_tiny.py"
+    config.write_text(SEED_TINY.format(seed=str(SEED), weights=str(weights)))
+    data = make_tiny_dataset(root / "data", counts={"train": 2, "val": 2})
+    summary = train(config, data["validation"], data["stats"], root / "train.json", root / "train",
+                    overrides={"train_cfg.max_iters": 2, "train_cfg.val_interval": 2,
+                               "default_hooks.checkpoint.interval": 2},
+                    threads=1)
+    return root, summary, weights, data
+
+
+def test_pretrained_file_loads_local_weights(seed_trained):
+    from faceparse.mm.backbone import TimmFeatureBackbone
+
+    root, summary, weights, data = seed_trained
+    state = torch.load(weights)
+    backbone = TimmFeatureBackbone("convnext_atto", pretrained_file=str(weights), out_norms=True)
+    assert torch.equal(backbone.timm_model.stem_0.weight, state["stem.0.weight"])
+    assert torch.equal(backbone.timm_model.stages_2.blocks[5].mlp.fc1.weight, state["stages.2.blocks.5.mlp.fc1.weight"])
+    # the dumped training config still names the file; training loaded it
+    assert str(weights) in Path(summary["config"]).read_text()
+
+
+def test_seed_inference_offline_without_backbone_file(seed_trained, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root, summary, weights, data = seed_trained
+    moved = weights.rename(weights.with_suffix(".gone"))
+    try:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+        result = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, summary["config"], summary["checkpoints"][-1],
+                                 str(data["validation"]), str(tmp_path)],
+                                env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        moved.rename(weights)
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    # building the training config needs the file, or the hub: both refused here
+    assert out["refused"] == {"file": "FileNotFoundError", "hub": "LocalEntryNotFoundError"}, out
+    assert 0.0 <= out["mIoU"] <= 100.0 and out["predicted"] == 2
+    assert sorted(p.name for p in (tmp_path / "test").iterdir()) == ["val000.png", "val001.png"]
+
+
+def test_pretrained_off_switches_every_loading_off():
+    from mmengine.config import ConfigDict
+
+    from faceparse.mm.backbone import pretrained_off
+
+    cfg = ConfigDict(type="EncoderDecoder", pretrained="open-mmlab://resnet50",
+                     backbone=dict(type="TimmFeatureBackbone", model_name="x", pretrained=True,
+                                   pretrained_file="/w.pth", init_cfg=dict(type="Pretrained", checkpoint="c")),
+                     auxiliary_head=[dict(type="FCNHead", init_cfg=dict(type="Normal", std=0.01))])
+    off = pretrained_off(cfg)
+    assert off.pretrained is None and off.backbone.pretrained is False
+    assert "pretrained_file" not in off.backbone and off.backbone.init_cfg is None
+    assert off.auxiliary_head[0].init_cfg == dict(type="Normal", std=0.01)
+    assert cfg.backbone.pretrained is True and cfg.backbone.pretrained_file == "/w.pth"  # a copy

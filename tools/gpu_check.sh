@@ -7,10 +7,10 @@
 # GPU mode expects Python 3.12 with torch (CUDA), timm, numpy, opencv and a
 # C++ compiler, and no mmcv/mmengine/mmseg; WHEELS_DIR is what
 # tools/prepare_gpu_wheels.sh made. Within FACEPARSE_CHECK_SECONDS (480) it
-#   1. records the machine (env);
-#   2. installs the carried wheels into a scratch site-packages (no network)
+#   1. installs the carried wheels into a scratch site-packages (no network)
 #      and compiles mmcv's ops from the patched sdist with all cores (CPU ops,
 #      as tools/build_mmcv.sh builds them: our models use no mmcv CUDA op);
+#   2. records the machine and the package versions (env);
 #   3. runs bench/bench_train.py on configs/seed_convnext_xl.py: bf16 and fp16
 #      at batch 4 (up to 50 timed iterations after 10 warm-up) and at the
 #      largest batch that fits (found in bf16, capped at 64), and bf16 batch 4
@@ -63,8 +63,8 @@ else
   PY=${PYTHON:-$REPO/.venv/bin/python}
   CONFIG=configs/demo_tiny.py
   DEVICE=cpu
-  TRAIN_COMMON=(--iters 3 --warmup 1 --threads 2)
-  MAX_BATCH=(--batch-size 2 --max-batch-cap 4 --iters 2 --warmup 1 --threads 2)
+  TRAIN_COMMON=(--iters 3 --warmup 1 --threads 2 --crop 128 128)
+  MAX_BATCH=(--batch-size 2 --max-batch-cap 4 --iters 2 --warmup 1 --threads 2 --crop 128 128)
   SMALL_BATCH=2
   FAST=(fp32)
   INFER=(--images 2 --scales 0.75 1.0 --batch-size 2)
@@ -89,7 +89,10 @@ step() {
   fi
   local limit=$((max < left ? max : left)) t0=$SECONDS rc status
   echo "===== $name (limit ${limit}s): $*" >>"$LOG"
-  timeout -k 10 "$limit" "$@" >>"$LOG" 2>&1
+  # timeout runs programs, not functions: hand bash this script's state and functions
+  # (timeout signals its whole process group, so the Python children stop too).
+  timeout -k 10 "$limit" bash -c "$(declare -p "${STATE[@]}"); $(declare -f "${FUNCS[@]}"); \"\$@\"" \
+    "$name" "$@" >>"$LOG" 2>&1
   rc=$?
   case $rc in 0) status=ok ;; 124|137) status=timeout ;; *) status=failed ;; esac
   say "$name: $status after $((SECONDS - t0))s (rc $rc)"
@@ -235,11 +238,13 @@ print(f"gpu_check: {'all steps ok' if result['ok'] else 'SOME STEPS FAILED'}; {o
 EOF
 }
 
+STATE=(MODE PY CONFIG DEVICE REPO WORK RES WHEELS INFER LOADER FAST)
+FUNCS=(env_info install train infer loader)
 say "$MODE mode, config $CONFIG, budget ${BUDGET}s, log $LOG"
-step env 60 5 env_info
 if [ -n "$WHEELS" ]; then
   step install 330 60 install && export PYTHONPATH="$WORK/site:$PYTHONPATH"
 fi
+step env 60 5 env_info
 F=${FAST[0]}
 step "train_${F}_b${SMALL_BATCH}" 120 40 train "${F}_b${SMALL_BATCH}" --precision "$F" --batch-size "$SMALL_BATCH" \
   "${TRAIN_COMMON[@]}" --save-checkpoint "$WORK/seed.pth"
