@@ -1,11 +1,21 @@
-"""The seed port (ConvNeXt-XL + UPerNet) builds and trains one iteration on tiny inputs on the CPU."""
+"""The seed port (ConvNeXt-XL + UPerNet) builds and trains one iteration on tiny inputs on the CPU;
+the seed run configs reproduce the seed's TTA and plan."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from test_train import SEED, make_tiny_dataset
+from test_train import REPO, SEED, make_tiny_dataset
 
 CLASS_WEIGHT = [0.95, 0.95, 0.95, 1, 1, 1, 1.05, 1.05, 1.05, 1.05, 1, 1, 1, 0.95, 1.05, 1.5, 2, 1, 1.05]
+# shared/reference/seed-solution.md: the final TTA, the checkpoint, the normalisation
+SEED_TTA = {"scales": [0.5, 0.75, 1.0, 1.25, 1.5], "flip": False}
+SEED_MEAN, SEED_STD = [132.529, 106.677, 92.839], [77.060, 69.735, 68.295]
+RUN_SEED, RUN_IMPROVED = REPO / "configs" / "run_seed.yaml", REPO / "configs" / "run_seed_improved.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +40,9 @@ def test_seed_recipe(cfg):
     assert aux.type == "FCNHead" and aux.in_index == 2 and aux.channels == 256
     for h, ce_weight in ((head, 1.0), (aux, 0.4)):
         ce, lovasz = h.loss_decode
-        assert ce.type == "CrossEntropyLoss" and ce.class_weight == CLASS_WEIGHT and ce.loss_weight == ce_weight
+        # mmseg's CrossEntropyLoss with these weights fails on 255 pixels; same value otherwise
+        assert ce.type == "ClassWeightedCrossEntropyLoss" and ce.class_weight == CLASS_WEIGHT
+        assert ce.loss_weight == ce_weight
         assert lovasz.type == "LovaszLoss" and lovasz.loss_weight == 2.0 and lovasz.reduction == "none"
     opt = cfg.optim_wrapper
     assert opt.optimizer == dict(type="AdamW", lr=8e-5, betas=(0.9, 0.999), weight_decay=0.05)
@@ -99,3 +111,39 @@ def test_one_training_iteration(cfg):
     assert {"decode.loss_ce", "decode.loss_lovasz", "aux.loss_ce", "aux.loss_lovasz"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
     assert not torch.equal(before, model.decode_head.conv_seg.weight)
+
+
+def test_run_configs_reproduce_and_improve_the_seed():
+    seed, improved = yaml.safe_load(RUN_SEED.read_text()), yaml.safe_load(RUN_IMPROVED.read_text())
+    assert seed["tta"] == SEED_TTA  # 5 scales, no flip: exactly the seed's final submission
+    (name, model), = seed["models"].items()
+    assert model["config"] == "configs/seed_convnext_xl.py" and model["select_iter"] == 72000
+    assert seed["train_on_val"] is True and seed["flip"] is True
+    assert model["overrides"] == {"model.data_preprocessor.mean": SEED_MEAN, "model.data_preprocessor.std": SEED_STD}
+    # the improved run differs in the face-aware flip TTA and the exact stats only, under its own name
+    (other_name, other), = improved["models"].items()
+    assert other_name != name and other["overrides"] == {}
+    assert improved["tta"] == {**SEED_TTA, "flip": True}
+    assert {k: v for k, v in improved.items() if k not in ("tta", "models")} == {
+        k: v for k, v in seed.items() if k not in ("tta", "models")}
+    assert {k: v for k, v in other.items() if k != "overrides"} == {k: v for k, v in model.items() if k != "overrides"}
+
+
+@pytest.mark.parametrize("run_config", [RUN_SEED, RUN_IMPROVED], ids=["seed", "improved"])
+def test_run_config_plans(run_config, tmp_path):
+    """`snakemake -n` with the run config alone (--replace-workflow-config) on a mini layout."""
+    root = tmp_path / "mini"
+    for split, kinds in (("train", ("images", "masks")), ("val", ("images", "masks")), ("test", ("images",))):
+        for kind in kinds:
+            (root / split / kind).mkdir(parents=True)
+            (root / split / kind / f"a.{'jpg' if kind == 'images' else 'png'}").touch()
+    snakemake = os.path.join(os.path.dirname(sys.executable), "snakemake")
+    result = subprocess.run(
+        [snakemake, "-n", "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(tmp_path / "work"),
+         "--cores", "16", "--resources", "gpu=1", "--configfile", str(run_config), "--replace-workflow-config",
+         "--config", f"data_root={root}"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": "0"})
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-4000:]
+    model = next(iter(yaml.safe_load(run_config.read_text())["models"]))
+    assert f"results/models/{model}/train.json" in text and f"results/submission/{model}.zip" in text
