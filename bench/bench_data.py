@@ -3,10 +3,10 @@
 Generates a synthetic set (N train images at --size, plus N/20 val and test images), then times,
 with the same number of worker processes:
 
-- ``validate``  every image and mask of every split (checks + class histograms; the plot is
-                timed on its own row) vs decoding those images and masks;
+- ``validate``  every image and mask of every split (checks, strict JPEG decode, class and pixel
+                histograms) vs decoding those images and masks;
 - ``flip``      every train image (lossless DCT flip) and mask vs decoding them;
-- ``stats``     every train image vs decoding them;
+- ``stats``     every train image vs decoding them (it sums the histograms validate recorded);
 - all three     together vs decoding every file they read once (the data-step budget: <= 3.0x).
 
 The baseline is ``PIL.Image.open(path).load()`` of each file through the same process pool
@@ -34,7 +34,6 @@ from pathlib import Path
 from PIL import Image
 
 from faceparse.data.flip import flip_dataset
-from faceparse.data.plots import class_frequency_plot
 from faceparse.data.stats import channel_stats
 from faceparse.data.synthetic import generate_dataset
 from faceparse.data.validate import validate_dataset
@@ -82,10 +81,7 @@ def main() -> None:
         generate_s = time.perf_counter() - start
 
         index = work / "validation.json"
-        validate_s = _best(lambda: validate_dataset(work / "data", "synthetic", index, None, args.threads), args.repeat)
-        class_pixels = {s: e["class_pixels"] for s, e in json.loads(index.read_text())["splits"].items()
-                        if "class_pixels" in e}
-        plot_s = _best(lambda: class_frequency_plot(class_pixels, work / "class_frequency.png"), args.repeat)
+        validate_s = _best(lambda: validate_dataset(work / "data", "synthetic", index, args.threads), args.repeat)
         splits = {s: split_files(index, s) for s in counts}
 
         def run_flip() -> None:
@@ -105,7 +101,6 @@ def main() -> None:
         rows = [
             ("generate", sum(counts.values()), "images+masks written", generate_s, None),
             ("validate", len(all_files), "all images+masks", validate_s, base["validate"]),
-            ("  + plot", 1, "class_frequency.png", plot_s, None),
             ("flip", len(train.images) * 2, "train images+masks", flip_s, base["flip"]),
             ("stats", len(train.images), "train images", stats_s, base["stats"]),
             ("all three", len(all_files), "validate+flip+stats", validate_s + flip_s + stats_s, base["validate"]),

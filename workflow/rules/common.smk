@@ -132,7 +132,8 @@ def data_samples_input(wildcards) -> dict:
 
 def report_outputs() -> list[str]:
     """Every figure and table of the report stage (rule provenance asks for them all)."""
-    outputs = [f"{REPORT_DIR}/data/samples.png", f"{REPORT_DIR}/data/summary.html"]
+    outputs = [f"{REPORT_DIR}/data/samples.png", f"{REPORT_DIR}/data/summary.html",
+               f"{REPORT_DIR}/data/class_frequency.png"]
     for model in MODELS:
         outputs += [
             f"{REPORT_DIR}/models/{model}/training_curves.png",

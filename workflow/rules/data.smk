@@ -43,12 +43,6 @@ rule validate:
         **validate_input(),
     output:
         validation="results/data/validation.json",
-        plot=report(
-            "results/data/class_frequency.png",
-            caption="../report/class_frequency.rst",
-            category="Data",
-            labels={"file": "class frequency"},
-        ),
     params:
         layout=config["data_layout"],
         size=EXPECTED_IMAGE_SIZE,

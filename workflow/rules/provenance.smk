@@ -17,6 +17,12 @@ rule data_samples:
             category="Data",
             labels={"file": "counts, class frequency, stats"},
         ),
+        class_frequency=report(
+            f"{REPORT_DIR}/data/class_frequency.png",
+            caption="../report/class_frequency.rst",
+            category="Data",
+            labels={"file": "class frequency"},
+        ),
     params:
         shown=4,
     log:

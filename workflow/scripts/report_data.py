@@ -3,6 +3,7 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
+from faceparse.report.class_frequency import class_frequency_plot  # noqa: E402
 from faceparse.report.plots import data_section  # noqa: E402
 
 data_section(
@@ -14,3 +15,4 @@ data_section(
     count=snakemake.params.shown,
     source_json=snakemake.input.get("source"),
 )
+class_frequency_plot(snakemake.input.validated, snakemake.output.class_frequency)

@@ -1,4 +1,4 @@
-"""Step validate: check every image/mask pair, write the dataset index and the class-frequency plot."""
+"""Step validate: check every image/mask pair, write the dataset index."""
 from pathlib import Path
 
 from faceparse.steplog import log_to_file
@@ -13,7 +13,6 @@ validate_dataset(
     source.parent if source.is_file() else source,
     snakemake.params.layout,
     snakemake.output.validation,
-    snakemake.output.plot,
     threads=snakemake.threads,
     size=snakemake.params.size,
 )

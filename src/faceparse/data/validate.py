@@ -17,7 +17,7 @@ Checked, per split:
   and 255 (ignored, see faceparse.labels) only.
 
 All problems are collected and raised together as one DataValidationError; each decode happens
-once, in a worker, and also yields the mask's class histogram (for the index and the plot) and
+once, in a worker, and also yields the mask's class histogram (for the index; the report draws it) and
 the image's RGB value histogram (summed per split as ``pixel_histogram``, which the stats step
 turns into exact mean and std without decoding anything again).
 """
@@ -81,9 +81,9 @@ class _Split:
     pairs: dict[str, tuple[Path, Path | None]]  # stem -> (image, mask or None)
 
 
-def validate_dataset(root: str | Path, layout: str, out_json: str | Path, out_plot: str | Path | None = None,
-                     threads: int = 1, size: int | tuple[int, int] | None = None) -> dict:
-    """Validate the dataset at root (mini layout); write the index (and the plot) or raise."""
+def validate_dataset(root: str | Path, layout: str, out_json: str | Path, threads: int = 1,
+                     size: int | tuple[int, int] | None = None) -> dict:
+    """Validate the dataset at root (mini layout); write the index or raise."""
     root = Path(root)
     expected = (size, size) if isinstance(size, int) else (tuple(size) if size else None)
     dirs = split_dirs(root)
@@ -131,10 +131,6 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, out_pl
             log.error("%s: %s", file, problem)
         raise DataValidationError(str(root), problems)
     write_json(out_json, index)
-    if out_plot:
-        from faceparse.data.plots import class_frequency_plot
-
-        class_frequency_plot({s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e}, out_plot)
     log.info("validated %s: %s", root, {s: e["images"] for s, e in index["splits"].items()})
     return index
 

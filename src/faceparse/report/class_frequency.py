@@ -1,6 +1,8 @@
-"""The class-frequency plot of the validated dataset (the report's figure style: Agg, small PNG)."""
+"""The class-frequency figure of the report, from the class counts validate records in the dataset
+index (the report's figure style: Agg, small PNG)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,10 +10,12 @@ import numpy as np
 from faceparse.labels import CLASSES, PALETTE
 
 
-def class_frequency_plot(class_pixels: dict[str, list[int]], out: str | Path) -> None:
-    """Bars of each class's share of the pixels, per split, in the palette colours, log scale."""
+def class_frequency_plot(validation_json: str | Path, out: str | Path) -> None:
+    """Bars of each class's share of the pixels, per labelled split, in the palette colours, log scale."""
     from faceparse.report.plots import plt, save_figure  # matplotlib (Agg) only when plotting
 
+    index = json.loads(Path(validation_json).read_text())
+    class_pixels = {s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e}
     splits = list(class_pixels)
     x = np.arange(len(CLASSES))
     width = 0.8 / max(1, len(splits))
