@@ -190,8 +190,10 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], path: str | Path, *,
 
 
 def training_curves_figure(train_rows: Sequence[dict], val_points: Sequence[tuple[int, float]], path: str | Path,
-                           *, model: str, selected: tuple[int, float | None] | None = None) -> Path:
-    """Loss, val mIoU and learning rate over iterations, the selected checkpoint marked."""
+                           *, model: str, selected: tuple[int, float | None] | None = None,
+                           held_out: bool = True) -> Path:
+    """Loss, val mIoU and learning rate over iterations, the selected checkpoint marked
+    (``held_out=False``: val was trained on, and the title says so)."""
     fig, (ax_loss, ax_miou, ax_lr) = plt.subplots(3, 1, sharex=True, figsize=(7, 7.2),
                                                   gridspec_kw={"height_ratios": [3, 3, 1.6]})
     # the heads' losses (decode.loss_ce, aux.loss_ce, ...) when there is more than one
@@ -221,7 +223,7 @@ def training_curves_figure(train_rows: Sequence[dict], val_points: Sequence[tupl
         ax_miou.text(0.5, 0.5, "no validation scores", transform=ax_miou.transAxes, ha="center",
                      va="center", color="0.4")
     ax_miou.set_ylabel("val mIoU (%)")
-    ax_miou.set_title("Validation mIoU")
+    ax_miou.set_title("Validation mIoU" + ("" if held_out else " (NOT held out: val was trained on)"))
     ax_miou.grid(alpha=0.3)
 
     lr_pts = [(row["step"], row["lr"]) for row in train_rows if "lr" in row]
@@ -283,7 +285,8 @@ def score_bars_figure(metrics: dict, path: str | Path, *, model: str) -> Path:
         ax.set_title(f"Per-class {key} on val" + (" (F1 mean over the 18 foreground classes)" if key == "F1" else ""))
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="upper center", ncol=2, framealpha=0.9, borderaxespad=0.2)
-    fig.suptitle(f"{model}: validation scores, no TTA vs TTA")
+    held_out = "" if not metrics.get("train_on_val") else " (NOT held out: val was trained on)"
+    fig.suptitle(f"{model}: validation scores, no TTA vs TTA{held_out}")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -428,7 +431,8 @@ def training_section(train_json: str | Path, best_json: str | Path, *, curves_pn
     sel_iter = int(best["iter"])
     on_curve = dict(val_points).get(sel_iter)
     selected = (sel_iter, on_curve if on_curve is not None else best.get("mIoU"))
-    training_curves_figure(train_rows, val_points, curves_png, model=model, selected=selected)
+    training_curves_figure(train_rows, val_points, curves_png, model=model, selected=selected,
+                           held_out=not train.get("train_on_val"))
     return {"train_rows": len(train_rows), "val_points": len(val_points), "selected_iter": sel_iter}
 
 
@@ -471,7 +475,8 @@ def worst_images_figure(validation_json: str | Path, pred_dir: str | Path, image
         truth = np.asarray(Image.fromarray(_read_mask(files.masks[i])).resize(size, Image.Resampling.NEAREST))
         pred = np.asarray(Image.fromarray(_read_mask(Path(pred_dir) / f"{s['name']}.png"))
                           .resize(size, Image.Resampling.NEAREST))
-        wrong = float(np.mean(truth != pred) * 100)
+        labelled = truth < NUM_CLASSES  # ignore pixels (255) are neither right nor wrong
+        wrong = float(np.mean(truth[labelled] != pred[labelled]) * 100) if labelled.any() else 0.0
         rows.append([image, colourise(truth), colourise(pred), error_map(image, truth, pred)])
         cell_titles.append([f"{s['name']}", "truth", f"prediction: mIoU {s['mIoU']:.1f}",
                             f"errors: {wrong:.1f}% px"])

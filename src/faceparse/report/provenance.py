@@ -308,6 +308,7 @@ def _val_summary(metrics_json: str | Path | None) -> dict:
         "mF1_no_tta": metrics.get("no_tta", {}).get("mF1"),
         "mF1_tta": metrics.get("tta", {}).get("mF1"),
         "tta_config": metrics.get("tta_config"),
+        "train_on_val": metrics.get("train_on_val"),
     }
 
 

@@ -8,7 +8,12 @@ from collections.abc import Iterable, Sequence
 
 from faceparse.labels import CLASSES, PALETTE
 
-__all__ = ["page", "table", "data_summary_html", "evaluation_html", "check_html", "provenance_html"]
+__all__ = ["page", "table", "data_summary_html", "evaluation_html", "check_html", "provenance_html",
+           "held_out_note"]
+
+NOT_HELD_OUT = ("These val scores are not held out: the model was trained on the val images too "
+                "(train_on_val: true). They show how well it fits its training data, not how it does on "
+                "unseen faces; only the test set (Codalab) measures that.")
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 13px;
@@ -128,6 +133,11 @@ def _delta(a, b) -> str:
     return f'<span class="{cls}">{d:+.2f}</span>'
 
 
+def held_out_note(train_on_val: bool | None) -> str:
+    """A warning paragraph when val was trained on, else nothing."""
+    return f'<p class="bad">{esc(NOT_HELD_OUT)}</p>' if train_on_val else ""
+
+
 def evaluation_html(metrics: dict, image_scores: Sequence[dict] = (), *, model: str) -> str:
     """The evaluation numbers: split-level and per-class IoU/F1 without and with TTA, the TTA
     configuration, and each val image's own mIoU (worst first)."""
@@ -143,7 +153,8 @@ def evaluation_html(metrics: dict, image_scores: Sequence[dict] = (), *, model: 
         fa, fb = plain.get("F1", {}).get(name), tta.get("F1", {}).get(name)
         per_class.append([_class_name(i), num(ia), num(ib), _delta(ia, ib), num(fa), num(fb), _delta(fa, fb),
                           num(pixels[i]) if pixels[i] is not None else "n/a"])
-    body = ["<p>Scores in % on the val split, from one confusion matrix summed over all its images; "
+    body = [held_out_note(metrics.get("train_on_val")),
+            "<p>Scores in % on the val split, from one confusion matrix summed over all its images; "
             "Δ = TTA − no TTA; <i>n/a</i>: the class is in neither truth nor prediction.</p>",
             table(["", "no TTA", "TTA", "Δ"], summary, numeric=(1, 2, 3)),
             "<h2>Per class</h2>",
@@ -232,13 +243,15 @@ def provenance_html(prov: dict) -> str:
             ["checkpoint sha256", f"<code>{esc(ckpt.get('sha256'))}</code>"],
             ["selected", f"iteration {num(m.get('iter'))} of {num(m.get('max_iters'))}, "
                          f"val mIoU during training {num(m.get('select_mIoU'))}"],
-            ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"],
+            ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"
+                         + (' <span class="bad">(not held out: trained on val)</span>'
+                            if val.get("train_on_val") else "")],
             ["val mF1", f"{num(val.get('mF1_no_tta'))} without TTA, {num(val.get('mF1_tta'))} with TTA"],
         ]
         if sub:
             rows += [["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
                      ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"]]
-        body += [f"<h3>{esc(name)}</h3>", table(None, rows)]
+        body += [f"<h3>{esc(name)}</h3>", held_out_note(val.get("train_on_val")), table(None, rows)]
         if resolved.get("text"):
             body.append(f"<details><summary>the resolved mmseg config of {esc(name)}</summary>"
                         f"<pre>{esc(resolved['text'])}</pre></details>")
