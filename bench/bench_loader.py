@@ -140,16 +140,16 @@ def workers_needed(train_images_per_s: float, per_worker: float, headroom: float
     return max(1, math.ceil(headroom * train_images_per_s / per_worker))
 
 
-def _train_rate(args: argparse.Namespace) -> tuple[float | None, str | None]:
-    if args.train_rate:
-        return args.train_rate, "--train-rate"
-    if args.train_json:
-        data = json.loads(Path(args.train_json).read_text())
+def _train_rates(args: argparse.Namespace) -> list[tuple[float, str]]:
+    """(images/s, where it comes from) of each training rate to feed."""
+    rates = [(args.train_rate, "--train-rate")] if args.train_rate else []
+    for path in args.train_json or []:
+        data = json.loads(Path(path).read_text())
         if "images_per_s" not in data:
-            raise SystemExit(f"bench_loader: {args.train_json} has no images_per_s (not a bench_train JSON?)")
-        return float(data["images_per_s"]), (f"{args.train_json}: {data.get('config')} {data.get('precision')} "
-                                             f"batch {data.get('batch_size')} on {data.get('device_name')}")
-    return None, None
+            raise SystemExit(f"bench_loader: {path} has no images_per_s (not a bench_train JSON?)")
+        rates.append((float(data["images_per_s"]), f"{path}: {data.get('config')} {data.get('precision')} "
+                                                   f"batch {data.get('batch_size')} on {data.get('device_name')}"))
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,14 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512, help="synthetic image size")
     ap.add_argument("--passes", type=int, default=2, help="passes over the images per measurement")
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="DataLoader runs (none: skip)")
-    ap.add_argument("--train-json", help="a bench_train JSON: its images_per_s is the rate to feed")
+    ap.add_argument("--train-json", nargs="+", help="bench_train JSONs: their images_per_s are rates to feed")
     ap.add_argument("--train-rate", type=float, help="training images/s to feed (instead of --train-json)")
     ap.add_argument("--headroom", type=float, default=1.5,
                     help="feed this many times the training rate (jitter, slower images, the main process)")
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="the training node's CPU cores")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
-    train_rate, train_source = _train_rate(args)
+    rates = _train_rates(args)
 
     with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
         tmp_path = Path(tmp)
@@ -201,11 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in loaders:
         lines.append(f"  DataLoader, {r['workers']} worker(s), batch {r['batch_size']}: {r['images_per_s']:.1f} "
                      f"images/s ({r['per_worker_images_per_s']:.1f} per worker)")
-    if train_rate is not None:
-        need = workers_needed(train_rate, single["images_per_s"], args.headroom)
-        result["train"] = {"images_per_s": train_rate, "source": train_source, "workers_needed": need,
-                           "cores": args.cores, "fits_cores": need <= args.cores}
-        lines.append(f"  training at {train_rate:.1f} images/s ({train_source}) needs {need} worker(s) "
+    result["train"] = []
+    for rate, source in rates:
+        need = workers_needed(rate, single["images_per_s"], args.headroom)
+        result["train"].append({"images_per_s": rate, "source": source, "workers_needed": need,
+                                "cores": args.cores, "fits_cores": need <= args.cores})
+        lines.append(f"  training at {rate:.1f} images/s ({source}) needs {need} worker(s) "
                      f"({args.headroom}x headroom); {args.cores} cores: "
                      f"{'enough' if need <= args.cores else 'NOT enough, data loading is the bottleneck'}")
     print("\n".join(lines), flush=True)

@@ -206,6 +206,29 @@ def forward_flops(model: nn.Module, size: tuple[int, int], device: str) -> dict:
     return {"forward_per_image": float(total), "forward_by_part": parts}
 
 
+def count_flops(model: nn.Module, size: tuple[int, int], device: str) -> dict:
+    """Forward and forward+backward FLOPs per image: FlopAnalyzer, else torch's FlopCounterMode."""
+    try:
+        flops = forward_flops(model, size, device)
+        flops["method"] = ("mmengine.analysis.FlopAnalyzer on backbone + decode/auxiliary heads, batch 1, "
+                           "2 FLOPs per multiply-add; losses not counted; fwd+bwd = 3 x fwd")
+    except Exception as exc:  # the jit tracer cannot follow every model: count the dispatched ops instead
+        from torch.utils.flop_counter import FlopCounterMode
+
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                _TrainForward(model)(torch.zeros(1, 3, *size, device=device))
+        finally:
+            model.train(was_training)
+        flops = {"forward_per_image": float(counter.get_total_flops()), "tracer_error": f"{type(exc).__name__}: {exc}",
+                 "method": ("torch.utils.flop_counter.FlopCounterMode (matmuls and convolutions) on backbone + "
+                            "decode/auxiliary heads, batch 1; losses not counted; fwd+bwd = 3 x fwd")}
+    flops["fwd_bwd_per_image"] = 3 * flops["forward_per_image"]
+    return flops
+
+
 def flops_from(path: str | Path, config: str, options: dict, size: tuple[int, int]) -> dict:
     """The FLOP counts of an earlier run of the same config, options and crop (they depend on nothing else)."""
     earlier = json.loads(Path(path).read_text())
@@ -335,13 +358,14 @@ def set_math_modes(device: str, tf32: bool, cudnn_benchmark: bool) -> None:
     torch.backends.cudnn.benchmark = cudnn_benchmark
     if not device.startswith("cuda"):
         return
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn
-    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9's API (the allow_tf32 flags are deprecated)
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        # torch >= 2.9's API (the allow_tf32 flags are deprecated; mixing the two is an error)
         matmul.fp32_precision = "tf32" if tf32 else "ieee"
-        conv.conv.fp32_precision = "tf32" if tf32 else "ieee"
+        cudnn.conv.fp32_precision = "tf32" if tf32 else "ieee"
     else:
         matmul.allow_tf32 = tf32
-        conv.allow_tf32 = tf32
+        cudnn.allow_tf32 = tf32
 
 
 def bench(args: argparse.Namespace) -> dict:
@@ -357,6 +381,7 @@ def bench(args: argparse.Namespace) -> dict:
     cfg = load_config(args.config, args.cfg_options)
     size = tuple(args.crop) if args.crop else crop_size(cfg)
     num_classes = int(cfg.model.decode_head.num_classes)
+    flops = flops_from(args.flops_from, str(args.config), args.cfg_options or {}, size) if args.flops_from else None
     t0 = time.perf_counter()
     model = build_model(cfg, device)
     if args.channels_last:
@@ -367,16 +392,8 @@ def bench(args: argparse.Namespace) -> dict:
     build_seconds = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
 
-    if args.flops_from:
-        flops = flops_from(args.flops_from, str(args.config), args.cfg_options or {}, size)
-    else:
-        try:
-            flops = forward_flops(model, size, device)
-            flops["method"] = ("mmengine.analysis.FlopAnalyzer on backbone + decode/auxiliary heads, batch 1, "
-                               "2 FLOPs per multiply-add; losses not counted; fwd+bwd = 3 x fwd")
-            flops["fwd_bwd_per_image"] = 3 * flops["forward_per_image"]
-        except Exception as exc:  # a model the tracer cannot follow still gets its timings
-            flops = {"error": f"{type(exc).__name__}: {exc}"}
+    if flops is None:
+        flops = count_flops(model, size, device)
 
     model.train()
     wrapper = build_optim_wrapper(model, cfg, args.precision)
@@ -386,10 +403,21 @@ def bench(args: argparse.Namespace) -> dict:
         batch, probes = find_max_batch(model, wrapper, args.batch_size, args.max_batch_cap, size, num_classes,
                                        device, limit)
 
-    data = synthetic_batch(batch, size, num_classes, args.seed)
-    reset_peak_memory(device)
-    warm, _ = run_iterations(model, wrapper, data, args.warmup, device)
-    times, losses = run_iterations(model, wrapper, data, args.iters, device, args.max_seconds)
+    while True:
+        data = synthetic_batch(batch, size, num_classes, args.seed)
+        reset_peak_memory(device)
+        try:
+            warm, _ = run_iterations(model, wrapper, data, args.warmup, device)
+            times, losses = run_iterations(model, wrapper, data, args.iters, device, args.max_seconds)
+            break
+        except (RuntimeError, torch.OutOfMemoryError) as exc:
+            # a searched batch that fitted in its probe can still fail after fragmentation: back off 1/8
+            if not (args.max_batch and _is_oom(exc) and batch > 1):
+                raise
+        del data
+        _free(model, wrapper, device)
+        batch = max(1, batch - max(1, batch // 8))
+        probes.append({"batch": batch, "after": "out of memory in the timed run"})
     peak, memory_kind = peak_memory_bytes(device)
 
     mean = statistics.fmean(times)

@@ -30,5 +30,7 @@ def test_seed_pipeline_rate_and_workers_needed(tmp_path):
     (loader,) = r["dataloader"]
     assert loader["workers"] == 1 and loader["batch_size"] == 4 and loader["images"] == 3
     need = math.ceil(1.5 * 40.0 / single["images_per_s"])
-    assert r["train"]["workers_needed"] == max(1, need) and r["train"]["fits_cores"] == (need <= 2)
+    (train,) = r["train"]
+    assert train["images_per_s"] == 40.0 and train["workers_needed"] == max(1, need)
+    assert train["fits_cores"] == (need <= 2)
     assert "needs" in result.stdout and "worker" in result.stdout

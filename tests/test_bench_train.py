@@ -132,3 +132,16 @@ def test_amp_dtype_is_a_config_option(monkeypatch, overrides, dtype, static_scal
     assert wrapper.cast_dtype == dtype and wrapper._scale_update_param == static_scale
     precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
     assert {k: cfg.optim_wrapper[k] for k in ("type", "dtype", "loss_scale")} == bench_train.PRECISIONS[precision]
+
+
+def test_flop_count_without_the_tracer(demo_run, monkeypatch):
+    """When FlopAnalyzer cannot trace a model, torch's FlopCounterMode counts about the same."""
+    def no_trace(*args):
+        raise RuntimeError("tracer failed")
+
+    monkeypatch.setattr(bench_train, "forward_flops", no_trace)
+    model = bench_train.build_model(bench_train.load_config(DEMO), "cpu")
+    flops = bench_train.count_flops(model, (192, 192), "cpu")
+    assert flops["tracer_error"] == "RuntimeError: tracer failed" and model.training
+    assert flops["forward_per_image"] == pytest.approx(demo_run["flops"]["forward_per_image"], rel=0.05)
+    assert flops["fwd_bwd_per_image"] == 3 * flops["forward_per_image"]

@@ -19,7 +19,8 @@
 #      TTA (5 scales + flip) on the GPU, from the checkpoint the bf16 batch-4
 #      run saved, with the hub offline (no pretrained download);
 #   5. runs bench/bench_loader.py: the seed's training pipeline per worker and
-#      the workers that the measured training rate needs on this machine;
+#      the workers that the measured training rates (batch 4, largest batch)
+#      need on this machine;
 # and writes OUT_DIR/gpu_check.json (every step's status, seconds and results)
 # and OUT_DIR/gpu_check.log. A failed or timed-out step is recorded and the
 # next one runs; steps that no longer fit the time budget are skipped. Exit
@@ -207,10 +208,11 @@ print(json.dumps(result))
 EOF
 }
 
-loader() {
-  local rate=()
-  [ -f "$RES/train_${FAST[0]}_max.json" ] && rate=(--train-json "$RES/train_${FAST[0]}_max.json")
-  "$PY" bench/bench_loader.py --config "$CONFIG" --out "$RES/loader.json" --cores "$(nproc)" "${rate[@]}" "${LOADER[@]}"
+loader() {  # the rates to feed: the config's batch and the largest batch, as measured
+  local rates=("$RES"/train_"${FAST[0]}"_b*.json "$RES/train_${FAST[0]}_max.json") found=() f
+  for f in "${rates[@]}"; do [ -f "$f" ] && found+=("$f"); done
+  [ "${#found[@]}" -gt 0 ] && found=(--train-json "${found[@]}")
+  "$PY" bench/bench_loader.py --config "$CONFIG" --out "$RES/loader.json" --cores "$(nproc)" "${found[@]}" "${LOADER[@]}"
 }
 
 combine() {
