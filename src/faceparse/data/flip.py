@@ -1,21 +1,22 @@
 """The `flip` step: a mirrored copy of every training image and mask, left/right labels swapped.
 
 Images lose nothing: a JPEG whose width is a multiple of its MCU width is mirrored in the DCT
-domain (jpeglib): the 8x8 blocks of each row are reversed and, inside each block, the
-coefficients of odd horizontal frequency change sign (a block's last axis is the horizontal
-frequency, see tests/test_data_flip.py). Its coefficients are written back with the same
-quantisation tables, so no second lossy compression happens and flipping twice gives the
-original coefficients, hence the original decoded pixels, back. Any other image (PNG, or a
-JPEG whose width would put padding blocks on the wrong side) is decoded, mirrored and written
-as lossless PNG. Masks are mirrored and mapped through labels.SWAP_LUT (4<->5, 6<->7, 8<->9).
+domain by libjpeg-turbo's lossless transform (TurboJPEG's HFLIP, "perfect"): the 8x8 blocks of
+each row are reversed and the coefficients of odd horizontal frequency change sign, and the
+result is entropy-coded again with the same quantisation tables, so no second lossy compression
+happens and flipping twice gives the original coefficients, hence the original decoded pixels,
+back (tests/test_data_flip.py). Any other image (PNG, or a JPEG whose width would put padding
+blocks on the wrong side) is decoded, mirrored and written as lossless PNG. Masks (mode L, or
+palette PNGs whose indices are the labels) are mirrored and mapped through labels.SWAP_LUT
+(4<->5, 6<->7, 8<->9) and written as mode L label PNGs.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import jpeglib
 import numpy as np
+import turbojpeg
 from PIL import Image
 
 from faceparse.data.png import write_label_png
@@ -26,38 +27,19 @@ from faceparse.splitfiles import split_files, write_json
 log = logging.getLogger(__name__)
 
 SUFFIX = "_flip"
-# jpeglib bundles several libjpeg builds; libjpeg-turbo reads and writes coefficients about
-# 1.5x faster than its default (IJG 6b). Coefficients are exact either way.
-_LIBJPEG = "turbo210"
-
-
-def mcu_width(jpeg: jpeglib.DCTJPEG) -> int:
-    """Width in pixels of a JPEG's minimum coded unit (jpeglib's samp_factor rows are (v, h))."""
-    return 8 * int(np.max(np.asarray(jpeg.samp_factor)[:, 1]))
 
 
 def flip_jpeg(src: str | Path, dst: str | Path) -> bool:
-    """Mirror a JPEG losslessly in the DCT domain; False (nothing written) when not possible."""
-    _use_fast_libjpeg()
-    jpeg = jpeglib.read_dct(str(src))
-    if jpeg.width % mcu_width(jpeg):
-        return False
-    names = ["Y"] + (["Cb", "Cr"] if jpeg.has_chrominance else []) + (["K"] if jpeg.has_black else [])
-    for name in names:
-        blocks = getattr(jpeg, name)[:, ::-1].copy()  # the first access reads the coefficients
-        blocks[..., 1::2] *= -1  # odd horizontal frequencies change sign under a mirror
-        setattr(jpeg, name, blocks)
-    # Without the source bytes jpeglib writes from the arrays and the header fields it read
-    # (sampling, tables, markers) instead of decoding the source a second time: half the cost.
-    jpeg.content = None
-    jpeg.write_dct(str(dst))
+    """Mirror a JPEG losslessly in the DCT domain; False (nothing written) when its width is not a
+    multiple of its MCU width (the partial blocks at the right edge would move to the left)."""
+    try:
+        flipped = turbojpeg.transform(Path(src).read_bytes(), op=turbojpeg.OP.HFLIP, perfect=True)
+    except RuntimeError as exc:
+        if "not perfect" in str(exc):
+            return False
+        raise RuntimeError(f"{src}: {exc}") from exc
+    Path(dst).write_bytes(flipped)
     return True
-
-
-def _use_fast_libjpeg() -> None:
-    """Switch this process's jpeglib to libjpeg-turbo (once; a process-wide setting)."""
-    if jpeglib.version.get() != _LIBJPEG and _LIBJPEG in jpeglib.version.versions():
-        jpeglib.version.set(_LIBJPEG)
 
 
 def flip_image(src: str | Path, dst_stem: str | Path) -> Path:
