@@ -62,6 +62,11 @@ link_base_into_venv() {
 }
 
 [ -f "$BASE/.complete" ] || build_base
+# Base venvs of earlier lock files are only taking space: venvs made from them hold their own
+# hard links (or copies) of every file, so removing them breaks nothing.
+for old in "$(dirname "$BASE")"/*; do
+  [ "$old" = "$BASE" ] || { echo "setup: removing the outdated base venv $old"; rm -rf "$old"; }
+done
 echo "setup: linking $VENV to $BASE"
 link_base_into_venv
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . \
