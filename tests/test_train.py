@@ -406,6 +406,13 @@ def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_pa
     assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_4.pth", "iter_6.pth", "iter_8.pth"]
     assert [v["iter"] for v in summary["val"]] == [2, 4, 6, 8]  # iteration 6 once, from the run that kept it
 
+    # a dangling last_checkpoint of a finished run is pointed back into the work_dir
+    (work_dir / "last_checkpoint").write_text(str(project / "train" / "iter_8.pth"))
+    train(config, data["validation"], data["stats"], out, work_dir,
+          overrides={**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8}, threads=1)
+    assert (work_dir / "last_checkpoint").read_text() == str(work_dir.resolve() / "iter_8.pth")
+    assert len(_train_steps(work_dir)) == 3
+
 
 def test_pinned_checkpoint_survives_rotation(data, tmp_path):
     from faceparse.select import select

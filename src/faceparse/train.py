@@ -563,6 +563,9 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
                         train_on_val=train_on_val, fingerprint=fingerprint["sha256"])
     if not summary["checkpoints"]:
         raise RuntimeError(f"training finished without a checkpoint that loads in {work_dir}")
+    # mmengine's own pointer, for its tools: the newest checkpoint that loads, where the work_dir is now
+    newest = max(summary["checkpoints"], key=lambda p: (checkpoint_iter(p), Path(p).name.startswith("iter_")))
+    (work_dir / "last_checkpoint").write_text(newest)
     write_json(train_json, summary)
     log.info("%d checkpoint(s), val mIoU: %s", len(summary["checkpoints"]),
              ", ".join(f"{v['iter']}: {v['mIoU']:.4f}" for v in summary["val"]) or "none")
