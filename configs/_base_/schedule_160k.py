@@ -31,8 +31,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Every 8000 iterations (the seed picked among these); an XL checkpoint with
     # its optimizer state is ~4.7 GB, so keep the newest 3 plus the best by val
-    # mIoU. Pinning models.X.select_iter needs that checkpoint kept: override
-    # default_hooks.checkpoint.max_keep_ckpts=-1 to keep them all.
+    # mIoU. A pinned models.X.select_iter is kept besides them (faceparse.train
+    # switches this hook to PinnedCheckpointHook).
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=8000, max_keep_ckpts=3,
         save_best='mIoU', rule='greater'),
