@@ -2,7 +2,7 @@
 # drop path 0.4, layer scale 1.0, all 4 stages) + UPerNet, CE (class weights)
 # + Lovasz (2.0) on both heads, AdamW 8e-5 with stage-wise layer decay 0.9,
 # fp16, batch 4 (per GPU: the seed used one), 160k iterations.
-# See shared/reference/seed-solution.md.
+# The recipe, in full: docs/seed-recipe.md.
 _base_ = [
     './_base_/faceparse_dataset.py',
     './_base_/runtime.py',

@@ -32,7 +32,7 @@ def pytest_runtest_makereport(item, call):
 def chromium() -> str:
     """A headless Chromium for the report tests: found on PATH, or (CI, or
     FACEPARSE_INSTALL_CHROMIUM=1, as root) installed from Debian's packages; else skip."""
-    from faceparse.report import browser
+    import _browser as browser
 
     found = browser.find_chromium()
     wanted = in_ci() or os.environ.get("FACEPARSE_INSTALL_CHROMIUM", "") in ("1", "true", "yes")

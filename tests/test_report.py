@@ -388,7 +388,7 @@ def test_report_zip_has_every_section(report_zip):
 
 @pytest.mark.slow
 def test_report_opens_in_headless_chromium(report_zip, tmp_path, chromium):
-    from faceparse.report import browser
+    import _browser as browser
 
     path, models, _ = report_zip
     found = browser.check_report(path, chromium=chromium)

@@ -12,7 +12,7 @@ import yaml
 from test_train import REPO, SEED, make_tiny_dataset
 
 CLASS_WEIGHT = [0.95, 0.95, 0.95, 1, 1, 1, 1.05, 1.05, 1.05, 1.05, 1, 1, 1, 0.95, 1.05, 1.5, 2, 1, 1.05]
-# shared/reference/seed-solution.md: the final TTA, the checkpoint, the normalisation
+# docs/seed-recipe.md: the final TTA, the checkpoint, the normalisation
 SEED_TTA = {"scales": [0.5, 0.75, 1.0, 1.25, 1.5], "flip": False}
 SEED_MEAN, SEED_STD = [132.529, 106.677, 92.839], [77.060, 69.735, 68.295]
 RUN_SEED, RUN_IMPROVED = REPO / "configs" / "run_seed.yaml", REPO / "configs" / "run_seed_improved.yaml"
@@ -30,7 +30,7 @@ def cfg(tmp_path_factory):
 
 
 def test_seed_recipe(cfg):
-    """The facts of shared/reference/seed-solution.md, as config values."""
+    """The facts of docs/seed-recipe.md, as config values."""
     m = cfg.model
     assert m.backbone.model_name == "convnext_xlarge.fb_in22k" and m.backbone.drop_path_rate == 0.4
     assert m.backbone.out_indices == (0, 1, 2, 3) and m.backbone.ls_init_value == 1.0

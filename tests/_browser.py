@@ -8,10 +8,10 @@ images, others by request) and writes what it found into the page, which
 Chromium's ``--dump-dom`` returns. :func:`screenshot` opens one category
 (and one result) and saves a PNG.
 
-Usage::
+Used by the report tests, and by hand for the README's screenshot::
 
-    python -m faceparse.report.browser check results/report.zip
-    python -m faceparse.report.browser screenshot results/report.zip docs/report.png \\
+    .venv/bin/python tests/_browser.py check results/report.zip
+    .venv/bin/python tests/_browser.py screenshot results/report.zip docs/report.png \\
         --category Evaluation --result val_scores.png
 """
 from __future__ import annotations
