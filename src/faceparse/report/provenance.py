@@ -48,7 +48,7 @@ CODE_PATHS: tuple[str, ...] = ("src", "workflow", "configs", "pyproject.toml", "
 # The packages whose versions decide the numbers.
 PACKAGES: tuple[str, ...] = (
     "torch", "torchvision", "mmcv", "mmengine", "mmsegmentation", "timm", "numpy", "pillow",
-    "opencv-python", "jpeglib", "matplotlib", "PyYAML", "tqdm", "snakemake", "faceparse",
+    "opencv-python", "simplejpeg", "turbojpeg", "matplotlib", "PyYAML", "tqdm", "snakemake", "faceparse",
 )
 
 _SKIP_DIRS = {"__pycache__", ".snakemake", ".git", ".pytest_cache"}
