@@ -40,6 +40,10 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# 4 workers: one runs this pipeline at 512 at ~115-150 images/s (bench/bench_loader.py
+# on one 2-core-machine core); the seed model at the 35%-MFU bf16 target on an H100
+# would take ~110 images/s, i.e. 2 workers with 1.5x headroom. 4 leave room for
+# slower cores; bench_loader --train-json <bench_train JSON> says what a node needs.
 train_dataloader = dict(
     batch_size=4,
     num_workers=4,
