@@ -15,12 +15,14 @@
 #      at batch 4 (up to 50 timed iterations after 10 warm-up) and at the
 #      largest batch that fits (found in bf16, capped at 64), and bf16 batch 4
 #      with channels_last if time is left;
-#   4. evaluates and predicts a few synthetic 512x512 faces with the seed's
-#      TTA (5 scales + flip) on the GPU, from the checkpoint the bf16 batch-4
-#      run saved, with the hub offline (no pretrained download);
+#   4. evaluates and predicts a few synthetic 512x512 faces on the GPU with
+#      the seed's 5 TTA scales and the face-aware flip (run_seed_improved.yaml's
+#      TTA; run_seed.yaml's is the same without the flip), from the checkpoint
+#      the bf16 batch-4 run saved, with the hub offline (no pretrained download);
 #   5. runs bench/bench_loader.py: the seed's training pipeline per worker and
 #      the workers that the measured training rates (batch 4, largest batch)
 #      need on this machine;
+# (FACEPARSE_CHECK_SECONDS raises the budget on a slower node)
 # and writes OUT_DIR/gpu_check.json (every step's status, seconds and results)
 # and OUT_DIR/gpu_check.log. A failed or timed-out step is recorded and the
 # next one runs; steps that no longer fit the time budget are skipped. Exit
@@ -266,7 +268,7 @@ fi
 step loader 60 15 loader
 if [ "${#FAST[@]}" -gt 1 ] && [ -f "$RES/train_${F}_max.json" ]; then
   B=$(max_batch_of "$RES/train_${F}_max.json")
-  step "train_${FAST[1]}_b${B}" 90 40 train "${FAST[1]}_max" --precision "${FAST[1]}" --batch-size "$B" \
+  step "train_${FAST[1]}_max" 90 40 train "${FAST[1]}_max" --precision "${FAST[1]}" --batch-size "$B" \
     "${MAX_BATCH[@]:2}" "${FLOPS[@]}"
 fi
 step "train_${F}_b${SMALL_BATCH}_channels_last" 90 40 train "${F}_b${SMALL_BATCH}_channels_last" --precision "$F" \
