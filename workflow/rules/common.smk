@@ -76,13 +76,13 @@ def model_config_file(wildcards) -> str:
 def train_inputs(wildcards) -> dict:
     """Data index, statistics, the model config and its bases (+ the flipped set)."""
     inputs = {
-        "validation": "results/data/validation.json",
-        "stats": "results/data/stats.json",
+        "validation": rules.validate.output.validation,
+        "stats": rules.stats.output.stats,
         "config": model_config_file(wildcards),
         "bases": sorted(str(p) for p in (REPO_ROOT / "configs" / "_base_").glob("*.py")),
     }
     if config["flip"]:
-        inputs["flip"] = "results/data/flip.json"
+        inputs["flip"] = rules.flip.output.manifest
     return inputs
 
 
@@ -120,60 +120,49 @@ def provenance_code_state(wildcards) -> dict:
 def data_samples_input(wildcards) -> dict:
     """Dataset index and stats, the flipped set when training uses it, and the source manifest."""
     inputs = {
-        "validated": "results/data/validation.json",
-        "stats": "results/data/stats.json",
+        "validated": rules.validate.output.validation,
+        "stats": rules.stats.output.stats,
     }
     if config["flip"]:
-        inputs["flipped"] = "results/data/flip.json"
+        inputs["flipped"] = rules.flip.output.manifest
     if is_generated_source():
-        inputs["source"] = "results/data/source/source.json"
+        inputs["source"] = rules.source.output.manifest
     return inputs
+
+
+def per_model(*outputs) -> list[str]:
+    """Each output pattern (a rule's ``{model}`` output) for every configured model; the
+    patterns' flags (report(), directory()) stay with the rules that declare them."""
+    return [path for output in outputs for path in expand(str.__str__(output), model=MODELS)]
 
 
 def report_outputs() -> list[str]:
     """Every figure and table of the report stage (rule provenance asks for them all)."""
-    outputs = [f"{REPORT_DIR}/data/samples.png", f"{REPORT_DIR}/data/summary.html",
-               f"{REPORT_DIR}/data/class_frequency.png"]
-    for model in MODELS:
-        outputs += [
-            f"{REPORT_DIR}/models/{model}/training_curves.png",
-            f"{REPORT_DIR}/models/{model}/val_scores.png",
-            f"{REPORT_DIR}/models/{model}/val_confusion.png",
-            f"{REPORT_DIR}/models/{model}/val_worst.png",
-            f"{REPORT_DIR}/models/{model}/val_table.html",
-            f"{REPORT_DIR}/models/{model}/test_predictions.png",
-            f"{REPORT_DIR}/models/{model}/submission_check.html",
-        ]
-    return outputs
+    return list(rules.data_samples.output) + per_model(
+        *rules.training_curves.output, *rules.evaluation_plots.output, *rules.submission_summary.output)
 
 
 def provenance_input(wildcards) -> dict:
     """What the record describes: the data index, every model's markers, metrics and
     submission, and the report's figures (their hashes are recorded too)."""
     inputs = {
-        "validated": "results/data/validation.json",
-        "stats": "results/data/stats.json",
-        "train": [f"results/models/{m}/train.json" for m in MODELS],
-        "best": [f"results/models/{m}/best.json" for m in MODELS],
-        "metrics": [f"results/models/{m}/val_metrics.json" for m in MODELS],
-        "zips": [f"results/submission/{m}.zip" for m in MODELS],
-        "checks": [f"results/submission/{m}.check.json" for m in MODELS],
+        "validated": rules.validate.output.validation,
+        "stats": rules.stats.output.stats,
+        "train": per_model(rules.train.output.train),
+        "best": per_model(rules.select.output.best),
+        "metrics": per_model(rules.evaluate.output.metrics),
+        "zips": per_model(rules.package.output.zip),
+        "checks": per_model(rules.package.output.check),
         "figures": report_outputs(),
     }
     if is_generated_source():
-        inputs["source"] = "results/data/source/source.json"
+        inputs["source"] = rules.source.output.manifest
     return inputs
 
 
 def all_outputs() -> list[str]:
-    outputs = ["results/data/validation.json", "results/data/stats.json"]
-    for model in MODELS:
-        outputs += [
-            f"results/models/{model}/best.json",
-            f"results/models/{model}/val_metrics.json",
-            f"results/models/{model}/colour/done.json",
-            f"results/submission/{model}.zip",
-        ]
-    outputs += report_outputs()
-    outputs.append("results/provenance/provenance.json")
-    return outputs
+    """Everything a run makes, the target of `all`: the data, each model's results, the report."""
+    outputs = [rules.validate.output.validation, rules.stats.output.stats]
+    outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics,
+                         rules.colourise.output.done, rules.package.output.zip)
+    return outputs + report_outputs() + [rules.provenance.output.provenance]

@@ -8,7 +8,7 @@ rule evaluate:
     input:
         best=rules.select.output.best,
         train=rules.train.output.train,
-        validated="results/data/validation.json",
+        validated=rules.validate.output.validation,
     output:
         val_pred=directory("results/models/{model}/val_pred"),
         metrics=report(
@@ -39,7 +39,7 @@ rule predict:
     input:
         best=rules.select.output.best,
         train=rules.train.output.train,
-        validated="results/data/validation.json",
+        validated=rules.validate.output.validation,
     output:
         test_pred=directory("results/models/{model}/test_pred"),
     params:

@@ -1,12 +1,12 @@
 # Colour previews of the predictions and the Codalab submission zip (the report's
-# submission section, in provenance.smk, shows the zip, its check and a test grid).
+# submission section, in report.smk, shows the zip, its check and a test grid).
 
 
 rule colourise:
     input:
         val_pred=rules.evaluate.output.val_pred,
         test_pred=rules.predict.output.test_pred,
-        validated="results/data/validation.json",
+        validated=rules.validate.output.validation,
     output:
         done="results/models/{model}/colour/done.json",
         # contact sheets of the first images (photo | truth | prediction | overlay)
@@ -26,7 +26,7 @@ rule colourise:
 rule package:
     input:
         test_pred=rules.predict.output.test_pred,
-        validated="results/data/validation.json",
+        validated=rules.validate.output.validation,
     output:
         zip="results/submission/{model}.zip",
         check="results/submission/{model}.check.json",

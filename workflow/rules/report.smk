@@ -62,7 +62,7 @@ rule evaluation_plots:
     input:
         metrics=rules.evaluate.output.metrics,
         val_pred=rules.evaluate.output.val_pred,
-        validated="results/data/validation.json",
+        validated=rules.validate.output.validation,
     output:
         scores=report(
             f"{REPORT_DIR}/models/{{model}}/val_scores.png",
@@ -105,14 +105,14 @@ rule submission_summary:
     input:
         # The zip itself is a report item (a download link in the Submission section).
         zip=report(
-            "results/submission/{model}.zip",
+            rules.package.output.zip,
             caption="../report/submission_zip.rst",
             category="Submission",
             labels={"model": "{model}", "file": "zip"},
         ),
         check=rules.package.output.check,
         test_pred=rules.predict.output.test_pred,
-        validated="results/data/validation.json",
+        validated=rules.validate.output.validation,
     output:
         grid=report(
             f"{REPORT_DIR}/models/{{model}}/test_predictions.png",
