@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
@@ -68,14 +67,11 @@ def _random_checkpoint(config: str, path: Path) -> str:
     from mmseg.registry import MODELS
 
     import faceparse.mm  # noqa: F401
+    from faceparse.mm.backbone import pretrained_off
 
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get("default_scope", "mmseg"))
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.pop("pretrained", None)
-    if "init_cfg" in model_cfg.get("backbone", {}):
-        model_cfg.backbone.init_cfg = None
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(pretrained_off(cfg.model))  # random weights: nothing to download
     torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
     return str(path)
 

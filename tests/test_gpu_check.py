@@ -33,12 +33,13 @@ def _prepare(folder: Path, **env) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("gpu_wheels")
-    probe = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder / "probe"),
+    probe_dir = tmp_path_factory.mktemp("pip_probe")
+    probe = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(probe_dir),
                             "addict==2.4.0"], capture_output=True, text=True, timeout=300)
     if probe.returncode != 0:
         pytest.skip(f"the package index is not reachable: {probe.stderr[-300:]}")
     result = _prepare(folder)
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return folder
 
 
