@@ -4,6 +4,7 @@
 # 800 iterations; class-weighted cross-entropy so the small parts (eyes,
 # brows, lips, earrings, necklace) are learnt within that budget.
 _base_ = [
+    './_base_/models/upernet_timm.py',
     './_base_/faceparse_dataset.py',
     './_base_/runtime.py',
     './_base_/schedule_demo.py',
@@ -17,29 +18,17 @@ class_weight = [0.2, 0.2, 0.83, 0.8, 1.34, 1.35, 1.58, 1.59, 0.98, 1.0,
                 1.25, 1.39, 1.18, 0.21, 0.36, 2.13, 1.39, 0.28, 0.2]
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
-    type='EncoderDecoder',
     # pad batches to a multiple of 32 (the crops in training, whole images in val)
-    data_preprocessor=dict(size=None, size_divisor=32),
-    backbone=dict(
-        type='TimmFeatureBackbone',
-        model_name='resnet18',
-        pretrained=False,
-        out_indices=(1, 2, 3, 4)),
+    data_preprocessor=dict(size_divisor=32),
+    backbone=dict(model_name='resnet18', out_indices=(1, 2, 3, 4)),
     decode_head=dict(
-        type='UPerHead',
         in_channels=[64, 128, 256, 512],
-        in_index=[0, 1, 2, 3],
-        pool_scales=(1, 2, 3, 6),
         channels=64,
         dropout_ratio=0.0,
-        num_classes=num_classes,
         norm_cfg=norm_cfg,
-        align_corners=False,
         # mmseg's CrossEntropyLoss with class weights fails on ignored (255) pixels
         loss_decode=dict(type='ClassWeightedCrossEntropyLoss', class_weight=class_weight, loss_weight=1.0,
-                         loss_name='loss_ce')),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+                         loss_name='loss_ce')))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

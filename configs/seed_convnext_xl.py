@@ -4,13 +4,14 @@
 # fp16, batch 4 (per GPU: the seed used one), 160k iterations.
 # The recipe, in full: docs/seed-recipe.md.
 _base_ = [
+    './_base_/models/upernet_timm.py',
     './_base_/faceparse_dataset.py',
     './_base_/runtime.py',
     './_base_/schedule_160k.py',
 ]
 crop_size = (512, 512)
 num_classes = 19
-norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN on one GPU / CPU (mmengine reverts it)
+norm_cfg = dict(type='SyncBN', requires_grad=True)  # the auxiliary head's, as the base's UPerHead
 class_weight = [0.95, 0.95, 0.95, 1, 1, 1, 1.05, 1.05, 1.05, 1.05, 1, 1, 1, 0.95, 1.05, 1.5, 2, 1, 1.05]
 # The seed's CrossEntropyLoss(class_weight=...): mmseg 1.x's indexes the class
 # weights with the ignored label 255 (RandomRotate's padding) and fails; this
@@ -22,10 +23,8 @@ lovasz = dict(type='LovaszLoss', loss_type='multi_class', classes='present', per
 
 
 model = dict(
-    type='EncoderDecoder',
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        type='TimmFeatureBackbone',
         model_name='convnext_xlarge.fb_in22k',
         # ImageNet-22k weights from the HF hub; offline: pretrained_file='/path/to/weights'
         pretrained=True,
@@ -34,15 +33,9 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         out_norms=True),
     decode_head=dict(
-        type='UPerHead',
         in_channels=[256, 512, 1024, 2048],
-        in_index=[0, 1, 2, 3],
-        pool_scales=(1, 2, 3, 6),
         channels=512,
         dropout_ratio=0.1,
-        num_classes=num_classes,
-        norm_cfg=norm_cfg,
-        align_corners=False,
         loss_decode=[
             dict(ce, loss_weight=1.0),
             lovasz,
@@ -61,6 +54,4 @@ model = dict(
         loss_decode=[
             dict(ce, loss_weight=0.4),
             lovasz,
-        ]),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        ]))

@@ -1,20 +1,10 @@
 # Face parsing data: 19 CelebAMask-HQ classes, 512x512 images with PNG masks.
 # The seed solution's augmentation. Data paths (data_prefix, ann_file) and the
-# normalisation are filled at run time by faceparse.train.build_config from
+# normalisation are filled at run time by faceparse.mm.config.build_config from
 # results/data/{validation,flip,stats}.json; the train set becomes a
 # ConcatDataset of train (+ flipped train) (+ val).
 dataset_type = 'FaceParseDataset'
 crop_size = (512, 512)
-# The seed's statistics (train+val, from 32x32 thumbnails); replaced by stats.json.
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[132.529, 106.677, 92.839],
-    std=[77.060, 69.735, 68.295],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size=crop_size)
-model = dict(data_preprocessor=data_preprocessor)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
