@@ -18,7 +18,7 @@ from faceparse.data.stats import channel_stats
 from faceparse.data.synthetic import generate_dataset
 from faceparse.data.validate import DataValidationError, validate_dataset
 from faceparse.labels import IGNORE_COLOUR, IGNORE_INDEX, NUM_CLASSES, PALETTE, SWAP_LUT, colourise
-from faceparse.splitfiles import split_files
+from faceparse.records import split_files
 
 COUNTS = {"train": 6, "val": 3, "test": 2}
 SIZE = 64

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from faceparse.splitfiles import split_files, write_json
+from faceparse.records import read_mask, split_files, write_json
 from faceparse.labels import CLASSES, NUM_CLASSES, colourise as palette
 from faceparse.parallel import parallel_map
 
@@ -43,25 +43,17 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarr
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _read_mask(path: str | Path) -> np.ndarray:
-    with Image.open(path) as im:
-        mask = np.asarray(im)
-    if mask.ndim != 2:
-        raise ValueError(f"{path}: expected a single-channel mask, got shape {mask.shape}")
-    return mask
-
-
 def _one(item: tuple, out_dir: str, alpha: float) -> list[int]:
     """Write the previews of one image; return its predicted pixels per class."""
     name, image_path, pred_path, mask_path = item
     out = Path(out_dir)
-    pred = _read_mask(pred_path)
+    pred = read_mask(pred_path)
     with Image.open(image_path) as im:
         image = np.asarray(im.convert("RGB"))
     Image.fromarray(palette(pred)).save(out / f"{name}.png")
     Image.fromarray(overlay(image, pred, alpha)).save(out / f"{name}_overlay.jpg", quality=90)
     if mask_path is not None:
-        Image.fromarray(palette(_read_mask(mask_path))).save(out / f"{name}_gt.png")
+        Image.fromarray(palette(read_mask(mask_path))).save(out / f"{name}_gt.png")
     return np.bincount(np.minimum(pred.ravel(), NUM_CLASSES), minlength=NUM_CLASSES + 1).tolist()
 
 
@@ -119,10 +111,10 @@ def _grid(validation_json, split: str, pred_dir: Path, path: Path, count: int, a
     for i, name in enumerate(files.names[:count]):
         with Image.open(files.images[i]) as im:
             image = np.asarray(im.convert("RGB"))
-        pred = _read_mask(pred_dir / f"{name}.png")
+        pred = read_mask(pred_dir / f"{name}.png")
         row = [image]
         if truth:
-            row.append(palette(_read_mask(files.masks[i])))
+            row.append(palette(read_mask(files.masks[i])))
         row += [palette(pred), overlay(image, pred, alpha)]
         rows.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)

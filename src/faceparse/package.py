@@ -11,8 +11,6 @@ and a ``check.json`` summary.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import os
 import tempfile
@@ -25,7 +23,7 @@ from PIL import Image
 
 from faceparse.labels import NUM_CLASSES
 from faceparse.parallel import parallel_map
-from faceparse.splitfiles import image_size, split_files, write_json
+from faceparse.records import image_size, sha256_file, split_files, write_json
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +105,6 @@ def check_predictions(pred_dir: str | Path, validation_json: str | Path, split: 
     }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(functools.partial(f.read, 1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | Path,
             check_json: str | Path, split: str = "test", threads: int = 1) -> dict:
     """Check ``pred_dir`` against the split, then write ``zip_path`` and ``check_json``.
@@ -152,7 +142,7 @@ def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | P
         "zip": str(zip_path),
         "files": check["expected"],
         "zip_bytes": zip_path.stat().st_size,
-        "sha256": _sha256(zip_path),
+        "sha256": sha256_file(zip_path),
         "modes": check["modes"],
         "sizes": check["sizes"],
         "max_value": check["max_value"],

@@ -22,7 +22,7 @@ from PIL import Image
 from faceparse.data.png import write_label_png
 from faceparse.labels import SWAP_LUT
 from faceparse.parallel import parallel_map
-from faceparse.splitfiles import split_files, write_json
+from faceparse.records import split_files, write_json
 
 log = logging.getLogger(__name__)
 

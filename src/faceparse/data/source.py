@@ -6,7 +6,7 @@ from pathlib import Path
 
 from faceparse.data.celebamask import convert_celebamask
 from faceparse.data.synthetic import generate_dataset
-from faceparse.splitfiles import write_json
+from faceparse.records import write_json
 
 
 def make_source(layout: str, out_dir: str | Path, manifest: str | Path, threads: int = 1, *,

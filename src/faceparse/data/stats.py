@@ -10,13 +10,12 @@ flipped train equal those of train.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from faceparse.splitfiles import write_json
+from faceparse.records import read_index, write_json
 
 
 def mean_std_from_histogram(hist: np.ndarray) -> tuple[list[float], list[float], int]:
@@ -37,7 +36,7 @@ def mean_std_from_histogram(hist: np.ndarray) -> tuple[list[float], list[float],
 def channel_stats(validation_json: str | Path, out_json: str | Path,
                   splits: tuple[str, ...] | list[str] = ("train",)) -> dict:
     """Mean and std over every image of `splits`, from the index's histograms; written to out_json."""
-    index = json.loads(Path(validation_json).read_text())["splits"]
+    index = read_index(validation_json)["splits"]
     total = np.zeros(768, np.int64)
     images = 0
     for split in splits:

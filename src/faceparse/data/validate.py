@@ -35,7 +35,7 @@ from PIL import ExifTags, Image
 from faceparse.data.layouts import IMAGE_SUFFIXES, MASK_SUFFIX, SPLITS, split_dirs
 from faceparse.labels import IGNORE_INDEX, NUM_CLASSES
 from faceparse.parallel import parallel_map
-from faceparse.splitfiles import write_json
+from faceparse.records import write_json
 
 log = logging.getLogger(__name__)
 

@@ -2,19 +2,19 @@
 index (the report's figure style: Agg, small PNG)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from faceparse.labels import CLASSES, PALETTE
+from faceparse.records import read_index
 
 
 def class_frequency_plot(validation_json: str | Path, out: str | Path) -> None:
     """Bars of each class's share of the pixels, per labelled split, in the palette colours, log scale."""
     from faceparse.report.plots import plt, save_figure  # matplotlib (Agg) only when plotting
 
-    index = json.loads(Path(validation_json).read_text())
+    index = read_index(validation_json)
     class_pixels = {s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e}
     splits = list(class_pixels)
     x = np.arange(len(CLASSES))

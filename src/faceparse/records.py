@@ -1,0 +1,203 @@
+"""The records the steps pass each other, each with one writer and one reader, and the small
+file helpers they share (atomic JSON, sha256 of a file, reading a label mask).
+
+| record | written by | here |
+|---|---|---|
+| results/data/validation.json (the dataset index) | validate | :func:`split_files`, :func:`read_index` |
+| results/data/flip.json (the flipped set) | flip | :func:`read_json` (same fields as an index split) |
+| results/data/stats.json | stats | :func:`read_json` |
+| results/models/{m}/train.json | train | :class:`TrainSummary` |
+| results/models/{m}/best.json | select | :class:`Selection` |
+
+Paths inside train.json and best.json are written relative to the record's own folder, so a
+moved project (or a run directory copied elsewhere) still finds its checkpoints; the readers
+return absolute paths. Records written before that hold absolute paths, which still read.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files",
+           "image_size", "TrainSummary", "Selection"]
+
+
+# --------------------------------------------------------------------------- files
+
+def write_json(path: str | Path, data) -> None:
+    """Write JSON atomically (temp file in the same folder, then os.replace); NaN is refused."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON record; a missing or unreadable file is named in the error."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: missing (the step that writes it has not run)") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(functools.partial(f.read, 1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A single-channel label mask as (H, W) uint8 (a palette PNG gives its indices, not its colours)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        mask = np.asarray(im)
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel label mask, got shape {mask.shape}")
+    return mask if mask.dtype == np.uint8 else mask.astype(np.uint8)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image, from its header."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.height, im.width
+
+
+def _relative(path: str | Path, record: Path) -> str:
+    """``path`` relative to the folder of ``record`` (as written into it)."""
+    return os.path.relpath(Path(path).resolve(), record.resolve().parent)
+
+
+def _absolute(path: str, record: Path) -> str:
+    """A path read from ``record``: relative ones are taken from the record's folder."""
+    p = Path(path)
+    return str(p if p.is_absolute() else (record.parent / p).resolve())
+
+
+# --------------------------------------------------------------------------- dataset index
+
+def read_index(validation_json: str | Path) -> dict:
+    """The dataset index validate writes: ``{"root", "layout", "splits": {split: entry}}``."""
+    return read_json(validation_json)
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """Stems, image paths and (train/val) mask paths of a split, in index order."""
+
+    split: str
+    names: tuple[str, ...]
+    images: tuple[str, ...]
+    masks: tuple[str, ...] | None
+
+
+def _resolve(path: str, base: Path) -> Path:
+    """Index paths: absolute, relative to the working directory, else to the index's folder."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return base / p
+
+
+def split_files(validation_json: str | Path, split: str, need_masks: bool = False) -> SplitFiles:
+    """The files of one split of the dataset index."""
+    validation_json = Path(validation_json)
+    index = read_index(validation_json)
+    if split not in index["splits"]:
+        raise KeyError(f"{validation_json}: no split {split!r} (has {sorted(index['splits'])})")
+    entry = index["splits"][split]
+    base = validation_json.parent
+    image_dir = _resolve(entry["image_dir"], base)
+    suffix = entry.get("image_suffix", ".jpg")
+    names = tuple(entry["names"])
+    images = tuple(str(image_dir / f"{n}{suffix}") for n in names)
+    masks = None
+    if entry.get("mask_dir"):
+        mask_dir = _resolve(entry["mask_dir"], base)
+        masks = tuple(str(mask_dir / f"{n}.png") for n in names)
+    elif need_masks:
+        raise ValueError(f"{validation_json}: split {split!r} has no masks to evaluate against")
+    return SplitFiles(split, names, images, masks)
+
+
+# --------------------------------------------------------------------------- training records
+
+@dataclass
+class TrainSummary:
+    """train.json: a model's work dir, its dumped config, the checkpoints that exist and load,
+    the val scores per validated iteration and what the run was trained on."""
+
+    work_dir: str
+    config: str
+    checkpoints: list[str]
+    max_iters: int
+    train_on_val: bool = False
+    fingerprint: str | None = None
+    val: list[dict] = field(default_factory=list)
+
+    def write(self, path: str | Path) -> None:
+        path = Path(path)
+        data = dict(vars(self))
+        data["work_dir"] = _relative(self.work_dir, path)
+        data["config"] = _relative(self.config, path)
+        data["checkpoints"] = [_relative(c, path) for c in self.checkpoints]
+        write_json(path, data)
+
+    @classmethod
+    def read(cls, path: str | Path) -> TrainSummary:
+        path = Path(path)
+        data = read_json(path)
+        try:
+            summary = cls(**data)
+        except TypeError as exc:
+            raise ValueError(f"{path}: not a train.json record ({exc})") from exc
+        summary.work_dir = _absolute(summary.work_dir, path)
+        summary.config = _absolute(summary.config, path)
+        summary.checkpoints = [_absolute(c, path) for c in summary.checkpoints]
+        return summary
+
+
+@dataclass
+class Selection:
+    """best.json: the checkpoint a model is evaluated and submitted with, its iteration and
+    val mIoU (None when that iteration was not validated)."""
+
+    checkpoint: str
+    iter: int
+    mIoU: float | None = None
+
+    def write(self, path: str | Path) -> None:
+        path = Path(path)
+        write_json(path, {**vars(self), "checkpoint": _relative(self.checkpoint, path)})
+
+    @classmethod
+    def read(cls, path: str | Path) -> Selection:
+        path = Path(path)
+        data = read_json(path)
+        try:
+            selection = cls(**data)
+        except TypeError as exc:
+            raise ValueError(f"{path}: not a best.json record ({exc})") from exc
+        selection.checkpoint = _absolute(selection.checkpoint, path)
+        return selection
