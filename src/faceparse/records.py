@@ -143,6 +143,14 @@ def split_files(validation_json: str | Path, split: str, need_masks: bool = Fals
 
 # --------------------------------------------------------------------------- training records
 
+def _from_json(cls, path: Path, kind: str):
+    """An instance of the record dataclass ``cls`` from the JSON at path (named when it is not one)."""
+    try:
+        return cls(**read_json(path))
+    except TypeError as exc:
+        raise ValueError(f"{path}: not a {kind} record ({exc})") from exc
+
+
 @dataclass
 class TrainSummary:
     """train.json: a model's work dir, its dumped config, the checkpoints that exist and load,
@@ -167,11 +175,7 @@ class TrainSummary:
     @classmethod
     def read(cls, path: str | Path) -> TrainSummary:
         path = Path(path)
-        data = read_json(path)
-        try:
-            summary = cls(**data)
-        except TypeError as exc:
-            raise ValueError(f"{path}: not a train.json record ({exc})") from exc
+        summary = _from_json(cls, path, "train.json")
         summary.work_dir = _absolute(summary.work_dir, path)
         summary.config = _absolute(summary.config, path)
         summary.checkpoints = [_absolute(c, path) for c in summary.checkpoints]
@@ -194,10 +198,6 @@ class Selection:
     @classmethod
     def read(cls, path: str | Path) -> Selection:
         path = Path(path)
-        data = read_json(path)
-        try:
-            selection = cls(**data)
-        except TypeError as exc:
-            raise ValueError(f"{path}: not a best.json record ({exc})") from exc
+        selection = _from_json(cls, path, "best.json")
         selection.checkpoint = _absolute(selection.checkpoint, path)
         return selection
