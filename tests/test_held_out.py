@@ -17,8 +17,10 @@ def test_val_metrics_record_train_on_val(tmp_path):
     index = write_index(tmp_path, {"val": write_split(tmp_path, "val", 2, with_masks=True)})
     best, train = tmp_path / "best.json", tmp_path / "train.json"
     best.write_text(json.dumps({"checkpoint": str(checkpoint), "iter": 10, "mIoU": None}))
-    for recorded, want in ((True, True), (False, False), (None, None)):
-        summary = {"work_dir": str(tmp_path), "config": str(config), "checkpoints": [str(checkpoint)], "val": []}
+    # a train.json without train_on_val (written before it was recorded) reads as False (TrainSummary)
+    for recorded, want in ((True, True), (False, False), (None, False)):
+        summary = {"work_dir": str(tmp_path), "config": str(config), "checkpoints": [str(checkpoint)],
+                   "max_iters": 10, "val": []}
         if recorded is not None:
             summary["train_on_val"] = recorded
         train.write_text(json.dumps(summary))

@@ -15,7 +15,7 @@ from faceparse.inference import (config_test_pipeline, evaluate, evaluate_model,
                                  predict, run_split, without_annotations)
 from faceparse.labels import CLASSES  # noqa: E402
 from faceparse.metrics import confusion_matrix  # noqa: E402
-from faceparse.splitfiles import split_files  # noqa: E402
+from faceparse.records import split_files  # noqa: E402
 
 from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 
@@ -97,10 +97,31 @@ def test_evaluate_model_from_markers(setup, tmp_path):
                              scales=[1.0], flip=False, batch_size=8, threads=1, device="cpu")
     # one view, no flip: TTA is the plain prediction
     assert metrics["tta"]["confusion"] == metrics["no_tta"]["confusion"]
-    train.write_text(json.dumps({"work_dir": str(root), "config": str(root / "nope.py")}))
+    train.write_text(json.dumps({"work_dir": str(root), "config": str(root / "nope.py"),
+                                 "checkpoints": [str(checkpoint)], "max_iters": 10}))
     with pytest.raises(FileNotFoundError, match="nope.py"):
         evaluate_model(best, train, index, pred_dir=tmp_path / "q", metrics_json=tmp_path / "n.json",
                        scales=[1.0], flip=False, device="cpu")
+
+
+def test_run_views_holds_one_batch_at_a_time(setup):
+    """Labelling sees batches of at most batch_size images of one size, one view per pipeline."""
+    from faceparse.inference import run_views
+
+    root, config, checkpoint, index = setup
+    files = split_files(index, "test")  # 4 images of 64x64 and one of 48x64
+    pipeline = without_annotations(config_test_pipeline(load_model(config, checkpoint, "cpu")[1]))
+    seen = []
+
+    def labels(views):
+        assert len(views) == 2
+        shapes = {tuple(x.shape) for view in views for x in view["inputs"]}
+        seen.append((len(views[0]["inputs"]), shapes))
+        return torch.zeros((len(views[0]["inputs"]), *next(iter(shapes))[1:]), dtype=torch.long)
+
+    result = run_views(labels, files, [pipeline, pipeline], device="cpu", batch_size=3, workers=0)
+    assert result["images"] == 5 and result["confusion"] is None
+    assert [n for n, _ in seen] == [3, 1, 1] and all(len(shapes) == 1 for _, shapes in seen)
 
 
 def test_confusion_on_device_matches_numpy(setup):

@@ -9,14 +9,15 @@ through its ``test_step`` (data preprocessor included) - the same code path
 as ``Runner.test()``. What is added per batch: ground-truth masks read by the
 loader workers, a confusion matrix accumulated on the model's device, and
 PNG encoding in a small thread pool so the model never waits on the disk.
+:func:`run_views` is that loop for any labelling function of one or more
+views of each batch (:mod:`faceparse.ensemble` runs its members through it).
 """
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,15 +27,18 @@ from PIL import Image
 
 from faceparse.labels import CLASSES, LR_PAIRS, NUM_CLASSES
 from faceparse.metrics import metrics_table_html, scores_to_json
-from faceparse.splitfiles import SplitFiles, split_files, write_json
+from faceparse.records import SplitFiles, Selection, TrainSummary, read_mask, split_files, write_json
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SplitFiles", "split_files", "load_model", "config_test_pipeline", "build_loader",
-    "run_split", "evaluate", "predict", "evaluate_model", "predict_model", "model_paths",
-    "write_json",
+    "load_model", "config_test_pipeline", "without_annotations", "build_loader", "tta_model",
+    "run_split", "run_views", "use_threads", "metrics_record", "write_metrics", "evaluate", "predict",
+    "unscored", "evaluate_model", "predict_model", "model_paths",
 ]
+
+# A batch's labels from its collated views (one per pipeline): (B, H, W) class ids at the images' size.
+LabelFn = Callable[[list], torch.Tensor]
 
 
 # ---------------------------------------------------------------------------
@@ -93,33 +97,35 @@ def without_annotations(pipeline: Sequence[dict]) -> list[dict]:
 
 
 class _SplitDataset(torch.utils.data.Dataset):
-    """Items: (pipeline output, ground-truth mask or None, index)."""
+    """Items: (one pipeline output per pipeline, ground-truth mask or None, index).
 
-    def __init__(self, files: SplitFiles, pipeline: Sequence[dict]):
+    Several pipelines serve an ensemble whose members test at different sizes: each
+    member gets its own view of the same image in the same batch.
+    """
+
+    def __init__(self, files: SplitFiles, pipelines: Sequence[Sequence[dict]]):
         from mmengine.dataset import Compose
         from mmengine.registry import init_default_scope
 
         init_default_scope("mmseg")
         self.files = files
-        self.pipeline = Compose(list(pipeline))
+        self.pipelines = [Compose(list(p)) for p in pipelines]
 
     def __len__(self) -> int:
         return len(self.files.images)
 
     def __getitem__(self, i: int):
-        packed = self.pipeline(dict(img_path=self.files.images[i], reduce_zero_label=False, seg_fields=[]))
-        gt = None
-        if self.files.masks is not None:
-            gt = np.asarray(Image.open(self.files.masks[i]))
-            if gt.ndim != 2:
-                raise ValueError(f"{self.files.masks[i]}: mask must be single-channel, got shape {gt.shape}")
-        return packed, gt, i
+        views = tuple(p(dict(img_path=self.files.images[i], reduce_zero_label=False, seg_fields=[]))
+                      for p in self.pipelines)
+        gt = read_mask(self.files.masks[i]) if self.files.masks is not None else None
+        return views, gt, i
 
 
 def _collate(batch):
     from mmengine.dataset import pseudo_collate
 
-    return pseudo_collate([b[0] for b in batch]), [b[1] for b in batch], [b[2] for b in batch]
+    views = [pseudo_collate([b[0][k] for b in batch]) for k in range(len(batch[0][0]))]
+    return views, [b[1] for b in batch], [b[2] for b in batch]
 
 
 def _size_batches(files: SplitFiles, batch_size: int) -> list[list[int]]:
@@ -132,8 +138,8 @@ def _size_batches(files: SplitFiles, batch_size: int) -> list[list[int]]:
     return sorted(batches, key=lambda b: b[0])
 
 
-def build_loader(files: SplitFiles, pipeline: Sequence[dict], batch_size: int, workers: int):
-    dataset = _SplitDataset(files, pipeline)
+def build_loader(files: SplitFiles, pipelines: Sequence[Sequence[dict]], batch_size: int, workers: int):
+    dataset = _SplitDataset(files, pipelines)
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=_size_batches(files, batch_size),
@@ -192,25 +198,35 @@ def run_split(model, files: SplitFiles, pipeline: Sequence[dict], *, out_dir: st
     """Predict every image of ``files`` with ``model`` (a segmentor or a TTA model).
 
     ``pipeline`` is a test pipeline (for a segmentor) or a ``TestTimeAug``
-    pipeline (for a TTA model) without ``LoadAnnotations``. Writes
-    ``{out_dir}/{name}.png`` (mode 'L', the image's size) when ``out_dir`` is
-    given. Returns ``{"confusion": (C, C) int64 array or None, "images",
-    "seconds"}``.
+    pipeline (for a TTA model) without ``LoadAnnotations``. See :func:`run_views`.
+    """
+    def labels(views: list) -> torch.Tensor:
+        return torch.stack([s.pred_sem_seg.data[0] for s in model.test_step(views[0])])
+
+    return run_views(labels, files, [pipeline], device=next(model.parameters()).device, out_dir=out_dir,
+                     batch_size=batch_size, workers=workers, num_classes=num_classes)
+
+
+def run_views(labels: LabelFn, files: SplitFiles, pipelines: Sequence[Sequence[dict]], *, device,
+              out_dir: str | Path | None = None, batch_size: int = 8, workers: int = 2,
+              num_classes: int = NUM_CLASSES) -> dict:
+    """Label every image of ``files`` batch by batch: ``labels`` gets one collated view per
+    pipeline and returns (B, H, W) class ids on ``device``.
+
+    Writes ``{out_dir}/{name}.png`` (mode 'L', the image's size) when ``out_dir`` is
+    given. Returns ``{"confusion": (C, C) int64 array or None, "images", "seconds"}``.
     """
     out = Path(out_dir) if out_dir is not None else None
-    device = next(model.parameters()).device
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     has_truth = files.masks is not None
-    loader = build_loader(files, pipeline, batch_size, workers)
+    loader = build_loader(files, pipelines, batch_size, workers)
     writer = _PngWriter(out)
     seen = 0
     start = time.perf_counter()
     try:
         with torch.inference_mode():
-            for batch, truths, indices in loader:
-                samples = model.test_step(batch)
-                preds = [s.pred_sem_seg.data[0] for s in samples]
-                pred = torch.stack(preds)  # one size per batch (see _size_batches)
+            for views, truths, indices in loader:
+                pred = labels(views)  # one size per batch (see _size_batches)
                 if has_truth:
                     for truth, i in zip(truths, indices):
                         if truth.shape != pred.shape[1:]:
@@ -239,7 +255,7 @@ def run_split(model, files: SplitFiles, pipeline: Sequence[dict], *, out_dir: st
 # Steps
 
 
-def _use_threads(model, threads: int) -> int:
+def use_threads(model, threads: int) -> int:
     """Data-loader workers for ``threads`` cores; on the CPU torch gets the same number of threads."""
     threads = max(1, int(threads))
     if next(model.parameters()).device.type == "cpu":
@@ -257,6 +273,35 @@ def _tta_config(scales: Sequence[float], flip: bool) -> dict:
     }
 
 
+def metrics_record(plain: dict, tta: dict, *, split: str, images: int, scales: Sequence[float], flip: bool,
+                   train_on_val: bool | None, source: dict, device: str, batch_size: int) -> dict:
+    """The ``val_metrics.json`` record of a model or an ensemble: scores without and with TTA
+    (results of :func:`run_views`), the TTA used, and ``source`` (what predicted: a model's
+    ``config`` and ``checkpoint``, or an ensemble's ``members``)."""
+    return {
+        "no_tta": scores_to_json(plain["confusion"], CLASSES),
+        "tta": scores_to_json(tta["confusion"], CLASSES),
+        "tta_config": _tta_config(scales, flip),
+        "split": split,
+        "train_on_val": train_on_val,
+        "images": images,
+        **source,
+        "seconds": {"no_tta": plain["seconds"], "tta": tta["seconds"]},
+        "device": device,
+        "batch_size": batch_size,
+        "units": "percent; null = class absent from truth and prediction (left out of the means)",
+    }
+
+
+def write_metrics(metrics: dict, metrics_json: str | Path, table_html: str | Path | None = None) -> None:
+    """``val_metrics.json`` (and optionally its HTML table), and the scores in the log."""
+    write_json(metrics_json, metrics)
+    if table_html is not None:
+        Path(table_html).write_text(metrics_table_html(metrics, f"{metrics['split']} scores"))
+    log.info("%s mIoU %.2f -> %.2f with TTA; mF1 %.2f -> %.2f", metrics["split"], metrics["no_tta"]["mIoU"],
+             metrics["tta"]["mIoU"], metrics["no_tta"]["mF1"], metrics["tta"]["mF1"])
+
+
 def evaluate(config: str | Path, checkpoint: str | Path, validation_json: str | Path, *,
              pred_dir: str | Path, metrics_json: str | Path, scales: Sequence[float], flip: bool,
              table_html: str | Path | None = None, split: str = "val", batch_size: int = 8,
@@ -269,7 +314,7 @@ def evaluate(config: str | Path, checkpoint: str | Path, validation_json: str | 
     """
     files = split_files(validation_json, split, need_masks=True)
     model, cfg = load_model(config, checkpoint, device)
-    workers = _use_threads(model, threads)
+    workers = use_threads(model, threads)
     base = without_annotations(config_test_pipeline(cfg))
     from faceparse.mm.tta import tta_pipeline
 
@@ -278,25 +323,11 @@ def evaluate(config: str | Path, checkpoint: str | Path, validation_json: str | 
     log.info("%s: TTA scales=%s flip=%s", split, list(scales), flip)
     tta = run_split(tta_model(model), files, tta_pipeline(base, scales, flip, with_annotations=False),
                     out_dir=pred_dir, batch_size=batch_size, workers=workers)
-    metrics = {
-        "no_tta": scores_to_json(plain["confusion"], CLASSES),
-        "tta": scores_to_json(tta["confusion"], CLASSES),
-        "tta_config": _tta_config(scales, flip),
-        "split": split,
-        "train_on_val": train_on_val,
-        "images": len(files.names),
-        "config": str(config),
-        "checkpoint": str(checkpoint),
-        "seconds": {"no_tta": plain["seconds"], "tta": tta["seconds"]},
-        "device": str(next(model.parameters()).device),
-        "batch_size": batch_size,
-        "units": "percent; null = class absent from truth and prediction (left out of the means)",
-    }
-    write_json(metrics_json, metrics)
-    if table_html is not None:
-        Path(table_html).write_text(metrics_table_html(metrics, f"{split} scores"))
-    log.info("%s mIoU %.2f -> %.2f with TTA; mF1 %.2f -> %.2f", split, metrics["no_tta"]["mIoU"],
-             metrics["tta"]["mIoU"], metrics["no_tta"]["mF1"], metrics["tta"]["mF1"])
+    metrics = metrics_record(plain, tta, split=split, images=len(files.names), scales=scales, flip=flip,
+                             train_on_val=train_on_val,
+                             source={"config": str(config), "checkpoint": str(checkpoint)},
+                             device=str(next(model.parameters()).device), batch_size=batch_size)
+    write_metrics(metrics, metrics_json, table_html)
     return metrics
 
 
@@ -304,10 +335,9 @@ def predict(config: str | Path, checkpoint: str | Path, validation_json: str | P
             pred_dir: str | Path, scales: Sequence[float], flip: bool, split: str = "test",
             batch_size: int = 8, threads: int = 2, device: str | None = None) -> dict:
     """Write TTA masks ``{pred_dir}/{name}.png`` for every image of ``split``."""
-    files = split_files(validation_json, split)
-    files = SplitFiles(files.split, files.names, files.images, None)  # no scoring here
+    files = unscored(split_files(validation_json, split))
     model, cfg = load_model(config, checkpoint, device)
-    workers = _use_threads(model, threads)
+    workers = use_threads(model, threads)
     from faceparse.mm.tta import tta_pipeline
 
     pipeline = tta_pipeline(without_annotations(config_test_pipeline(cfg)), scales, flip, with_annotations=False)
@@ -316,22 +346,26 @@ def predict(config: str | Path, checkpoint: str | Path, validation_json: str | P
             "tta_config": _tta_config(scales, flip)}
 
 
+def unscored(files: SplitFiles) -> SplitFiles:
+    """``files`` without masks: predict writes masks and scores nothing."""
+    return SplitFiles(files.split, files.names, files.images, None)
+
+
 def model_paths(best_json: str | Path, train_json: str | Path) -> tuple[str, str]:
-    """(config, checkpoint) of a trained model from its train.json and best.json markers."""
-    best = json.loads(Path(best_json).read_text())
-    train = json.loads(Path(train_json).read_text())
-    config = train.get("config") or str(Path(train["work_dir"]) / "config.py")
+    """(config, checkpoint) of a trained model from its train.json and best.json records."""
+    checkpoint = Selection.read(best_json).checkpoint
+    config = TrainSummary.read(train_json).config
     if not Path(config).exists():
         raise FileNotFoundError(f"{train_json}: dumped config {config} is missing")
-    if not Path(best["checkpoint"]).exists():
-        raise FileNotFoundError(f"{best_json}: checkpoint {best['checkpoint']} is missing")
-    return config, best["checkpoint"]
+    if not Path(checkpoint).exists():
+        raise FileNotFoundError(f"{best_json}: checkpoint {checkpoint} is missing")
+    return config, checkpoint
 
 
 def evaluate_model(best_json, train_json, validation_json, **kwargs) -> dict:
     config, checkpoint = model_paths(best_json, train_json)
-    train_on_val = json.loads(Path(train_json).read_text()).get("train_on_val")
-    return evaluate(config, checkpoint, validation_json, train_on_val=train_on_val, **kwargs)
+    return evaluate(config, checkpoint, validation_json, train_on_val=TrainSummary.read(train_json).train_on_val,
+                    **kwargs)
 
 
 def predict_model(best_json, train_json, validation_json, **kwargs) -> dict:
