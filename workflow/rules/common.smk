@@ -160,9 +160,15 @@ def provenance_input(wildcards) -> dict:
     return inputs
 
 
+def export_outputs() -> list[str]:
+    """Each model's ONNX export and its parity record with PyTorch (rule export)."""
+    return per_model(*rules.export.output)
+
+
 def all_outputs() -> list[str]:
     """Everything a run makes, the target of `all`: the data, each model's results, the report."""
     outputs = [rules.validate.output.validation, rules.stats.output.stats]
     outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics,
                          rules.colourise.output.done, rules.package.output.zip)
+    outputs += export_outputs()
     return outputs + report_outputs() + [rules.provenance.output.provenance]
