@@ -14,7 +14,7 @@ def checkpoint(tmp_path_factory):
     """A real training checkpoint of a tiny mmseg model (2 iterations)."""
     from mmengine.runner import Runner
 
-    from faceparse.train import build_config
+    from faceparse.mm.config import build_config
 
     root = tmp_path_factory.mktemp("compat")
     data = make_tiny_dataset(root / "data", counts={"train": 4, "val": 2})

@@ -26,7 +26,7 @@ def test_one_full_size_iteration_with_ignored_pixels(config, full_size_data, tmp
     from mmseg.registry import DATASETS, MODELS
 
     import faceparse.mm  # noqa: F401
-    from faceparse.train import build_config
+    from faceparse.mm.config import build_config
 
     cfg = build_config(config, full_size_data["validation"], full_size_data["stats"], work_dir=tmp_path, gpus=0,
                        overrides={"model.backbone.pretrained": False, "train_dataloader.batch_size": 2})

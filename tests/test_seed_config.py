@@ -20,7 +20,7 @@ RUN_SEED, RUN_IMPROVED = REPO / "configs" / "run_seed.yaml", REPO / "configs" / 
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    from faceparse.train import build_config
+    from faceparse.mm.config import build_config
 
     root = tmp_path_factory.mktemp("seed")
     data = make_tiny_dataset(root / "data", counts={"train": 2, "val": 1})

@@ -119,7 +119,7 @@ def data(tmp_path_factory):
 
 
 def test_build_config_datasets_and_device(data, tmp_path):
-    from faceparse.train import build_config
+    from faceparse.mm.config import build_config
 
     cfg = build_config(DEMO, data["validation"], data["stats"], flip=data["flip"], train_on_val=True,
                        overrides={"train_cfg.max_iters": 300, "train_dataloader.batch_size": 3},
@@ -146,7 +146,7 @@ def test_build_config_datasets_and_device(data, tmp_path):
 
 
 def test_build_config_seed_cpu_and_gpu(data, tmp_path):
-    from faceparse.train import build_config
+    from faceparse.mm.config import build_config
 
     cpu = build_config(SEED, data["validation"], data["stats"], work_dir=tmp_path / "a", gpus=0)
     assert cpu.optim_wrapper.type == "OptimWrapper" and "loss_scale" not in cpu.optim_wrapper
@@ -235,7 +235,7 @@ def _training_pids(marker: str) -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if "faceparse.train" in cmdline and marker in cmdline:
+            if "faceparse.train_process" in cmdline and marker in cmdline:
                 pids.append(int(proc.name))
     return pids
 
@@ -282,7 +282,7 @@ def test_interrupted_run_resumes(data, tmp_path):
 
 def test_short_run_fits_the_schedule():
     """max_iters below the warm-up: the schedule is scaled, every end after its begin."""
-    from faceparse.train import _fit_schedule
+    from faceparse.mm.config import _fit_schedule
 
     schedulers = [dict(type="LinearLR", begin=0, end=30), dict(type="PolyLR", begin=30, end=800)]
     _fit_schedule(schedulers, 800, 12, {})
@@ -307,7 +307,8 @@ def _sha(path: Path) -> str:
 def test_fingerprint_ignores_paths_length_and_selection(data, tmp_path):
     """Moved data, another work_dir, a longer run, other logging/checkpointing or a pinned
     checkpoint keep the fingerprint; the data's content, a training value or the GPUs change it."""
-    from faceparse.train import build_config, fingerprint_changes, training_fingerprint
+    from faceparse.mm.config import build_config
+    from faceparse.run_fingerprint import fingerprint_changes, training_fingerprint
 
     def fingerprint(d=data, work="a", overrides=None, gpus=0, keep=()):
         cfg = build_config(DEMO, d["validation"], d["stats"], flip=d["flip"], overrides=overrides,
@@ -349,7 +350,7 @@ def test_changed_inputs_train_from_zero_and_keep_the_old_run(data, tmp_path, cap
 
     # other training data (another seed of the same generator): iteration 0, the old run kept aside
     other = make_tiny_dataset(tmp_path / "other", seed=1)
-    caplog.set_level("WARNING", logger="faceparse.train")
+    caplog.set_level("WARNING", logger="faceparse.run_fingerprint")
     summary = train(config, other["validation"], other["stats"], out, work_dir, flip=other["flip"],
                     overrides=FAST, threads=1)
     assert _train_steps(work_dir) == [[1, 2, 3, 4]]
@@ -377,7 +378,8 @@ def test_changed_inputs_train_from_zero_and_keep_the_old_run(data, tmp_path, cap
 
 
 def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_path, capfd):
-    from faceparse.train import loadable_checkpoints, train
+    from faceparse.checkpoints import loadable_checkpoints
+    from faceparse.train import train
 
     config = tiny_config(tmp_path)
     project = tmp_path / "project"
@@ -439,7 +441,7 @@ def test_pinned_checkpoint_survives_rotation(data, tmp_path):
 
 
 def test_total_batch_is_split_over_processes(data, tmp_path):
-    from faceparse.train import build_config
+    from faceparse.mm.config import build_config
 
     cfg = build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w", processes=2)
     assert cfg.train_dataloader.batch_size == 2  # the recipe's 4, over 2 processes
@@ -452,7 +454,7 @@ def test_config_values_cannot_become_code(data, tmp_path):
     """Override keys must be dotted names and model names plain words: in build_config and the schema."""
     from snakemake.utils import validate
 
-    from faceparse.train import build_config
+    from faceparse.mm.config import build_config
 
     with pytest.raises(ValueError, match=r"demo_tiny.py: override keys must be dotted names"):
         build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w",

@@ -31,7 +31,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Every 8000 iterations (the seed picked among these); an XL checkpoint with
     # its optimizer state is ~4.7 GB, so keep the newest 3 plus the best by val
-    # mIoU. A pinned models.X.select_iter is kept besides them (faceparse.train
+    # mIoU. A pinned models.X.select_iter is kept besides them (faceparse.mm.config
     # switches this hook to PinnedCheckpointHook).
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=8000, max_keep_ckpts=3,

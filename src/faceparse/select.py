@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from faceparse.splitfiles import write_json
-from faceparse.train import checkpoint_iter
+from faceparse.checkpoints import checkpoint_iter
 
 log = logging.getLogger(__name__)
 

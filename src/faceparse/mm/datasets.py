@@ -12,7 +12,7 @@ class FaceParseDataset(BaseSegDataset):
     """A split of face images with label masks (values 0..18, IGNORE_INDEX 255 ignored).
 
     ``ann_file`` lists the image stems, one a line (written by
-    :func:`faceparse.train.build_config` from ``validation.json``);
+    :func:`faceparse.mm.config.build_config` from ``validation.json``);
     ``data_prefix=dict(img_path=..., seg_map_path=...)`` gives the folders.
     """
 

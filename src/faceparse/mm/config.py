@@ -1,0 +1,211 @@
+"""Resolve a model config file into the one mmengine ``Config`` a run trains, evaluates and predicts with.
+
+:func:`build_config` fills the config's template datasets from the data index
+(``validation.json``, ``flip.json``, ``stats.json``) and ``train_on_val``, applies
+the model's ``overrides`` (fitting the lr schedule to a changed ``max_iters``),
+splits the total batch over the processes, keeps a pinned checkpoint through
+rotation and adapts a GPU recipe to the CPU.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from faceparse.records import read_index, read_json
+
+# A Config.merge_from_dict key: dotted names, list indices as numbers (param_scheduler.1.end).
+OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))*")
+
+
+def _abs(path: str | Path | None, base: Path) -> str | None:
+    if path is None:
+        return None
+    p = Path(path)
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def write_split_list(path: Path, names: list[str]) -> str:
+    """Write the image stems of a split, one a line (an mmseg ``ann_file``); keep an identical file."""
+    text = "".join(f"{n}\n" for n in names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return str(path.resolve())
+
+
+def dataset_cfg(template: Mapping, image_dir: str, mask_dir: str | None, image_suffix: str,
+                ann_file: str, pipeline: list | None = None) -> dict:
+    """One FaceParseDataset entry from the config's template dataset and a split's folders."""
+    ds = copy.deepcopy(dict(template))
+    ds["data_root"] = ""
+    ds["ann_file"] = ann_file
+    ds["img_suffix"] = image_suffix
+    ds["data_prefix"] = dict(img_path=image_dir, seg_map_path=mask_dir or "")
+    if pipeline is not None:
+        ds["pipeline"] = copy.deepcopy(pipeline)
+    return ds
+
+
+def _replace_type(node, old: str, new: str) -> None:
+    """Replace ``type=old`` by ``type=new`` in every dict of a nested config."""
+    if isinstance(node, dict):
+        if node.get("type") == old:
+            node["type"] = new
+        for value in node.values():
+            _replace_type(value, old, new)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            _replace_type(value, old, new)
+
+
+def _fit_schedule(schedulers: list, old_max: int, new_max: int, overrides: dict) -> None:
+    """Fit the lr schedule to a new ``max_iters``, in place.
+
+    Schedules that ended at the old ``max_iters`` end at the new one; the others
+    (warm-up) keep their length while they still fit, and are scaled with the
+    whole schedule when they do not (a 30-iteration warm-up in a 12-iteration run).
+    Entries given in ``overrides`` are left alone.
+    """
+    fits = all(s.get("end") == old_max or s.get("end", 0) < new_max for s in schedulers)
+    factor = 1.0 if fits else new_max / old_max
+    def fitted(value: int) -> int:
+        return new_max if value == old_max else round(value * factor)
+
+    for i, scheduler in enumerate(schedulers):
+        if "begin" in scheduler and f"param_scheduler.{i}.begin" not in overrides:
+            scheduler["begin"] = fitted(scheduler["begin"])
+        if "end" in scheduler and f"param_scheduler.{i}.end" not in overrides:
+            scheduler["end"] = max(scheduler.get("begin", 0) + 1, fitted(scheduler["end"]))
+
+
+def build_config(config_file: str | Path, validation: str | Path, stats: str | Path,
+                 flip: str | Path | None = None, train_on_val: bool = False,
+                 overrides: Mapping | None = None, work_dir: str | Path | None = None,
+                 gpus: int = 0, split_dir: str | Path | None = None,
+                 base_dir: str | Path | None = None, processes: int = 1,
+                 keep_iters: Iterable[int] = ()):
+    """The fully resolved mmseg config of a model.
+
+    Args:
+        config_file: the model's config (``configs/x.py``).
+        validation: ``results/data/validation.json`` (the dataset index).
+        stats: ``results/data/stats.json`` (mean/std, 0-255 RGB).
+        flip: ``results/data/flip.json`` to train on the offline-flipped copies too.
+        train_on_val: add the val split to the training set.
+        overrides: ``{dotted.key: value}`` applied with ``Config.merge_from_dict``
+            before the datasets are filled in (so ``train_dataloader.dataset.pipeline``
+            can be overridden); a changed ``train_cfg.max_iters`` also moves the
+            schedules (see ``_fit_schedule``); mean/std from
+            ``stats`` unless overridden.
+        work_dir: the mmengine work_dir (``results/models/{model}/train``).
+        gpus: 0 trains on the CPU: fp32 ``OptimWrapper`` instead of AMP, BN
+            instead of SyncBN, gloo for multi-process runs.
+        split_dir: where the split lists (``ann_file``) go; default ``{work_dir}/splits``.
+        base_dir: what relative paths in the data index are relative to
+            (default: the current directory, the Snakemake workdir).
+        processes: training processes (one per GPU). The config's
+            ``train_dataloader.batch_size`` (after overrides) is the total batch
+            of the recipe; each process gets ``batch_size / processes``.
+        keep_iters: checkpoint iterations that must survive ``max_keep_ckpts``
+            (a pinned ``select_iter``): kept by ``PinnedCheckpointHook``.
+
+    Returns:
+        an ``mmengine.Config``; data paths in it are absolute.
+
+    Raises:
+        ValueError: naming ``config_file``, for an override key that is not a
+            dotted name, a total batch that does not divide over ``processes``,
+            or a kept iteration that will never be saved.
+    """
+    from mmengine.config import Config
+
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    overrides = dict(overrides or {})
+    bad = [key for key in overrides if not isinstance(key, str) or not OVERRIDE_KEY.fullmatch(key)]
+    if bad:
+        raise ValueError(f"{config_file}: override keys must be dotted names (train_cfg.max_iters, "
+                         f"param_scheduler.1.end); got {bad!r}")
+    cfg = Config.fromfile(str(config_file))
+    max_iters = cfg.train_cfg.get("max_iters")
+    # Overrides first, so they can change the template datasets (pipelines,
+    # batch size) that the split datasets below are made from.
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    new_max = cfg.train_cfg.get("max_iters")
+    if max_iters is not None and new_max != max_iters and "param_scheduler" not in overrides:
+        _fit_schedule(cfg.get("param_scheduler") or [], max_iters, new_max, overrides)
+
+    index = read_index(validation)
+    splits = index["splits"]
+    work_dir = Path(work_dir) if work_dir is not None else Path("work_dirs") / Path(config_file).stem
+    split_dir = Path(split_dir) if split_dir is not None else work_dir / "splits"
+    cfg.work_dir = str(work_dir.resolve())
+
+    statistics = read_json(stats)
+    for key in ("mean", "std"):
+        if not any(k.startswith(f"model.data_preprocessor.{key}") for k in overrides):
+            cfg.model.data_preprocessor[key] = [float(v) for v in statistics[key]]
+
+    def split_dataset(name: str, template: Mapping, entry: Mapping, list_name: str | None = None) -> dict:
+        if not entry.get("mask_dir"):
+            raise ValueError(f"{validation}: split {name!r} has no masks; cannot train or validate on it")
+        ann = write_split_list(split_dir / f"{list_name or name}.txt", list(entry["names"]))
+        return dataset_cfg(template, _abs(entry["image_dir"], base), _abs(entry["mask_dir"], base),
+                           entry.get("image_suffix", ".jpg"), ann)
+
+    train_template = cfg.train_dataloader.dataset
+    parts = [split_dataset("train", train_template, splits["train"])]
+    if flip is not None:
+        parts.append(split_dataset("flip", train_template, read_json(flip), "train_flip"))
+    if train_on_val:
+        parts.append(split_dataset("val", train_template, splits["val"], "train_val"))
+    cfg.train_dataloader.dataset = parts[0] if len(parts) == 1 else dict(type="ConcatDataset", datasets=parts)
+    cfg.val_dataloader.dataset = split_dataset("val", cfg.val_dataloader.dataset, splits["val"])
+    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        if loader.get("num_workers", 0) == 0:
+            loader["persistent_workers"] = False  # torch refuses persistent workers without workers
+
+    if processes > 1:
+        total = int(cfg.train_dataloader.batch_size)
+        if total % processes:
+            raise ValueError(
+                f"{config_file}: train_dataloader.batch_size={total} is the recipe's total batch and does not "
+                f"split over {processes} GPUs; override train_dataloader.batch_size with a multiple of "
+                f"{processes} (the new total batch) or change the model's gpus")
+        cfg.train_dataloader.batch_size = total // processes
+    if keep_iters:
+        _keep_checkpoints(cfg, config_file, keep_iters)
+
+    if gpus <= 0:
+        if cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
+            cfg.optim_wrapper.type = "OptimWrapper"
+            cfg.optim_wrapper.pop("loss_scale", None)
+            cfg.optim_wrapper.pop("dtype", None)
+        _replace_type(cfg.model, "SyncBN", "BN")
+        cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
+        cfg.env_cfg.cudnn_benchmark = False
+    return cfg
+
+
+def _keep_checkpoints(cfg, config_file: str | Path, keep_iters: Iterable[int]) -> None:
+    """Make the checkpoint hook keep ``keep_iters`` through rotation; refuse iterations never saved."""
+    hook = cfg.default_hooks.get("checkpoint")
+    max_iters = int(cfg.train_cfg.max_iters)
+    if not hook or hook.get("by_epoch", False):
+        raise ValueError(f"{config_file}: select_iter needs an iteration-based default_hooks.checkpoint")
+    interval = int(hook.get("interval", -1))
+    for it in keep_iters:
+        if it > max_iters:
+            raise ValueError(f"{config_file}: select_iter={it} is after train_cfg.max_iters={max_iters}: "
+                             f"that checkpoint would never exist; lower select_iter or raise max_iters")
+        if it != max_iters and (interval <= 0 or it % interval):
+            raise ValueError(f"{config_file}: select_iter={it} is not a checkpoint iteration "
+                             f"(default_hooks.checkpoint.interval={interval}, max_iters={max_iters}); "
+                             f"pin a multiple of the interval or override the interval")
+    if hook.get("type") not in ("CheckpointHook", "PinnedCheckpointHook"):
+        raise ValueError(f"{config_file}: select_iter needs mmengine's CheckpointHook, not {hook.get('type')}")
+    hook.type = "PinnedCheckpointHook"
+    hook.keep_iters = sorted(int(i) for i in keep_iters)
