@@ -105,6 +105,47 @@ def test_parity_fails_for_another_model(run, tmp_path):
     assert not record["passed"] and record["agreement_percent"] < 99.9
 
 
+def test_parity_on_a_subset(run, tmp_path):
+    root, config, checkpoint, index, best, train = run
+    model, cfg = load_model(config, checkpoint, "cpu")
+    export_onnx(model, cfg, tmp_path / "m.onnx", example_size=(SIZE, SIZE))
+    record = parity(tmp_path / "m.onnx", config, checkpoint, index, max_images=2)
+    assert record["images"] == 2 and record["split_images"] == 4 and record["pixels"] == SIZE * SIZE + 48 * SIZE  # first and last
+    assert record["passed"]
+
+
+SEED_SHAPED = """
+_base_ = [{seed!r}]
+crop_size = (64, 64)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(model_name='convnext_atto', pretrained=False),
+    decode_head=dict(in_channels=[40, 80, 160, 320], channels=16),
+    auxiliary_head=dict(in_channels=160, channels=8))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=crop_size, keep_ratio=True),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=test_pipeline))
+"""
+
+
+def test_seed_shaped_model_exports_with_dynamic_size(run, tmp_path):
+    """The seed recipe's architecture (timm ConvNeXt + UPerNet with its PPM, auxiliary head) at toy width."""
+    root, config, checkpoint, index, best, train = run
+    seed_config = tmp_path / "seed_shaped.py"
+    seed_config.write_text(SEED_SHAPED.format(seed=str(Path(__file__).resolve().parents[1] / "configs"
+                                                       / "seed_convnext_xl.py")))
+    torch.manual_seed(0)
+    model, cfg = load_model(seed_config, None, "cpu")  # random weights
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, tmp_path / "seed.pth")
+    meta = export_onnx(model, cfg, tmp_path / "seed.onnx", example_size=(SIZE, SIZE))
+    assert meta["adaptive_pools_replaced"] == 4  # PPM scales 1, 2, 3, 6
+    assert len(meta["dynamic_sizes"]) == 3
+    assert parity(tmp_path / "seed.onnx", seed_config, tmp_path / "seed.pth", index)["passed"]
+
+
 def test_bgr_model_gets_rgb_input(run, tmp_path):
     """A model trained on BGR (no bgr_to_rgb) takes RGB too: the graph swaps the channels itself."""
     from mmengine.config import Config

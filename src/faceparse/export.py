@@ -228,19 +228,33 @@ def export_onnx(model, cfg, path: str | Path, *, example_size: Sequence[int], tt
     return meta
 
 
+def _spread(files, max_images: int | None):
+    """At most ``max_images`` images of ``files``, evenly spaced over the split (all when None)."""
+    from faceparse.splitfiles import SplitFiles
+
+    n = len(files.names)
+    if max_images is None or max_images >= n:
+        return files
+    keep = np.linspace(0, n - 1, max_images).round().astype(int)
+    return SplitFiles(files.split, tuple(files.names[i] for i in keep), tuple(files.images[i] for i in keep), None)
+
+
 def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, validation_json: str | Path, *,
-           split: str = "val", threads: int = 1, threshold: float = PARITY_THRESHOLD) -> dict:
+           split: str = "val", max_images: int | None = None, threads: int = 1,
+           threshold: float = PARITY_THRESHOLD) -> dict:
     """Masks of the ONNX model (single scale, :mod:`faceparse.parse`) vs PyTorch's on ``split``.
 
     PyTorch's masks are the evaluate step's plain pass (:func:`faceparse.inference.run_split`,
     the config's test pipeline, mmseg's ``test_step``); the ONNX model gets the same image
     resized the same way, and its logits are resized back and argmaxed by faceparse.parse.
+    ``max_images`` bounds the CPU time on a large split (evenly spaced images).
     """
     from faceparse.inference import config_test_pipeline, load_model, run_split, without_annotations
     from faceparse.parse import OnnxBackend, Parser, read_image
     from faceparse.splitfiles import split_files
 
-    files = split_files(validation_json, split)
+    all_files = split_files(validation_json, split)
+    files = _spread(all_files, max_images)
     model, cfg = load_model(config, checkpoint, "cpu")
     torch.set_num_threads(max(1, int(threads)))
     parser = Parser(OnnxBackend(onnx_path, threads), scales=[1.0], flip=False)
@@ -263,6 +277,7 @@ def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, va
     return {
         "split": split,
         "images": len(files.names),
+        "split_images": len(all_files.names),
         "pixels": total,
         "agreeing_pixels": agree,
         "agreement_percent": percent,
@@ -278,7 +293,7 @@ def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, va
 
 def export_model(best_json: str | Path, train_json: str | Path, validation_json: str | Path, *,
                  onnx_path: str | Path, parity_json: str | Path, tta: dict | None = None,
-                 threads: int = 1) -> dict:
+                 max_images: int | None = None, threads: int = 1) -> dict:
     """The export step: ONNX file + parity record of a selected model; fails below the threshold."""
     from faceparse.inference import load_model, model_paths
     from faceparse.splitfiles import split_files, write_json
@@ -296,7 +311,7 @@ def export_model(best_json: str | Path, train_json: str | Path, validation_json:
     meta = export_onnx(model, cfg, onnx_path, example_size=example, tta=tta, threads=threads,
                        source={"config": str(config), "checkpoint": str(checkpoint), "iter": best.get("iter")})
     export_seconds = time.perf_counter() - start
-    record = parity(onnx_path, config, checkpoint, validation_json, threads=threads)
+    record = parity(onnx_path, config, checkpoint, validation_json, max_images=max_images, threads=threads)
     record.update({
         "onnx": str(onnx_path),
         "onnx_bytes": Path(onnx_path).stat().st_size,

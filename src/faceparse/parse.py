@@ -226,9 +226,9 @@ def parse_folder(in_dir: str | Path, out_dir: str | Path, parser: Parser, *, alp
             Image.fromarray(overlay(bgr[..., ::-1], mask, alpha)).save(out_dir / f"{path.stem}_overlay.jpg",
                                                                        quality=90)
             written[path.stem] = path.name
-        except (ImageReadError, OSError) as err:
-            errors[path.name] = str(err)
-            tqdm.write(f"error: {err}", file=sys.stderr)
+        except (ImageReadError, OSError, cv2.error) as err:  # cv2.error: e.g. a photo too thin to resize
+            errors[path.name] = str(err) if isinstance(err, ImageReadError) else f"{path}: {err}"
+            tqdm.write(f"error: {errors[path.name]}", file=sys.stderr)
     summary = {
         "in_dir": str(in_dir),
         "out_dir": str(out_dir),

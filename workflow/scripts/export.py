@@ -12,5 +12,6 @@ export_model(
     onnx_path=snakemake.output.onnx,
     parity_json=snakemake.output.parity,
     tta=dict(snakemake.params.tta),
+    max_images=snakemake.params.parity_images,
     threads=snakemake.threads,
 )

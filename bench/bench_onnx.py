@@ -1,0 +1,155 @@
+"""ONNX Runtime (CPU) vs PyTorch: images/s of an exported model against the PyTorch path, same images.
+
+Timed over the same images (synthetic faces of ``faceparse.data.synthetic``,
+512x512 by default; or a pipeline's val split), one process, the same number
+of CPU threads for both:
+
+- ``pytorch``           ``faceparse.inference.run_split`` without TTA - the evaluate
+                        step's plain pass: the config's test pipeline, mmseg's
+                        ``test_step``, masks at each image's size;
+- ``onnxruntime``       ``faceparse.parse.Parser`` at scale 1.0 with the exported
+                        model - the same resize, the ONNX graph, logits resized back,
+                        argmax (what ``python -m faceparse.parse`` does per image);
+- ``pytorch forward`` / ``onnxruntime forward``  the network alone on one image at the
+                        model's input size (batch 1), no data handling.
+
+Each is warmed up once, then repeated (interleaved); the best time of each is
+reported, with the masks' agreement between the two paths. Prints a table,
+writes JSON.
+
+Usage::
+
+    python bench/bench_onnx.py                            # demo_tiny, random weights, 32 faces
+    python bench/bench_onnx.py --model demo_tiny          # the pipeline's selected checkpoint and val split
+    python bench/bench_onnx.py --config configs/seed_convnext_xl.py --images 8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from faceparse.export import export_onnx, exportable, input_resize
+from faceparse.inference import config_test_pipeline, load_model, model_paths, run_split, without_annotations
+from faceparse.parse import OnnxBackend, Parser, read_image
+from faceparse.splitfiles import SplitFiles, split_files
+
+from bench_predict import _random_checkpoint  # the same random-weight model (bench/ is the script's path)
+
+
+def _faces(folder: Path, n: int, size: int) -> SplitFiles:
+    from faceparse.data.synthetic import generate_face
+
+    folder.mkdir(parents=True)
+    names = [f"face_{i:03d}" for i in range(n)]
+    for i, name in enumerate(names):
+        jpeg, _ = generate_face(size=size, seed=7, split="val", index=i)
+        (folder / f"{name}.jpg").write_bytes(jpeg)
+    return SplitFiles("val", tuple(names), tuple(str(folder / f"{n}.jpg") for n in names), None)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", help="a pipeline model: results/models/{model}/{train,best}.json, its val split")
+    ap.add_argument("--config", default="configs/demo_tiny.py", help="mmseg config (without --model)")
+    ap.add_argument("--checkpoint", help="checkpoint for --config (random weights when absent)")
+    ap.add_argument("--validation", default="results/data/validation.json", help="the index --model uses")
+    ap.add_argument("--images", type=int, default=32, help="synthetic faces (or the first N of val with --model)")
+    ap.add_argument("--size", type=int, default=512, help="size of the synthetic faces")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads of both runtimes")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved repeats; the best time is reported")
+    ap.add_argument("--out", default="results/bench/bench_onnx.json")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="bench_onnx_") as tmp:
+        return _bench(args, Path(tmp))
+
+
+def _bench(args, tmp: Path) -> int:
+    if args.model:
+        config, checkpoint = model_paths(f"results/models/{args.model}/best.json",
+                                         f"results/models/{args.model}/train.json")
+        files = split_files(args.validation, "val")
+        files = SplitFiles("val", files.names[:args.images], files.images[:args.images], None)
+    else:
+        config = args.config
+        checkpoint = args.checkpoint or _random_checkpoint(config, tmp / "random.pth")
+        files = _faces(tmp / "faces", args.images, args.size)
+    model, cfg = load_model(config, checkpoint, "cpu")
+    resize = input_resize(cfg)
+    with Image.open(files.images[0]) as im:
+        photo_hw = (im.height, im.width)
+    export_onnx(model, cfg, tmp / "model.onnx", example_size=resize["scale"][::-1] if resize["scale"] else photo_hw)
+    parser = Parser(OnnxBackend(tmp / "model.onnx", args.threads), [1.0], False)
+    input_hw = parser.input_size(*photo_hw, 1.0)
+    pipeline = without_annotations(config_test_pipeline(cfg))
+    wrapper = exportable(model, cfg)
+    x = torch.rand(1, 3, *input_hw) * 255
+    session = parser.backend.session
+
+    def pytorch() -> None:
+        run_split(model, files, pipeline, out_dir=tmp / "pred_torch", batch_size=1, workers=0)
+
+    def onnxruntime() -> None:
+        out = tmp / "pred_onnx"
+        out.mkdir(exist_ok=True)
+        for name, image in zip(files.names, files.images):
+            Image.fromarray(parser.parse(read_image(image)), mode="L").save(out / f"{name}.png")
+
+    def pytorch_forward() -> None:
+        with torch.inference_mode():
+            wrapper(x)
+
+    def onnx_forward() -> None:
+        session.run(["logits"], {"image": x.numpy()})
+
+    plan = {"pytorch": (pytorch, len(files.names)), "onnxruntime": (onnxruntime, len(files.names)),
+            "pytorch forward": (pytorch_forward, 1), "onnxruntime forward": (onnx_forward, 1)}
+    for fn, _ in plan.values():  # warm-up: first-call costs land on no measured run
+        fn()
+    best = {name: float("inf") for name in plan}
+    for _ in range(args.repeat):
+        for name, (fn, _) in plan.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    agree = total = 0
+    for name in files.names:
+        a = np.asarray(Image.open(tmp / "pred_torch" / f"{name}.png"))
+        b = np.asarray(Image.open(tmp / "pred_onnx" / f"{name}.png"))
+        agree, total = agree + int((a == b).sum()), total + a.size
+    import onnxruntime as ort
+
+    result = {
+        "config": str(config), "checkpoint": str(checkpoint) if args.model or args.checkpoint else "random weights",
+        "images": len(files.names), "photo_size": list(photo_hw), "model_input_size": list(input_hw),
+        "threads": args.threads, "repeat": args.repeat, "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "onnxruntime": ort.__version__,
+        "runs": {name: {"seconds": best[name], "images_per_s": plan[name][1] / best[name]} for name in plan},
+        "mask_agreement_percent": 100.0 * agree / total,
+    }
+    print(f"{len(files.names)} images {photo_hw[0]}x{photo_hw[1]}, model input {input_hw[0]}x{input_hw[1]}, "
+          f"{args.threads} threads, best of {args.repeat}")
+    print(f"{'path':22s} {'images/s':>9s}")
+    for name, run in result["runs"].items():
+        print(f"{name:22s} {run['images_per_s']:9.2f}")
+    speedup = result["runs"]["onnxruntime"]["images_per_s"] / result["runs"]["pytorch"]["images_per_s"]
+    print(f"onnxruntime / pytorch: {speedup:.2f}x end to end; masks agree on "
+          f"{result['mask_agreement_percent']:.3f}% of pixels")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
