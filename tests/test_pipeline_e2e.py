@@ -12,6 +12,8 @@ from PIL import Image
 
 from _pipeline import TINY_CONFIG, run_snakemake
 
+from faceparse.records import Selection
+
 
 @pytest.mark.slow
 def test_dag_outputs_have_the_right_content(tiny_run: Path):
@@ -22,9 +24,9 @@ def test_dag_outputs_have_the_right_content(tiny_run: Path):
     stats = json.loads((results / "data/stats.json").read_text())
     assert stats["images"] == 16 and all(0 < m < 255 for m in stats["mean"]) and all(s > 0 for s in stats["std"])
 
-    best = json.loads((results / "models/demo_tiny/best.json").read_text())
-    assert best["iter"] in (6, 12)
-    assert (tiny_run / best["checkpoint"]).is_file()  # relative to the workdir, or absolute
+    best = Selection.read(results / "models/demo_tiny/best.json")
+    assert best.iter in (6, 12)
+    assert Path(best.checkpoint).is_file()
 
     metrics = json.loads((results / "models/demo_tiny/val_metrics.json").read_text())
     for mode in ("no_tta", "tta"):

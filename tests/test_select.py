@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from faceparse.records import Selection
 from faceparse.select import choose, select
 
 
@@ -30,7 +31,8 @@ def test_best_val_later_on_tie(tmp_path):
     best = select(path, tmp_path / "best.json")
     assert best["iter"] == 24 and best["mIoU"] == 0.63
     assert best["checkpoint"].endswith("/iter_24.pth")
-    assert json.loads((tmp_path / "best.json").read_text()) == best
+    assert vars(Selection.read(tmp_path / "best.json")) == best
+    assert json.loads((tmp_path / "best.json").read_text())["checkpoint"] == "train/iter_24.pth"  # relative
 
 
 def test_prefers_plain_checkpoint_and_skips_deleted(tmp_path):

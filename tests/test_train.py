@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from faceparse.labels import PALETTE, SWAP_LUT
+from faceparse.records import TrainSummary
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo_tiny.py"
@@ -176,7 +177,7 @@ def test_train_resumes_from_last_checkpoint(data, tmp_path):
     assert [Path(c).name for c in first["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
     assert [v["iter"] for v in first["val"]] == [2, 4]
     assert all(0.0 <= v["mIoU"] <= 100.0 for v in first["val"])  # percent
-    assert json.loads(out.read_text()) == first
+    assert vars(TrainSummary.read(out)) == first
     assert first["config"] == str((work_dir / "config.py").resolve()) and first["max_iters"] == 4
 
     # A longer rerun continues from iter 4, not from 0, with the schedule stretched to 6.

@@ -10,6 +10,8 @@ import yaml
 
 from _pipeline import run_snakemake
 
+from faceparse.records import Selection
+
 
 def _planned(text: str) -> dict[str, int]:
     table = re.search(r"Job stats:\njob\s+count\n[-\s]+\n(.*?)\ntotal\s+\d+", text, re.S)
@@ -38,5 +40,5 @@ def test_tta_and_select_iter_do_not_retrain(tiny_run: Path, tmp_path: Path):
     log = (work / "logs" / "models" / "demo_tiny" / "train.log").read_text()
     assert "nothing to do" in log and "not resuming" not in log
     assert {p.name: p.stat().st_mtime_ns for p in train_dir.glob("*.pth")} == checkpoints
-    best = yaml.safe_load((work / "results" / "models" / "demo_tiny" / "best.json").read_text())
-    assert best["iter"] == 6 and Path(best["checkpoint"]).parent == train_dir.resolve()
+    best = Selection.read(work / "results" / "models" / "demo_tiny" / "best.json")
+    assert best.iter == 6 and Path(best.checkpoint).parent == train_dir.resolve()

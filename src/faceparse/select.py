@@ -1,12 +1,11 @@
 """Pick the checkpoint a model is evaluated and submitted with."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-from faceparse.splitfiles import write_json
 from faceparse.checkpoints import checkpoint_iter
+from faceparse.records import Selection, TrainSummary
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,6 @@ def choose(summary: dict, select_iter: int | None = None) -> dict:
 
 def select(train_json: str | Path, best_json: str | Path, select_iter: int | None = None) -> dict:
     """The select step: read ``train.json``, write ``best.json``."""
-    with open(train_json) as f:
-        summary = json.load(f)
-    choice = choose(summary, select_iter)
-    write_json(best_json, choice)
+    choice = choose(vars(TrainSummary.read(train_json)), select_iter)
+    Selection(**choice).write(best_json)
     return choice

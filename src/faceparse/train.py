@@ -16,7 +16,7 @@ from faceparse.checkpoints import loadable_checkpoints, point_last_checkpoint
 from faceparse.launch import launch
 from faceparse.mm.config import build_config
 from faceparse.run_fingerprint import FINGERPRINT, set_aside_stale_run, training_fingerprint
-from faceparse.records import write_json
+from faceparse.records import TrainSummary, write_json
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
     if not summary["checkpoints"]:
         raise RuntimeError(f"training finished without a checkpoint that loads in {work_dir}")
     point_last_checkpoint(work_dir, summary["checkpoints"])
-    write_json(train_json, summary)
+    TrainSummary(**summary).write(train_json)
     log.info("%d checkpoint(s), val mIoU: %s", len(summary["checkpoints"]),
              ", ".join(f"{v['iter']}: {v['mIoU']:.4f}" for v in summary["val"]) or "none")
     return summary
