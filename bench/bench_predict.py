@@ -42,7 +42,7 @@ from faceparse.inference import (config_test_pipeline, load_model, model_paths, 
                                  without_annotations)
 from faceparse.labels import CLASSES, PALETTE
 from faceparse.mm.tta import tta_pipeline
-from faceparse.splitfiles import split_files
+from faceparse.records import split_files
 
 
 def _synthetic_split(root: Path, n: int, size: int) -> Path:
