@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from faceparse.data.colours import Colour
+from faceparse.data.synthetic.colours import Colour
 
 # Classes whose pixels take the soft, rounded shading of a head (skin, nose, ears, neck).
 _SHADED_LABELS = (1, 2, 8, 9, 17)
