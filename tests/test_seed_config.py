@@ -15,7 +15,7 @@ CLASS_WEIGHT = [0.95, 0.95, 0.95, 1, 1, 1, 1.05, 1.05, 1.05, 1.05, 1, 1, 1, 0.95
 # docs/seed-recipe.md: the final TTA, the checkpoint, the normalisation
 SEED_TTA = {"scales": [0.5, 0.75, 1.0, 1.25, 1.5], "flip": False}
 SEED_MEAN, SEED_STD = [132.529, 106.677, 92.839], [77.060, 69.735, 68.295]
-RUN_SEED, RUN_IMPROVED = REPO / "configs" / "run_seed.yaml", REPO / "configs" / "run_seed_improved.yaml"
+RUN_SEED, RUN_IMPROVED = REPO / "configs" / "runs" / "seed.yaml", REPO / "configs" / "runs" / "seed_improved.yaml"
 
 
 @pytest.fixture(scope="module")

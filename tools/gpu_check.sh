@@ -16,8 +16,8 @@
 #      largest batch that fits (found in bf16, capped at 64), and bf16 batch 4
 #      with channels_last if time is left;
 #   4. evaluates and predicts a few synthetic 512x512 faces on the GPU with
-#      the seed's 5 TTA scales and the face-aware flip (run_seed_improved.yaml's
-#      TTA; run_seed.yaml's is the same without the flip), from the checkpoint
+#      the seed's 5 TTA scales and the face-aware flip (configs/runs/seed_improved.yaml's
+#      TTA; configs/runs/seed.yaml's is the same without the flip), from the checkpoint
 #      the bf16 batch-4 run saved, with the hub offline (no pretrained download);
 #   5. runs bench/bench_loader.py: the seed's training pipeline per worker and
 #      the workers that the measured training rates (batch 4, largest batch)
