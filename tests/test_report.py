@@ -14,6 +14,7 @@ from PIL import Image
 
 from faceparse.labels import NUM_CLASSES, SWAP_LUT
 from faceparse.metrics import confusion_matrix, scores_to_json
+from faceparse.records import read_mask
 from faceparse.report import plots, tables
 
 from _pipeline import run_snakemake
@@ -273,7 +274,7 @@ def test_palette_mode_masks_keep_their_labels(tmp_path):
     im.putpalette([v for i in range(256) for v in ((i * 37) % 256, (i * 91) % 256, (i * 11) % 256)])
     im.save(tmp_path / "m.png")
     assert Image.open(tmp_path / "m.png").mode == "P"
-    assert np.array_equal(plots._read_mask(tmp_path / "m.png"), mask)
+    assert np.array_equal(read_mask(tmp_path / "m.png"), mask)
     thumb = plots._thumb_mask(tmp_path / "m.png", size=190)
     assert thumb.shape == (5, 190) and set(np.unique(thumb)) <= set(range(NUM_CLASSES))
 
@@ -315,6 +316,7 @@ REPORT_SECTIONS = {
     "Training": ["training_curves.png"],
     "Evaluation": ["val_scores.png", "val_confusion.png", "val_worst.png", "val_table.html"],
     "Submission": ["{model}.zip", "test_predictions.png", "submission_check.html"],
+    "Leaderboard": ["leaderboard.html", "leaderboard.png"],
     "Provenance": ["provenance.json", "provenance.html", "runtimes.png"],
 }
 

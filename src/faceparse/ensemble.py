@@ -19,13 +19,15 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from faceparse.inference import (LabelFn, config_test_pipeline, load_model, metrics_record, model_paths,
-                                 run_views, tta_model, unscored, use_threads, without_annotations,
-                                 write_metrics)
 from faceparse.records import TrainSummary, split_files
+
+if TYPE_CHECKING:
+    from faceparse.inference import LabelFn
+
+# torch and mmseg are imported where models run: the workflow imports check_ensembles
+# when it parses the config, for every snakemake call.
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Member:
 
 
 def read_member(name: str, best_json: str | Path, train_json: str | Path) -> Member:
+    from faceparse.inference import model_paths
+
     config, checkpoint = model_paths(best_json, train_json)
     return Member(name, config, checkpoint, TrainSummary.read(train_json).train_on_val)
 
@@ -93,6 +97,8 @@ class Ensemble:
     def __init__(self, members: Sequence[Member], weights: Sequence[float] | None, device: str | None = None):
         if not members:
             raise ValueError("an ensemble needs at least one member")
+        from faceparse.inference import config_test_pipeline, load_model, tta_model, without_annotations
+
         self.members = list(members)
         self.weights = normalised_weights(weights, len(members))
         loaded = [load_model(m.config, m.checkpoint, device) for m in members]
@@ -111,6 +117,8 @@ class Ensemble:
 
     def labels(self, tta: bool) -> LabelFn:
         """(views, one per member) -> argmax of the weighted mean of the members' probabilities."""
+        import torch
+
         models = self.tta_models if tta else self.models
 
         def label(views: list) -> torch.Tensor:
@@ -137,6 +145,8 @@ def evaluate_ensemble(members: Sequence[Member], weights: Sequence[float] | None
                       threads: int = 2, device: str | None = None) -> dict:
     """Score ``split`` without and with TTA; write the TTA masks and ``val_metrics.json``
     (the record a single model's evaluate writes, with the members in place of a checkpoint)."""
+    from faceparse.inference import metrics_record, run_views, use_threads, write_metrics
+
     files = split_files(validation_json, split, need_masks=True)
     ensemble = Ensemble(members, weights, device)
     workers = use_threads(ensemble.models[0], threads)
@@ -158,6 +168,8 @@ def predict_ensemble(members: Sequence[Member], weights: Sequence[float] | None,
                      pred_dir: str | Path, scales: Sequence[float], flip: bool, split: str = "test",
                      batch_size: int = 8, threads: int = 2, device: str | None = None) -> dict:
     """Write the ensemble's TTA masks ``{pred_dir}/{name}.png`` for every image of ``split``."""
+    from faceparse.inference import run_views, unscored, use_threads
+
     files = unscored(split_files(validation_json, split))
     ensemble = Ensemble(members, weights, device)
     workers = use_threads(ensemble.models[0], threads)

@@ -14,9 +14,17 @@ export_package_path()
 MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
 
+from faceparse.ensemble import check_ensembles
+
+# Members must be configured models (the schema cannot say so): refused here, before any job.
+check_ensembles(config["ensembles"], MODELS)
+ENSEMBLES = list(config["ensembles"])
+
 
 wildcard_constraints:
     model="|".join(MODELS),
+    # (?!) matches nothing: without ensembles no path is an ensemble's
+    ensemble="|".join(ENSEMBLES) or "(?!)",
 
 
 def is_generated_source() -> bool:
@@ -130,21 +138,63 @@ def data_samples_input(wildcards) -> dict:
     return inputs
 
 
+def ensemble_inputs(wildcards) -> dict:
+    """The members' best.json and train.json (in the ensemble's order) and the dataset index."""
+    members = config["ensembles"][wildcards.ensemble]["models"]
+    return {
+        "best": expand(str.__str__(rules.select.output.best), model=members),
+        "train": expand(str.__str__(rules.train.output.train), model=members),
+        "validated": rules.validate.output.validation,
+    }
+
+
+def ensemble_members(wildcards) -> list[str]:
+    return list(config["ensembles"][wildcards.ensemble]["models"])
+
+
+def ensemble_weights(wildcards):
+    return config["ensembles"][wildcards.ensemble].get("weights")
+
+
+def ensemble_gpus(wildcards) -> int:
+    """One GPU when any member trains on GPUs (all members run on one device), else none."""
+    members = config["ensembles"][wildcards.ensemble]["models"]
+    return min(1, max(int(model_cfg(m).get("gpus", 0)) for m in members))
+
+
+def per_ensemble(*outputs) -> list[str]:
+    """Each output pattern (a rule's ``{ensemble}`` output) for every configured ensemble."""
+    return [path for output in outputs for path in expand(str.__str__(output), ensemble=ENSEMBLES)]
+
+
 def per_model(*outputs) -> list[str]:
     """Each output pattern (a rule's ``{model}`` output) for every configured model; the
     patterns' flags (report(), directory()) stay with the rules that declare them."""
     return [path for output in outputs for path in expand(str.__str__(output), model=MODELS)]
 
 
+def leaderboard_input(wildcards) -> dict:
+    """Every model's and ensemble's val_metrics.json, the models' best.json and the train jobs'
+    benchmarks (their training time)."""
+    return {
+        "metrics": per_model(rules.evaluate.output.metrics),
+        "best": per_model(rules.select.output.best),
+        "train_benchmarks": per_model(rules.train.benchmark),
+        "ensemble_metrics": per_ensemble(rules.ensemble_evaluate.output.metrics),
+    }
+
+
 def report_outputs() -> list[str]:
     """Every figure and table of the report stage (rule provenance asks for them all)."""
     return list(rules.data_samples.output) + per_model(
-        *rules.training_curves.output, *rules.evaluation_plots.output, *rules.submission_summary.output)
+        *rules.training_curves.output, *rules.evaluation_plots.output, *rules.submission_summary.output
+    ) + list(rules.leaderboard.output)
 
 
 def provenance_input(wildcards) -> dict:
     """What the record describes: the data index, every model's markers, metrics and
-    submission, and the report's figures (their hashes are recorded too)."""
+    submission, every ensemble's metrics and submission, and the report's figures (their
+    hashes are recorded too)."""
     inputs = {
         "validated": rules.validate.output.validation,
         "stats": rules.stats.output.stats,
@@ -153,6 +203,9 @@ def provenance_input(wildcards) -> dict:
         "metrics": per_model(rules.evaluate.output.metrics),
         "zips": per_model(rules.package.output.zip),
         "checks": per_model(rules.package.output.check),
+        "ensemble_metrics": per_ensemble(rules.ensemble_evaluate.output.metrics),
+        "ensemble_zips": per_ensemble(rules.ensemble_package.output.zip),
+        "ensemble_checks": per_ensemble(rules.ensemble_package.output.check),
         "figures": report_outputs(),
     }
     if is_generated_source():
@@ -171,4 +224,6 @@ def all_outputs() -> list[str]:
     outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics,
                          rules.colourise.output.done, rules.package.output.zip)
     outputs += export_outputs()
+    outputs += per_ensemble(rules.ensemble_evaluate.output.metrics, rules.ensemble_colourise.output.done,
+                            rules.ensemble_package.output.zip)
     return outputs + report_outputs() + [rules.provenance.output.provenance]

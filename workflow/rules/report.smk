@@ -139,6 +139,36 @@ rule submission_summary:
         "../scripts/report_submission.py"
 
 
+rule leaderboard:
+    input:
+        unpack(leaderboard_input),
+    output:
+        table=report(
+            f"{REPORT_DIR}/leaderboard.html",
+            caption="../report/leaderboard_table.rst",
+            category="Leaderboard",
+            labels={"file": "table (models and ensembles)"},
+        ),
+        figure=report(
+            f"{REPORT_DIR}/leaderboard.png",
+            caption="../report/leaderboard_figure.rst",
+            category="Leaderboard",
+            labels={"file": "figure (scores, per-class IoU)"},
+        ),
+    params:
+        models=MODELS,
+        ensembles={name: list(spec["models"]) for name, spec in config["ensembles"].items()},
+    log:
+        "logs/report/leaderboard.log",
+    benchmark:
+        "benchmarks/report/leaderboard.tsv"
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/report_leaderboard.py"
+
+
 rule provenance:
     input:
         unpack(provenance_input),
@@ -167,6 +197,7 @@ rule provenance:
         code=provenance_code_state,
         workflow_config=config,
         models=MODELS,
+        ensembles=ENSEMBLES,
         bench_dir="benchmarks",
     log:
         "logs/provenance/provenance.log",

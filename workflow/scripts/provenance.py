@@ -11,6 +11,10 @@ models = {
             "check": inp.checks[i]}
     for i, model in enumerate(params.models)
 }
+ensembles = {
+    name: {"metrics": inp.ensemble_metrics[i], "zip": inp.ensemble_zips[i], "check": inp.ensemble_checks[i]}
+    for i, name in enumerate(params.ensembles)
+}
 write_provenance(
     json_out=snakemake.output.provenance,
     html_out=snakemake.output.html,
@@ -19,9 +23,10 @@ write_provenance(
     stats_json=inp.stats,
     source_json=inp.get("source"),
     models=models,
+    ensembles=ensembles,
     config=params.workflow_config,
     code=params.code,
     bench_dir=params.bench_dir,
-    outputs=[*inp.zips, *inp.metrics, *inp.figures],
+    outputs=[*inp.zips, *inp.metrics, *inp.ensemble_zips, *inp.ensemble_metrics, *inp.figures],
     threads=snakemake.threads,
 )

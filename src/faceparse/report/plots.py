@@ -1,14 +1,13 @@
 """Figures for the report: small PNGs (matplotlib Agg, ~100 dpi, 256-colour) a person reads at a glance.
 
 Each ``*_figure`` function takes plain data and writes one PNG; each
-``*_section`` function takes the pipeline's files (paths from the contract
-in CONTEXT.md) and writes every figure and table of one report section.
+``*_section`` function takes the pipeline's files (the records of
+faceparse.records) and writes every figure and table of one report section.
 Step scripts call the ``*_section`` functions.
 """
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -24,12 +23,14 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from faceparse.colourise import overlay  # noqa: E402  (part of this module's API)
 from faceparse.labels import CLASSES, NUM_CLASSES, PALETTE, colourise  # noqa: E402
 from faceparse.metrics import confusion_matrix, scores  # noqa: E402
 from faceparse.parallel import parallel_map  # noqa: E402
+from faceparse.records import (Selection, TrainSummary, read_index, read_json, read_mask,  # noqa: E402
+                               split_files)
 from faceparse.report import tables  # noqa: E402
 from faceparse.scalars import read_scalars  # noqa: E402  (part of this module's API)
-from faceparse.splitfiles import split_files  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -102,29 +103,12 @@ def _thumb_rgb(path: str | Path, size: int = THUMB) -> np.ndarray:
 
 def _thumb_mask(path: str | Path, size: int = THUMB) -> np.ndarray:
     """A label mask scaled to fit ``size`` (nearest neighbour: labels stay labels)."""
-    mask = _read_mask(path)
+    mask = read_mask(path)
     scale = size / max(mask.shape)
     if scale >= 1:
         return mask
     shape = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
     return np.asarray(Image.fromarray(mask).resize(shape, Image.Resampling.NEAREST))
-
-
-def _read_mask(path: str | Path) -> np.ndarray:
-    """A single-channel label mask as uint8 (a palette PNG gives its indices, not its colours)."""
-    with Image.open(path) as im:
-        mask = np.asarray(im)
-    if mask.ndim != 2:
-        raise ValueError(f"{path}: expected a single-channel label mask, got shape {mask.shape}")
-    return mask.astype(np.uint8, copy=False) if mask.dtype != np.uint8 else mask
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The palette colours of ``mask`` blended onto an RGB ``image`` (background untouched)."""
-    out = image.astype(np.float32)
-    fg = mask > 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colourise(mask)[fg].astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def error_map(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -388,7 +372,7 @@ def data_section(validation_json: str | Path, flip_json: str | Path | None, stat
     ``flip_json`` (training without the flipped set) the grid shows the originals only."""
     validation_json = Path(validation_json)
     files = split_files(validation_json, split, need_masks=True)
-    flip = json.loads(Path(flip_json).read_text()) if flip_json else {}
+    flip = read_json(flip_json) if flip_json else {}
     flip_names = set(flip.get("names", []))
     rows, row_titles = [], []
     for i in _spread(len(files.names), count):
@@ -404,9 +388,9 @@ def data_section(validation_json: str | Path, flip_json: str | Path | None, stat
     image_grid_figure(rows, samples_png, title=title,
                       col_titles=["image", "mask", "flipped image", "flipped mask (L/R swapped)"],
                       row_titles=row_titles)
-    index = json.loads(validation_json.read_text())
-    stats = json.loads(Path(stats_json).read_text())
-    source = json.loads(Path(source_json).read_text()) if source_json and Path(source_json).exists() else None
+    index = read_index(validation_json)
+    stats = read_json(stats_json)
+    source = read_json(source_json) if source_json and Path(source_json).exists() else None
     Path(summary_html).parent.mkdir(parents=True, exist_ok=True)
     Path(summary_html).write_text(tables.data_summary_html(index, stats, flip, source))
     return {"samples": len(rows), "flipped": sum(len(r) == 4 for r in rows)}
@@ -421,18 +405,18 @@ def training_section(train_json: str | Path, best_json: str | Path, *, curves_pn
     ``train.json``'s ``val`` list; the selected point is read off the same series,
     so the marker sits on the curve whatever unit the markers use.
     """
-    train = json.loads(Path(train_json).read_text())
-    best = json.loads(Path(best_json).read_text())
-    train_rows, val_rows = read_scalars(train["work_dir"])
+    train = TrainSummary.read(train_json)
+    best = Selection.read(best_json)
+    train_rows, val_rows = read_scalars(train.work_dir)
     val_points = [(r["step"], float(r["mIoU"])) for r in val_rows]
     if not val_points:
-        val_points = [(int(v["iter"]), float(v["mIoU"])) for v in train.get("val", []) if v.get("mIoU") is not None]
+        val_points = [(int(v["iter"]), float(v["mIoU"])) for v in train.val if v.get("mIoU") is not None]
     val_points.sort()
-    sel_iter = int(best["iter"])
+    sel_iter = int(best.iter)
     on_curve = dict(val_points).get(sel_iter)
-    selected = (sel_iter, on_curve if on_curve is not None else best.get("mIoU"))
+    selected = (sel_iter, on_curve if on_curve is not None else best.mIoU)
     training_curves_figure(train_rows, val_points, curves_png, model=model, selected=selected,
-                           held_out=not train.get("train_on_val"))
+                           held_out=not train.train_on_val)
     return {"train_rows": len(train_rows), "val_points": len(val_points), "selected_iter": sel_iter}
 
 
@@ -441,7 +425,7 @@ def training_section(train_json: str | Path, best_json: str | Path, *, curves_pn
 def _image_score(item: tuple[str, str, str]) -> dict:
     """Per-image scores of one prediction: mIoU over the classes in its truth or prediction."""
     name, truth_path, pred_path = item
-    truth, pred = _read_mask(truth_path), _read_mask(pred_path)
+    truth, pred = read_mask(truth_path), read_mask(pred_path)
     if truth.shape != pred.shape:
         raise ValueError(f"{pred_path}: prediction {pred.shape} vs truth {truth.shape}")
     result = scores(confusion_matrix(truth, np.minimum(pred, NUM_CLASSES - 1)))
@@ -472,8 +456,8 @@ def worst_images_figure(validation_json: str | Path, pred_dir: str | Path, image
         i = where[s["name"]]
         image = _thumb_rgb(files.images[i])
         size = (image.shape[1], image.shape[0])
-        truth = np.asarray(Image.fromarray(_read_mask(files.masks[i])).resize(size, Image.Resampling.NEAREST))
-        pred = np.asarray(Image.fromarray(_read_mask(Path(pred_dir) / f"{s['name']}.png"))
+        truth = np.asarray(Image.fromarray(read_mask(files.masks[i])).resize(size, Image.Resampling.NEAREST))
+        pred = np.asarray(Image.fromarray(read_mask(Path(pred_dir) / f"{s['name']}.png"))
                           .resize(size, Image.Resampling.NEAREST))
         labelled = truth < NUM_CLASSES  # ignore pixels (255) are neither right nor wrong
         wrong = float(np.mean(truth[labelled] != pred[labelled]) * 100) if labelled.any() else 0.0
@@ -489,7 +473,7 @@ def evaluation_section(metrics_json: str | Path, validation_json: str | Path, pr
                        table_html: str | Path, model: str, count: int = 6, threads: int = 1) -> dict:
     """Per-class IoU/F1 bars (no TTA vs TTA), the row-normalised confusion heatmap, the grid of the
     worst val images, and the numbers (per class and per image) as an HTML table, of one model."""
-    metrics = json.loads(Path(metrics_json).read_text())
+    metrics = read_json(metrics_json)
     score_bars_figure(metrics, bars_png, model=model)
     key = "tta" if "tta" in metrics else "no_tta"
     variant = "with TTA" if key == "tta" else "no TTA"
@@ -515,7 +499,7 @@ def submission_section(validation_json: str | Path, pred_dir: str | Path, check_
     for i in picks:
         image = _thumb_rgb(files.images[i])
         size = (image.shape[1], image.shape[0])
-        pred = np.asarray(Image.fromarray(_read_mask(pred_dir / f"{files.names[i]}.png"))
+        pred = np.asarray(Image.fromarray(read_mask(pred_dir / f"{files.names[i]}.png"))
                           .resize(size, Image.Resampling.NEAREST))
         row += [image, colourise(pred), overlay(image, pred)]
         titles += [files.names[i], "prediction", "overlay"]
@@ -528,7 +512,7 @@ def submission_section(validation_json: str | Path, pred_dir: str | Path, check_
         cell_titles.append(titles)
     image_grid_figure(rows, grid_png, title=f"{model}: test predictions (the submitted masks)",
                       cell_titles=cell_titles)
-    check = json.loads(Path(check_json).read_text())
+    check = read_json(check_json)
     Path(check_html).parent.mkdir(parents=True, exist_ok=True)
     Path(check_html).write_text(tables.check_html(check, zip_path=str(zip_path), model=model))
     return {"shown": len(picks)}

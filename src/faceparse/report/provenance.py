@@ -21,7 +21,6 @@ compute :func:`code_state` while it builds the DAG.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -34,12 +33,14 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from faceparse.records import Selection, TrainSummary, read_index, read_json, sha256_file, split_files, write_json
+
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CODE_PATHS", "PACKAGES", "sha256_file", "dataset_files", "dataset_fingerprint", "git_state",
     "code_files", "code_fingerprint", "code_state", "package_versions", "environment", "file_record",
-    "checkpoint_record", "read_benchmarks", "build_provenance", "write_provenance",
+    "checkpoint_record", "read_benchmark", "read_benchmarks", "build_provenance", "write_provenance",
 ]
 
 # What counts as "the code" (relative to the repository root).
@@ -55,14 +56,6 @@ _SKIP_DIRS = {"__pycache__", ".snakemake", ".git", ".pytest_cache"}
 
 
 # ----------------------------------------------------------------------------- hashing
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(functools.partial(f.read, 1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _fingerprint(records: Iterable[tuple[str, int, str]]) -> str:
     """sha256 over ``name\\tsize\\tsha256\\n`` lines sorted by name."""
@@ -87,9 +80,7 @@ def file_record(path: str | Path) -> dict:
 
 def dataset_files(validation_json: str | Path) -> list[tuple[str, str, str]]:
     """``(split, relative name, path)`` of every image and mask in the dataset index."""
-    from faceparse.splitfiles import split_files
-
-    index = json.loads(Path(validation_json).read_text())
+    index = read_index(validation_json)
     out = []
     for split in index["splits"]:
         files = split_files(validation_json, split)
@@ -242,17 +233,17 @@ def environment(names: Iterable[str] = PACKAGES) -> dict:
 
 def checkpoint_record(best_json: str | Path, train_json: str | Path) -> dict:
     """The selected checkpoint (path, iteration, size, sha256) and the resolved mmseg config it ran with."""
-    best = json.loads(Path(best_json).read_text())
-    train = json.loads(Path(train_json).read_text())
+    best = Selection.read(best_json)
+    train = TrainSummary.read(train_json)
     record = {
-        "iter": best.get("iter"),
-        "select_mIoU": best.get("mIoU"),
-        "max_iters": train.get("max_iters"),
-        "work_dir": train.get("work_dir"),
-        "checkpoint": file_record(best["checkpoint"]),
-        "val_during_training": train.get("val", []),
+        "iter": best.iter,
+        "select_mIoU": best.mIoU,
+        "max_iters": train.max_iters,
+        "work_dir": train.work_dir,
+        "checkpoint": file_record(best.checkpoint),
+        "val_during_training": train.val,
     }
-    config = train.get("config")
+    config = train.config
     if config and Path(config).is_file():
         record["resolved_config"] = file_record(config) | {"text": Path(config).read_text()}
     else:
@@ -267,41 +258,50 @@ def _number(text: str) -> float | None:
         return None
 
 
+def read_benchmark(path: str | Path) -> dict | None:
+    """One ``benchmark:`` TSV: mean wall-clock seconds over its repeats (``s``), the last
+    ``h:m:s``, max RSS (MB), CPU seconds, the number of runs and when it was written; None
+    when it holds no timing."""
+    path = Path(path)
+    lines = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    header, rows = lines[0], lines[1:]
+    cols = {name: [_number(r[i]) for r in rows if i < len(r)] for i, name in enumerate(header)}
+
+    def mean(name: str) -> float | None:
+        vals = [v for v in cols.get(name, []) if v is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    seconds = mean("s")
+    if seconds is None:
+        return None
+    return {
+        "s": seconds,
+        "h:m:s": rows[-1][header.index("h:m:s")] if "h:m:s" in header else None,
+        "max_rss": mean("max_rss"),
+        "cpu_time": mean("cpu_time"),
+        "runs": len(rows),
+        "finished": _dt.datetime.fromtimestamp(path.stat().st_mtime).isoformat(timespec="seconds"),
+    }
+
+
 def read_benchmarks(bench_dir: str | Path) -> list[dict]:
-    """One entry per ``benchmark:`` TSV under ``bench_dir``: the step (its path without
-    ``.tsv``), mean wall-clock seconds over the repeats, max RSS (MB), CPU seconds, and when."""
+    """:func:`read_benchmark` of every TSV under ``bench_dir``, with its step (the path
+    without ``.tsv``)."""
     bench_dir = Path(bench_dir)
     steps = []
     for path in sorted(bench_dir.rglob("*.tsv")) if bench_dir.is_dir() else []:
-        lines = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
-        if len(lines) < 2:
-            continue
-        header, rows = lines[0], lines[1:]
-        cols = {name: [_number(r[i]) for r in rows if i < len(r)] for i, name in enumerate(header)}
-
-        def mean(name: str) -> float | None:
-            vals = [v for v in cols.get(name, []) if v is not None]
-            return sum(vals) / len(vals) if vals else None
-
-        seconds = mean("s")
-        if seconds is None:
-            continue
-        steps.append({
-            "step": str(path.relative_to(bench_dir).with_suffix("")),
-            "s": seconds,
-            "h:m:s": rows[-1][header.index("h:m:s")] if "h:m:s" in header else None,
-            "max_rss": mean("max_rss"),
-            "cpu_time": mean("cpu_time"),
-            "runs": len(rows),
-            "finished": _dt.datetime.fromtimestamp(path.stat().st_mtime).isoformat(timespec="seconds"),
-        })
+        record = read_benchmark(path)
+        if record is not None:
+            steps.append({"step": str(path.relative_to(bench_dir).with_suffix("")), **record})
     return steps
 
 
 def _val_summary(metrics_json: str | Path | None) -> dict:
     if not metrics_json or not Path(metrics_json).is_file():
         return {}
-    metrics = json.loads(Path(metrics_json).read_text())
+    metrics = read_json(metrics_json)
     return {
         "mIoU_no_tta": metrics.get("no_tta", {}).get("mIoU"),
         "mIoU_tta": metrics.get("tta", {}).get("mIoU"),
@@ -312,36 +312,48 @@ def _val_summary(metrics_json: str | Path | None) -> dict:
     }
 
 
+def _submission(files: Mapping) -> dict:
+    """The zip's file record with its check (without the list of names)."""
+    record = file_record(files["zip"])
+    if files.get("check") and Path(files["check"]).is_file():
+        record["check"] = read_json(files["check"])
+        record["check"].pop("names", None)
+    return record
+
+
 def build_provenance(*, validation_json: str | Path, stats_json: str | Path, models: Mapping[str, Mapping],
                      config: Mapping, code: Mapping, bench_dir: str | Path = "benchmarks",
                      outputs: Iterable[str | Path] = (), source_json: str | Path | None = None,
-                     threads: int = 1) -> dict:
+                     ensembles: Mapping[str, Mapping] | None = None, threads: int = 1) -> dict:
     """The provenance record.
 
     ``models`` maps a model name to its files: ``train`` (train.json), ``best``
     (best.json), and optionally ``metrics`` (val_metrics.json), ``zip`` and
-    ``check`` (the submission). ``code`` is :func:`code_state` as the workflow
+    ``check`` (the submission); ``ensembles`` an ensemble's name to its ``metrics``,
+    ``zip`` and ``check``. ``code`` is :func:`code_state` as the workflow
     computed it; ``config`` the resolved (schema-validated) workflow config.
     """
-    index = json.loads(Path(validation_json).read_text())
+    index = read_index(validation_json)
     data = {"layout": index.get("layout"), "root": index.get("root"),
             "index": file_record(validation_json),
             "images": {s: e.get("images", len(e.get("names", []))) for s, e in index["splits"].items()},
-            "stats": json.loads(Path(stats_json).read_text())}
+            "stats": read_json(stats_json)}
     data.update(dataset_fingerprint(validation_json, threads=threads))
     if source_json and Path(source_json).is_file():
-        data["source"] = json.loads(Path(source_json).read_text())
+        data["source"] = read_json(source_json)
     model_records = {}
     for name, files in models.items():
         record = {"config_file": config.get("models", {}).get(name, {}).get("config")}
         record.update(checkpoint_record(files["best"], files["train"]))
         record["val"] = _val_summary(files.get("metrics"))
         if files.get("zip"):
-            record["submission"] = file_record(files["zip"])
-            if files.get("check") and Path(files["check"]).is_file():
-                record["submission"]["check"] = json.loads(Path(files["check"]).read_text())
-                record["submission"]["check"].pop("names", None)
+            record["submission"] = _submission(files)
         model_records[name] = record
+    ensemble_records = {}
+    for name, files in (ensembles or {}).items():
+        metrics = read_json(files["metrics"])
+        ensemble_records[name] = {"members": metrics.get("ensemble", {}).get("members"),
+                                  "val": _val_summary(files["metrics"]), "submission": _submission(files)}
     try:
         import yaml
 
@@ -358,6 +370,7 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
         "config_yaml": config_yaml,
         "data": data,
         "models": model_records,
+        "ensembles": ensemble_records,
         "environment": environment(),
         "runtimes": read_benchmarks(bench_dir),
         "outputs": {str(p): {k: v for k, v in file_record(p).items() if k != "path"}
@@ -368,8 +381,6 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
 def write_provenance(*, json_out: str | Path, html_out: str | Path | None = None,
                      runtimes_png: str | Path | None = None, **kwargs) -> dict:
     """:func:`build_provenance`, written as JSON (+ an HTML view and a run-time chart)."""
-    from faceparse.splitfiles import write_json
-
     prov = build_provenance(**kwargs)
     write_json(json_out, prov)
     if html_out is not None:

@@ -5,6 +5,7 @@ import html
 import json
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from faceparse.labels import CLASSES, PALETTE
 
@@ -255,6 +256,16 @@ def provenance_html(prov: dict) -> str:
         if resolved.get("text"):
             body.append(f"<details><summary>the resolved mmseg config of {esc(name)}</summary>"
                         f"<pre>{esc(resolved['text'])}</pre></details>")
+    for name, e in prov.get("ensembles", {}).items():
+        val, sub = e.get("val", {}), e.get("submission") or {}
+        members = ", ".join(f"{esc(m['model'])} ×{m['weight']:.3f} (<code>{esc(Path(m['checkpoint']).name)}</code>)"
+                            for m in e.get("members") or [])
+        rows = [["members", members],
+                ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"],
+                ["val mF1", f"{num(val.get('mF1_no_tta'))} without TTA, {num(val.get('mF1_tta'))} with TTA"],
+                ["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
+                ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"]]
+        body += [f"<h3>{esc(name)} (ensemble)</h3>", held_out_note(val.get("train_on_val")), table(None, rows)]
     body += ["<h2>Resolved workflow config</h2>",
              f"<pre>{esc(prov.get('config_yaml') or json.dumps(prov.get('config'), indent=2))}</pre>"]
     env = prov.get("environment", {})

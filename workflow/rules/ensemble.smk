@@ -1,0 +1,87 @@
+# Ensembles (config `ensembles`): the members' face-aware TTA probabilities averaged per
+# image, then the same steps as a single model: evaluate on val (val_metrics.json),
+# predict test, colour previews and the Codalab zip. Results under results/ensembles/{ensemble}/,
+# the zip beside the models' in results/submission/. All members run in one job, one batch
+# at a time through every member.
+
+
+rule ensemble_evaluate:
+    input:
+        unpack(ensemble_inputs),
+    output:
+        val_pred=directory("results/ensembles/{ensemble}/val_pred"),
+        metrics=report(
+            "results/ensembles/{ensemble}/val_metrics.json",
+            caption="../report/ensemble_metrics.rst",
+            category="Leaderboard",
+            labels={"model": "{ensemble} (ensemble)", "file": "metrics (JSON)"},
+        ),
+    params:
+        members=ensemble_members,
+        weights=ensemble_weights,
+        scales=config["tta"]["scales"],
+        flip=config["tta"]["flip"],
+        batch_size=8,
+    log:
+        "logs/ensembles/{ensemble}/evaluate.log",
+    benchmark:
+        "benchmarks/ensembles/{ensemble}/evaluate.tsv"
+    threads: min(8, workflow.cores)
+    resources:
+        gpu=ensemble_gpus,
+    conda:
+        "../envs/mmseg.yaml"
+    script:
+        "../scripts/ensemble.py"
+
+
+rule ensemble_predict:
+    input:
+        unpack(ensemble_inputs),
+    output:
+        test_pred=directory("results/ensembles/{ensemble}/test_pred"),
+    params:
+        members=ensemble_members,
+        weights=ensemble_weights,
+        scales=config["tta"]["scales"],
+        flip=config["tta"]["flip"],
+        batch_size=8,
+    log:
+        "logs/ensembles/{ensemble}/predict.log",
+    benchmark:
+        "benchmarks/ensembles/{ensemble}/predict.tsv"
+    threads: min(8, workflow.cores)
+    resources:
+        gpu=ensemble_gpus,
+    conda:
+        "../envs/mmseg.yaml"
+    script:
+        "../scripts/ensemble.py"
+
+
+use rule colourise as ensemble_colourise with:
+    input:
+        val_pred=rules.ensemble_evaluate.output.val_pred,
+        test_pred=rules.ensemble_predict.output.test_pred,
+        validated=rules.validate.output.validation,
+    output:
+        done="results/ensembles/{ensemble}/colour/done.json",
+        val_grid="results/ensembles/{ensemble}/colour/val_grid.jpg",
+        test_grid="results/ensembles/{ensemble}/colour/test_grid.jpg",
+    log:
+        "logs/ensembles/{ensemble}/colourise.log",
+    benchmark:
+        "benchmarks/ensembles/{ensemble}/colourise.tsv"
+
+
+use rule package as ensemble_package with:
+    input:
+        test_pred=rules.ensemble_predict.output.test_pred,
+        validated=rules.validate.output.validation,
+    output:
+        zip="results/submission/{ensemble}.zip",
+        check="results/submission/{ensemble}.check.json",
+    log:
+        "logs/submission/{ensemble}.log",
+    benchmark:
+        "benchmarks/submission/{ensemble}.tsv"
