@@ -169,7 +169,7 @@ def screenshot(report: str | Path, out_png: str | Path, *, category: str | None 
             raise RuntimeError(f"chromium screenshot failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
         from PIL import Image
 
-        from faceparse.report.plots import quantize
+        from faceparse.report.figures import quantize
 
         with Image.open(raw) as im:
             im = quantize(im, colours) if colours else im.convert("RGB")

@@ -15,7 +15,8 @@ from PIL import Image
 from faceparse.labels import NUM_CLASSES, SWAP_LUT
 from faceparse.metrics import confusion_matrix, scores_to_json
 from faceparse.records import read_mask
-from faceparse.report import plots, tables
+from faceparse.report import figures, sections, tables
+from faceparse.scalars import read_scalars
 
 from _pipeline import run_snakemake
 
@@ -173,7 +174,7 @@ def _png(path: Path, max_bytes: int = 400_000) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- sections
 
 def test_data_section(fab, tmp_path):
-    out = plots.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
+    out = sections.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
                              summary_html=tmp_path / "s.html", count=3, source_json=fab["source"])
     assert out == {"samples": 3, "flipped": 3}
     w, h = _png(tmp_path / "s.png")
@@ -185,7 +186,7 @@ def test_data_section(fab, tmp_path):
 
 
 def test_data_section_without_flip(fab, tmp_path):
-    out = plots.data_section(fab["validation"], None, fab["stats"], samples_png=tmp_path / "s.png",
+    out = sections.data_section(fab["validation"], None, fab["stats"], samples_png=tmp_path / "s.png",
                              summary_html=tmp_path / "s.html", count=2)
     assert out == {"samples": 2, "flipped": 0}
     assert "flip: false" in (tmp_path / "s.html").read_text()
@@ -193,7 +194,7 @@ def test_data_section_without_flip(fab, tmp_path):
 
 def test_read_scalars_merges_resumed_runs(fab):
     train = json.loads(fab["train"].read_text())
-    rows, val = plots.read_scalars(train["work_dir"])
+    rows, val = read_scalars(train["work_dir"])
     steps = [r["step"] for r in rows]
     assert steps == sorted(set(steps)) and steps[0] == 10 and steps[-1] == 200
     assert [v["step"] for v in val] == [50, 100, 150, 200]
@@ -201,7 +202,7 @@ def test_read_scalars_merges_resumed_runs(fab):
 
 
 def test_training_section(fab, tmp_path):
-    out = plots.training_section(fab["train"], fab["best"], curves_png=tmp_path / "c.png", model="toy")
+    out = sections.training_section(fab["train"], fab["best"], curves_png=tmp_path / "c.png", model="toy")
     assert out == {"train_rows": 20, "val_points": 4, "selected_iter": 200}
     _png(tmp_path / "c.png")
 
@@ -212,8 +213,8 @@ def test_training_section_marks_the_selected_point_on_the_logged_curve(fab, tmp_
     best = json.loads(fab["best"].read_text()) | {"iter": 150, "mIoU": 0.45}
     (tmp_path / "best.json").write_text(json.dumps(best))
     seen = {}
-    monkeypatch.setattr(plots, "training_curves_figure", lambda rows, val, path, **kw: seen.update(val=val, **kw))
-    plots.training_section(fab["train"], tmp_path / "best.json", curves_png=tmp_path / "c.png", model="toy")
+    monkeypatch.setattr(sections, "training_curves_figure", lambda rows, val, path, **kw: seen.update(val=val, **kw))
+    sections.training_section(fab["train"], tmp_path / "best.json", curves_png=tmp_path / "c.png", model="toy")
     assert seen["selected"] == (150, 45.0)
     assert dict(seen["val"])[150] == 45.0
 
@@ -222,13 +223,13 @@ def test_training_section_without_logs(fab, tmp_path):
     train = json.loads(fab["train"].read_text())
     train["work_dir"] = str(tmp_path / "nowhere")
     (tmp_path / "train.json").write_text(json.dumps(train))
-    out = plots.training_section(tmp_path / "train.json", fab["best"], curves_png=tmp_path / "c.png", model="toy")
+    out = sections.training_section(tmp_path / "train.json", fab["best"], curves_png=tmp_path / "c.png", model="toy")
     assert out["train_rows"] == 0 and out["val_points"] == 4
     _png(tmp_path / "c.png")
 
 
 def test_per_image_scores_rank_the_noisiest_last(fab):
-    scores = plots.per_image_scores(fab["validation"], fab["val_pred"], threads=2)
+    scores = sections.per_image_scores(fab["validation"], fab["val_pred"], threads=2)
     assert [s["name"] for s in scores] == json.loads(fab["validation"].read_text())["splits"]["val"]["names"]
     mious = [s["mIoU"] for s in scores]
     assert mious == sorted(mious, reverse=True)  # the fabricated noise grows with the index
@@ -236,7 +237,7 @@ def test_per_image_scores_rank_the_noisiest_last(fab):
 
 
 def test_evaluation_section(fab, tmp_path):
-    out = plots.evaluation_section(fab["metrics"], fab["validation"], fab["val_pred"],
+    out = sections.evaluation_section(fab["metrics"], fab["validation"], fab["val_pred"],
                                    bars_png=tmp_path / "b.png", confusion_png=tmp_path / "c.png",
                                    worst_png=tmp_path / "w.png", table_html=tmp_path / "p.html",
                                    model="toy", count=3, threads=1)
@@ -254,12 +255,12 @@ def test_evaluation_section(fab, tmp_path):
 def test_confusion_figure_handles_absent_classes(tmp_path):
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     conf[0, 0], conf[1, 1], conf[1, 2] = 100, 80, 20
-    plots.confusion_figure(conf, tmp_path / "c.png", title="t")
+    figures.confusion_figure(conf, tmp_path / "c.png", title="t")
     _png(tmp_path / "c.png")
 
 
 def test_submission_section(fab, tmp_path):
-    out = plots.submission_section(fab["validation"], fab["test_pred"], fab["check"], fab["zip"],
+    out = sections.submission_section(fab["validation"], fab["test_pred"], fab["check"], fab["zip"],
                                    grid_png=tmp_path / "g.png", check_html=tmp_path / "c.html", model="toy", count=3)
     assert out == {"shown": 3}
     _png(tmp_path / "g.png")
@@ -275,7 +276,7 @@ def test_palette_mode_masks_keep_their_labels(tmp_path):
     im.save(tmp_path / "m.png")
     assert Image.open(tmp_path / "m.png").mode == "P"
     assert np.array_equal(read_mask(tmp_path / "m.png"), mask)
-    thumb = plots._thumb_mask(tmp_path / "m.png", size=190)
+    thumb = figures.thumb_mask(tmp_path / "m.png", size=190)
     assert thumb.shape == (5, 190) and set(np.unique(thumb)) <= set(range(NUM_CLASSES))
 
 
@@ -291,7 +292,7 @@ def test_html_escapes_names():
 
 def test_quantize_keeps_the_class_colours(fab, tmp_path):
     """Grids mix photos with masks: the 256-colour PNG still has every palette colour."""
-    plots.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
+    sections.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
                        summary_html=tmp_path / "s.html", count=4)
     from faceparse.labels import PALETTE
 
@@ -302,7 +303,7 @@ def test_quantize_keeps_the_class_colours(fab, tmp_path):
 
 def test_figures_are_small_and_legible(fab, tmp_path):
     """All grids/charts at 100 dpi, palette-reduced: a few hundred KB at most."""
-    plots.score_bars_figure(json.loads(fab["metrics"].read_text()), tmp_path / "b.png", model="toy")
+    figures.score_bars_figure(json.loads(fab["metrics"].read_text()), tmp_path / "b.png", model="toy")
     with Image.open(tmp_path / "b.png") as im:
         assert im.mode == "P" and 600 < im.width < 1200
     assert (tmp_path / "b.png").stat().st_size < 150_000

@@ -4,7 +4,7 @@ from faceparse.steplog import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
 from faceparse.report.class_frequency import class_frequency_plot  # noqa: E402
-from faceparse.report.plots import data_section  # noqa: E402
+from faceparse.report.sections import data_section  # noqa: E402
 
 data_section(
     snakemake.input.validated,

@@ -3,7 +3,7 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.report.plots import submission_section  # noqa: E402
+from faceparse.report.sections import submission_section  # noqa: E402
 
 submission_section(
     snakemake.input.validated,

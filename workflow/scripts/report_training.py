@@ -3,7 +3,7 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.report.plots import training_section  # noqa: E402
+from faceparse.report.sections import training_section  # noqa: E402
 
 training_section(
     snakemake.input.train,

@@ -1,7 +1,11 @@
 """The report stage: figures and tables for `snakemake --report`, and the provenance record.
 
-- :mod:`faceparse.report.plots` — matplotlib figures (Agg, ~100 dpi, small PNGs)
-  and HTML tables for the data, training, evaluation and submission sections.
+- :mod:`faceparse.report.sections` — one function per report section (data, training,
+  evaluation, submission): reads the records and writes that section's figures and tables.
+- :mod:`faceparse.report.figures` — matplotlib figures (Agg, ~100 dpi, small PNGs) from plain data.
+- :mod:`faceparse.report.tables` — the HTML tables.
+- :mod:`faceparse.report.class_frequency`, :mod:`faceparse.report.leaderboard` — the dataset's
+  class frequencies; all models and ensembles side by side.
 - :mod:`faceparse.report.provenance` — what produced a result: git commit and
   dirty state, code and dataset fingerprints, package versions, checkpoint
   hashes, per-step run times from Snakemake's benchmark files.

@@ -12,7 +12,7 @@ from faceparse.records import read_index
 
 def class_frequency_plot(validation_json: str | Path, out: str | Path) -> None:
     """Bars of each class's share of the pixels, per labelled split, in the palette colours, log scale."""
-    from faceparse.report.plots import plt, save_figure  # matplotlib (Agg) only when plotting
+    from faceparse.report.figures import plt, save_figure  # matplotlib (Agg) only when plotting
 
     index = read_index(validation_json)
     class_pixels = {s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e}

@@ -111,7 +111,7 @@ def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
     """Bars of val mIoU and mF1 (no TTA, TTA) per entry, best first, and a per-class IoU heatmap."""
     import numpy as np
 
-    from faceparse.report.plots import NO_TTA_COLOUR, TTA_COLOUR, plt, save_figure
+    from faceparse.report.figures import NO_TTA_COLOUR, TTA_COLOUR, plt, save_figure
 
     n = len(rows)
     labels = [r["name"] + (" (ensemble)" if r["kind"] == "ensemble" else "")

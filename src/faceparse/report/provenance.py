@@ -389,7 +389,7 @@ def write_provenance(*, json_out: str | Path, html_out: str | Path | None = None
         Path(html_out).parent.mkdir(parents=True, exist_ok=True)
         Path(html_out).write_text(provenance_html(prov))
     if runtimes_png is not None:
-        from faceparse.report.plots import runtimes_figure
+        from faceparse.report.figures import runtimes_figure
 
         runtimes_figure(prov["runtimes"], runtimes_png)
     log.info("provenance: commit %s (dirty %s), data %s, %d models", prov["code"]["commit"],
