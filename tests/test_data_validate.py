@@ -11,7 +11,7 @@ from PIL import Image
 from faceparse.data.synthetic import generate_dataset
 from faceparse.data.validate import DataValidationError, validate_dataset
 from faceparse.labels import NUM_CLASSES
-from faceparse.report.class_frequency import class_frequency_plot
+from faceparse.report.figures import class_frequency_figure
 
 COUNTS = {"train": 8, "val": 4, "test": 3}
 
@@ -26,7 +26,8 @@ def dataset(tmp_path):
 def test_good_dataset_index_and_plot(dataset, tmp_path):
     out, plot = tmp_path / "validation.json", tmp_path / "class_frequency.png"
     index = validate_dataset(dataset, "synthetic", out, threads=2)
-    class_frequency_plot(out, plot)  # the report stage draws what validate counted
+    class_frequency_figure({s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e},
+                           plot)  # the report stage draws what validate counted
     assert json.loads(out.read_text()) == index
     assert index["root"] == str(dataset) and index["layout"] == "synthetic"
     for split, n in COUNTS.items():

@@ -175,10 +175,12 @@ def _png(path: Path, max_bytes: int = 400_000) -> tuple[int, int]:
 
 def test_data_section(fab, tmp_path):
     out = sections.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
-                             summary_html=tmp_path / "s.html", count=3, source_json=fab["source"])
+                                summary_html=tmp_path / "s.html", class_frequency_png=tmp_path / "f.png", count=3,
+                                source_json=fab["source"])
     assert out == {"samples": 3, "flipped": 3}
     w, h = _png(tmp_path / "s.png")
     assert w > 400 and h > 400
+    assert _png(tmp_path / "f.png")[0] >= 800  # the class frequencies validate counted
     html = (tmp_path / "s.html").read_text()
     for needle in ("Images per split", "train", "val", "test", "Class frequency", "l_eye", "120.100", "Offline",
                    "generator"):

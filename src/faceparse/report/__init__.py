@@ -4,8 +4,7 @@
   evaluation, submission): reads the records and writes that section's figures and tables.
 - :mod:`faceparse.report.figures` — matplotlib figures (Agg, ~100 dpi, small PNGs) from plain data.
 - :mod:`faceparse.report.tables` — the HTML tables.
-- :mod:`faceparse.report.class_frequency`, :mod:`faceparse.report.leaderboard` — the dataset's
-  class frequencies; all models and ensembles side by side.
+- :mod:`faceparse.report.leaderboard` — all models and ensembles side by side.
 - :mod:`faceparse.report.provenance` — what produced a result: git commit and
   dirty state, code and dataset fingerprints, package versions, checkpoint
   hashes, per-step run times from Snakemake's benchmark files.

@@ -18,7 +18,7 @@ from faceparse.metrics import confusion_matrix, scores
 from faceparse.parallel import parallel_map
 from faceparse.records import Selection, TrainSummary, read_index, read_json, read_mask, split_files
 from faceparse.report import tables
-from faceparse.report.figures import (confusion_figure, error_map, image_grid_figure, score_bars_figure,
+from faceparse.report.figures import (class_frequency_figure, confusion_figure, error_map, image_grid_figure, score_bars_figure,
                                       thumb_mask, thumb_rgb, training_curves_figure)
 from faceparse.scalars import read_scalars
 
@@ -54,11 +54,12 @@ def _spread(n: int, count: int) -> list[int]:
 
 
 def data_section(validation_json: str | Path, flip_json: str | Path | None, stats_json: str | Path, *,
-                 samples_png: str | Path, summary_html: str | Path, count: int = 4, split: str = "train",
-                 source_json: str | Path | None = None) -> dict:
-    """The data section: a grid of sample images and colour masks (original and flipped), and the
-    per-split counts / class frequencies / normalisation stats as an HTML table. Without
-    ``flip_json`` (training without the flipped set) the grid shows the originals only."""
+                 samples_png: str | Path, summary_html: str | Path, class_frequency_png: str | Path | None = None,
+                 count: int = 4, split: str = "train", source_json: str | Path | None = None) -> dict:
+    """The data section: a grid of sample images and colour masks (original and flipped), the
+    per-split counts / class frequencies / normalisation stats as an HTML table, and the class
+    frequencies (validate's counts) as a bar chart. Without ``flip_json`` (training without the
+    flipped set) the grid shows the originals only."""
     validation_json = Path(validation_json)
     files = split_files(validation_json, split, need_masks=True)
     flip = read_json(flip_json) if flip_json else {}
@@ -78,6 +79,9 @@ def data_section(validation_json: str | Path, flip_json: str | Path | None, stat
                       col_titles=["image", "mask", "flipped image", "flipped mask (L/R swapped)"],
                       row_titles=row_titles)
     index = read_index(validation_json)
+    if class_frequency_png:
+        class_frequency_figure({s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e},
+                               class_frequency_png)
     stats = read_json(stats_json)
     source = read_json(source_json) if source_json and Path(source_json).exists() else None
     Path(summary_html).parent.mkdir(parents=True, exist_ok=True)
