@@ -10,8 +10,8 @@ of CPU threads for both:
 - ``onnxruntime``       ``faceparse.parse.Parser`` at scale 1.0 with the exported
                         model - the same resize, the ONNX graph, logits resized back,
                         argmax (what ``python -m faceparse.parse`` does per image);
-- ``pytorch forward`` / ``onnxruntime forward``  the network alone on one image at the
-                        model's input size (batch 1), no data handling.
+- ``pytorch forward`` / ``onnxruntime forward``  the network alone, 10 calls on one image
+                        at the model's input size (batch 1), no data handling.
 
 Each is warmed up once, then repeated (interleaved); the best time of each is
 reported, with the masks' agreement between the two paths. Prints a table,
@@ -44,6 +44,8 @@ from faceparse.parse import OnnxBackend, Parser, read_image
 from faceparse.splitfiles import SplitFiles, split_files
 
 from bench_predict import _random_checkpoint  # the same random-weight model (bench/ is the script's path)
+
+FORWARDS = 10  # network-only calls per timed run
 
 
 def _faces(folder: Path, n: int, size: int) -> SplitFiles:
@@ -108,13 +110,15 @@ def _bench(args, tmp: Path) -> int:
 
     def pytorch_forward() -> None:
         with torch.inference_mode():
-            wrapper(x)
+            for _ in range(FORWARDS):
+                wrapper(x)
 
     def onnx_forward() -> None:
-        session.run(["logits"], {"image": x.numpy()})
+        for _ in range(FORWARDS):
+            session.run(["logits"], {"image": x.numpy()})
 
     plan = {"pytorch": (pytorch, len(files.names)), "onnxruntime": (onnxruntime, len(files.names)),
-            "pytorch forward": (pytorch_forward, 1), "onnxruntime forward": (onnx_forward, 1)}
+            "pytorch forward": (pytorch_forward, FORWARDS), "onnxruntime forward": (onnx_forward, FORWARDS)}
     for fn, _ in plan.values():  # warm-up: first-call costs land on no measured run
         fn()
     best = {name: float("inf") for name in plan}
