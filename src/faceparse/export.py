@@ -328,7 +328,7 @@ def export_model(best_json: str | Path, train_json: str | Path, validation_json:
     if not record["passed"]:
         raise RuntimeError(f"{onnx_path}: ONNX masks agree with PyTorch's on {record['agreement_percent']:.3f}% "
                            f"of {record['split']} pixels, below {PARITY_THRESHOLD}% (details in {parity_json})")
-    log.info("%s: parity %.4f%% of %d %s pixels", onnx_path, record["agreement_percent"], record["pixels"],
+    log.info("%s: parity %.5f%% of %d %s pixels", onnx_path, record["agreement_percent"], record["pixels"],
              record["split"])
     return record
 
