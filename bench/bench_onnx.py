@@ -41,7 +41,7 @@ from PIL import Image
 from faceparse.export import export_onnx, exportable, input_resize
 from faceparse.inference import config_test_pipeline, load_model, model_paths, run_split, without_annotations
 from faceparse.parse import OnnxBackend, Parser, read_image
-from faceparse.splitfiles import SplitFiles, split_files
+from faceparse.records import SplitFiles, split_files
 
 from bench_predict import _random_checkpoint  # the same random-weight model (bench/ is the script's path)
 

@@ -16,7 +16,7 @@ from faceparse.export import export_onnx  # noqa: E402
 from faceparse.inference import load_model, predict  # noqa: E402
 from faceparse.labels import SWAP  # noqa: E402
 from faceparse.parse import OnnxBackend, Parser, load_backend, main, read_image  # noqa: E402
-from faceparse.splitfiles import split_files  # noqa: E402
+from faceparse.records import split_files  # noqa: E402
 
 from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 

@@ -320,6 +320,7 @@ REPORT_SECTIONS = {
     "Evaluation": ["val_scores.png", "val_confusion.png", "val_worst.png", "val_table.html"],
     "Submission": ["{model}.zip", "test_predictions.png", "submission_check.html"],
     "Leaderboard": ["leaderboard.html", "leaderboard.png"],
+    "Export": ["parity.json"],
     "Provenance": ["provenance.json", "provenance.html", "runtimes.png"],
 }
 

@@ -230,7 +230,7 @@ def export_onnx(model, cfg, path: str | Path, *, example_size: Sequence[int], tt
 
 def _spread(files, max_images: int | None):
     """At most ``max_images`` images of ``files``, evenly spaced over the split (all when None)."""
-    from faceparse.splitfiles import SplitFiles
+    from faceparse.records import SplitFiles
 
     n = len(files.names)
     if max_images is None or max_images >= n:
@@ -251,7 +251,7 @@ def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, va
     """
     from faceparse.inference import config_test_pipeline, load_model, run_split, without_annotations
     from faceparse.parse import OnnxBackend, Parser, read_image
-    from faceparse.splitfiles import split_files
+    from faceparse.records import split_files
 
     all_files = split_files(validation_json, split)
     files = _spread(all_files, max_images)
@@ -296,7 +296,7 @@ def export_model(best_json: str | Path, train_json: str | Path, validation_json:
                  max_images: int | None = None, threads: int = 1) -> dict:
     """The export step: ONNX file + parity record of a selected model; fails below the threshold."""
     from faceparse.inference import load_model, model_paths
-    from faceparse.splitfiles import split_files, write_json
+    from faceparse.records import Selection, split_files, write_json
 
     config, checkpoint = model_paths(best_json, train_json)
     model, cfg = load_model(config, checkpoint, "cpu")
@@ -306,10 +306,9 @@ def export_model(best_json: str | Path, train_json: str | Path, validation_json:
     else:
         with Image.open(split_files(validation_json, "val").images[0]) as im:
             example = [im.height, im.width]
-    best = json.loads(Path(best_json).read_text())
     start = time.perf_counter()
     meta = export_onnx(model, cfg, onnx_path, example_size=example, tta=tta, threads=threads,
-                       source={"config": str(config), "checkpoint": str(checkpoint), "iter": best.get("iter")})
+                       source={"config": str(config), "checkpoint": str(checkpoint), "iter": Selection.read(best_json).iter})
     export_seconds = time.perf_counter() - start
     record = parity(onnx_path, config, checkpoint, validation_json, max_images=max_images, threads=threads)
     record.update({
