@@ -1,9 +1,10 @@
 """The multi-process path: torchrun with 2 CPU processes (gloo) trains one model together."""
-import json
 import re
 from pathlib import Path
 
 from test_train import DEMO, make_tiny_dataset, tiny_config
+
+from faceparse.records import TrainSummary
 
 TESTS = Path(__file__).resolve().parent
 
@@ -36,6 +37,6 @@ def test_two_processes_train_together(tmp_path, capfd, monkeypatch):
     assert digests[0] == digests[1]
     assert [Path(c).name for c in summary["checkpoints"]] == ["iter_3.pth"]  # written once (rank 0)
     assert [v["iter"] for v in summary["val"]] == [3]
-    assert json.loads(out.read_text()) == summary
+    assert vars(TrainSummary.read(out)) == summary
     env_log = "\n".join(p.read_text() for p in (tmp_path / "train").glob("*/*.log"))
     assert "World size: 2" in env_log or "world_size: 2" in env_log.lower() or "Distributed training: True" in env_log
