@@ -275,7 +275,8 @@ def _dry_run_job(workdir: Path, rule: str, target: str) -> SimpleNamespace:
     block = re.search(rf"rule {rule}:\n(.*?)\n\n", text, re.S)
     assert block, text[-3000:]
     block = block.group(1)
-    threads = int(re.search(r"threads: (\d+)", block).group(1))
+    found = re.search(r"threads: (\d+)", block)
+    threads = int(found.group(1)) if found else 1  # Snakemake prints threads only when more than 1
     resources = dict(kv.split("=", 1) for kv in re.search(r"resources: (.*)", block).group(1).split(", "))
     resources = {k: int(v) if v.lstrip("-").isdigit() else v for k, v in resources.items()}
 
