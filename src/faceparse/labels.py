@@ -43,9 +43,6 @@ SWAP.setflags(write=False)
 SWAP_LUT: np.ndarray = np.concatenate([SWAP, np.arange(NUM_CLASSES, 256, dtype=np.uint8)])
 SWAP_LUT.setflags(write=False)
 
-PALETTE_ARRAY: np.ndarray = np.array(PALETTE, dtype=np.uint8)
-PALETTE_ARRAY.setflags(write=False)
-
 IGNORE_INDEX = 255
 IGNORE_COLOUR: tuple[int, int, int] = (255, 255, 255)
 

@@ -37,6 +37,7 @@ from PIL import Image
 
 from faceparse.colourise import overlay
 from faceparse.labels import NUM_CLASSES, SWAP
+from faceparse.records import write_json
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ def parse_folder(in_dir: str | Path, out_dir: str | Path, parser: Parser, *, alp
         "model": getattr(parser.backend, "description", type(parser.backend).__name__),
         "seconds": time.perf_counter() - start,
     }
-    (out_dir / "parse.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out_dir / "parse.json", summary)
     return summary
 
 

@@ -4,7 +4,7 @@ file helpers they share (atomic JSON, sha256 of a file, reading a label mask).
 | record | written by | here |
 |---|---|---|
 | results/data/validation.json (the dataset index) | validate | :func:`split_files`, :func:`read_index` |
-| results/data/flip.json (the flipped set) | flip | :func:`read_json` (same fields as an index split) |
+| results/data/flip.json (the flipped set) | flip | :func:`flip_files` (same fields as an index split) |
 | results/data/stats.json | stats | :func:`read_json` |
 | results/models/{m}/train.json | train | :class:`TrainSummary` |
 | results/models/{m}/best.json | select | :class:`Selection` |
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files",
+__all__ = ["write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files", "flip_files",
            "image_size", "TrainSummary", "Selection"]
 
 
@@ -126,8 +126,17 @@ def split_files(validation_json: str | Path, split: str, need_masks: bool = Fals
     index = read_index(validation_json)
     if split not in index["splits"]:
         raise KeyError(f"{validation_json}: no split {split!r} (has {sorted(index['splits'])})")
-    entry = index["splits"][split]
-    base = validation_json.parent
+    return _entry_files(index["splits"][split], validation_json, split, need_masks)
+
+
+def flip_files(flip_json: str | Path) -> SplitFiles:
+    """The flipped images and masks the flip step lists in its manifest (an index split's fields)."""
+    return _entry_files(read_json(flip_json), Path(flip_json), "flip", need_masks=True)
+
+
+def _entry_files(entry: dict, record: Path, split: str, need_masks: bool) -> SplitFiles:
+    """The files an index split (or the flip manifest) lists; relative folders as :func:`_resolve`."""
+    base = record.parent
     image_dir = _resolve(entry["image_dir"], base)
     suffix = entry.get("image_suffix", ".jpg")
     names = tuple(entry["names"])
@@ -137,7 +146,7 @@ def split_files(validation_json: str | Path, split: str, need_masks: bool = Fals
         mask_dir = _resolve(entry["mask_dir"], base)
         masks = tuple(str(mask_dir / f"{n}.png") for n in names)
     elif need_masks:
-        raise ValueError(f"{validation_json}: split {split!r} has no masks to evaluate against")
+        raise ValueError(f"{record}: split {split!r} has no masks to evaluate against")
     return SplitFiles(split, names, images, masks)
 
 

@@ -16,7 +16,8 @@ from faceparse.colourise import overlay
 from faceparse.labels import NUM_CLASSES, colourise
 from faceparse.metrics import confusion_matrix, scores
 from faceparse.parallel import parallel_map
-from faceparse.records import Selection, TrainSummary, read_index, read_json, read_mask, split_files
+from faceparse.records import (Selection, TrainSummary, flip_files, read_index, read_json, read_mask,
+                               split_files)
 from faceparse.report import tables
 from faceparse.report.figures import (class_frequency_figure, confusion_figure, error_map, image_grid_figure, score_bars_figure,
                                       thumb_mask, thumb_rgb, training_curves_figure)
@@ -26,25 +27,6 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- data
-
-def _flipped_image(flip: dict, flip_json: Path, name: str) -> Path | None:
-    base = flip_json.parent
-    image_dir = Path(flip["image_dir"])
-    if not image_dir.is_absolute() and not image_dir.exists():
-        image_dir = base / image_dir
-    path = image_dir / f"{name}{flip.get('image_suffix', '.jpg')}"
-    if path.exists():
-        return path
-    found = sorted(image_dir.glob(f"{name}.*"))  # the flip step may fall back to .png per image
-    return found[0] if found else None
-
-
-def _flipped_mask(flip: dict, flip_json: Path, name: str) -> Path:
-    mask_dir = Path(flip["mask_dir"])
-    if not mask_dir.is_absolute() and not mask_dir.exists():
-        mask_dir = flip_json.parent / mask_dir
-    return mask_dir / f"{name}.png"
-
 
 def _spread(n: int, count: int) -> list[int]:
     """``count`` indices spread evenly over ``range(n)`` (deterministic)."""
@@ -63,15 +45,15 @@ def data_section(validation_json: str | Path, flip_json: str | Path | None, stat
     validation_json = Path(validation_json)
     files = split_files(validation_json, split, need_masks=True)
     flip = read_json(flip_json) if flip_json else {}
-    flip_names = set(flip.get("names", []))
+    flipped = flip_files(flip_json) if flip_json else None
+    flipped_at = {name: i for i, name in enumerate(flipped.names)} if flipped else {}
     rows, row_titles = [], []
     for i in _spread(len(files.names), count):
         name = files.names[i]
         row = [thumb_rgb(files.images[i]), colourise(thumb_mask(files.masks[i]))]
-        fname = f"{name}_flip"
-        fimage = _flipped_image(flip, Path(flip_json), fname) if fname in flip_names else None
-        if fimage is not None:
-            row += [thumb_rgb(fimage), colourise(thumb_mask(_flipped_mask(flip, Path(flip_json), fname)))]
+        j = flipped_at.get(f"{name}_flip")
+        if j is not None and Path(flipped.images[j]).exists():
+            row += [thumb_rgb(flipped.images[j]), colourise(thumb_mask(flipped.masks[j]))]
         rows.append(row)
         row_titles.append(name)
     title = f"{split} samples: image and label mask" + (", original and flipped" if flip else "")
