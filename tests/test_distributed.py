@@ -31,12 +31,13 @@ def test_two_processes_train_together(tmp_path, capfd, monkeypatch):
     # both ranks ran the training loop to the end, in a world of 2
     assert sorted(re.findall(r"faceparse\.train: rank (\d)/(\d) finished at iter 3", text)) == [
         ("0", "2"), ("1", "2")]
-    assert Config.fromfile(str(tmp_path / "train" / "config.py")).train_dataloader.batch_size == 2
+    run = Path(summary["work_dir"])  # the run's folder in the store, train/runs/{fingerprint}
+    assert Config.fromfile(str(run / "config.py")).train_dataloader.batch_size == 2
     # after 3 steps of different samples per rank, the weights are still the same on both
-    digests = [(tmp_path / "train" / f"weights_rank{r}.sha256").read_text() for r in (0, 1)]
+    digests = [(run / f"weights_rank{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1]
     assert [Path(c).name for c in summary["checkpoints"]] == ["iter_3.pth"]  # written once (rank 0)
     assert [v["iter"] for v in summary["val"]] == [3]
     assert vars(TrainSummary.read(out)) == summary
-    env_log = "\n".join(p.read_text() for p in (tmp_path / "train").glob("*/*.log"))
+    env_log = "\n".join(p.read_text() for p in run.glob("*/*.log"))
     assert "World size: 2" in env_log or "world_size: 2" in env_log.lower() or "Distributed training: True" in env_log

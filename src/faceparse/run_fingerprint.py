@@ -1,18 +1,17 @@
-"""A training run's identity: what determines its weights, and what to do with a run of other inputs.
+"""A training run's identity: exactly what determines its weights.
 
-:func:`training_fingerprint` hashes the inputs that decide the weights (the
-resolved config without paths, logging and run length; the content of the data
-index, stats and flip manifest; ``train_on_val``; GPUs and processes). The train
-step records it in the work_dir (``fingerprint.json``); a work_dir whose run came
-from other inputs is moved to ``{work_dir}.previous`` (:func:`set_aside_stale_run`)
-instead of being resumed.
+:func:`training_fingerprint` hashes the inputs that decide the weights: the
+resolved config without paths, logging and run length; the index entries of the
+splits the model trains on (train, and val only with ``train_on_val``: adding test
+images, or val images when val is held out, changes nothing), stats and the flip
+manifest (their content, not where they are); ``train_on_val``; GPUs and
+processes. :mod:`faceparse.runs` keeps every run under a folder named by it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from faceparse.records import read_index, read_json
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT = "fingerprint.json"
 
 # What does not change the weights a run produces: where things are, how often
 # it logs, validates and saves, what inference uses, and how long it runs (a
@@ -64,12 +62,37 @@ def weight_relevant_config(cfg) -> dict:
     return d
 
 
+def training_splits(train_on_val: bool) -> tuple[str, ...]:
+    """The index splits a run trains on."""
+    return ("train", "val") if train_on_val else ("train",)
+
+
+def scoped_inputs(inputs: Mapping) -> dict:
+    """``inputs`` with the data index cut to the splits the run trains on.
+
+    Fingerprints written before the scope existed recorded every split (and the
+    index's layout); scoping their inputs gives the fingerprint the same run has now.
+    """
+    scoped = dict(inputs)
+    splits = (inputs.get("data") or {}).get("splits", {})
+    scoped["data"] = {"splits": {s: splits[s] for s in training_splits(bool(inputs.get("train_on_val")))
+                                 if s in splits}}
+    return scoped
+
+
+def fingerprint_of(inputs: Mapping) -> dict:
+    """``{"sha256", "inputs"}`` of scoped ``inputs``."""
+    inputs = scoped_inputs(inputs)
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "inputs": inputs}
+
+
 def training_fingerprint(cfg, validation: str | Path, stats: str | Path, flip: str | Path | None,
                          train_on_val: bool, gpus: int, processes: int) -> dict:
     """What determines a run's weights, and its sha256: the resolved config (without
-    paths, logging and length), the dataset index, stats and flip manifest (their
-    content, not where they are), train_on_val and the GPUs/processes."""
-    inputs = {
+    paths, logging and length), the index entries of the training splits, stats and
+    flip manifest (their content, not where they are), train_on_val and the GPUs/processes."""
+    return fingerprint_of({
         "config": weight_relevant_config(cfg),
         "data": _without(read_index(validation), _PATH_KEYS),
         "stats": read_json(stats),
@@ -77,9 +100,7 @@ def training_fingerprint(cfg, validation: str | Path, stats: str | Path, flip: s
         "train_on_val": bool(train_on_val),
         "gpus": int(gpus),
         "processes": int(processes),
-    }
-    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
-    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "inputs": inputs}
+    })
 
 
 def _flat(node, prefix: str = "") -> dict[str, object]:
@@ -101,33 +122,3 @@ def fingerprint_changes(old: Mapping, new: Mapping, limit: int = 8) -> list[str]
     a, b = _flat(old.get("inputs", {})), _flat(new.get("inputs", {}))
     changed = sorted(k for k in a.keys() | b.keys() if a.get(k, ...) != b.get(k, ...))
     return changed[:limit] + ([f"... {len(changed) - limit} more"] if len(changed) > limit else [])
-
-
-def _has_run(work_dir: Path) -> bool:
-    return any(work_dir.glob("*.pth")) or any(work_dir.glob("*/vis_data/scalars.json"))
-
-
-def set_aside_stale_run(work_dir: str | Path, fingerprint: Mapping) -> Path | None:
-    """Move a work_dir trained from other inputs to ``{work_dir}.previous`` (replacing an older one).
-
-    Returns where it went, or None when the work_dir has no run or its recorded
-    fingerprint matches (then training resumes there).
-    """
-    work_dir = Path(work_dir)
-    if not work_dir.is_dir() or not _has_run(work_dir):
-        return None
-    recorded_path = work_dir / FINGERPRINT
-    if recorded_path.is_file():
-        recorded = read_json(recorded_path)
-        if recorded.get("sha256") == fingerprint["sha256"]:
-            return None
-        why = "its inputs changed: " + ", ".join(fingerprint_changes(recorded, fingerprint))
-    else:
-        why = f"it has no {FINGERPRINT}, so what it was trained from is unknown"
-    previous = work_dir.with_name(work_dir.name + ".previous")
-    if previous.exists():
-        shutil.rmtree(previous)
-    work_dir.rename(previous)
-    log.warning("%s: not resuming, %s; moved it to %s (the generation before is deleted) and training "
-                "from iteration 0", work_dir, why, previous)
-    return previous

@@ -1,22 +1,26 @@
 """The train step: train a model on the validated face data, resuming only a run of the same inputs.
 
 :func:`train` resolves the config (:func:`faceparse.mm.config.build_config`),
-checks the work_dir's fingerprint (:mod:`faceparse.run_fingerprint`; a run made
-from other inputs is moved to ``train.previous/``), dumps the config, runs the
-training (:func:`faceparse.launch.launch`) and writes ``train.json``
-(:func:`summarize`).
+takes its training fingerprint (:mod:`faceparse.run_fingerprint`), and trains in
+the run store's folder of that fingerprint (:mod:`faceparse.runs`): a run of the
+same inputs is resumed (or found finished), other runs are never touched. It
+dumps the config, runs the training (:func:`faceparse.launch.launch`) and writes
+``train.json`` (:func:`summarize`), which names the current run.
 """
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from faceparse.checkpoints import loadable_checkpoints, point_last_checkpoint
 from faceparse.launch import launch
 from faceparse.mm.config import build_config
-from faceparse.run_fingerprint import FINGERPRINT, set_aside_stale_run, training_fingerprint
-from faceparse.records import TrainSummary, write_json
+from faceparse.records import TrainSummary, read_json, write_json
+from faceparse.run_fingerprint import fingerprint_changes, training_fingerprint
+from faceparse.runs import FINGERPRINT, adopt_legacy_runs, current_run, has_run, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -45,38 +49,69 @@ def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, tra
     }
 
 
+def _explain(run: Path, root: Path, fingerprint: dict) -> None:
+    """Log whether ``run`` resumes, is found again, or starts; for a new run, how its inputs
+    differ from the current one's."""
+    if has_run(run):
+        log.info("run %s: resuming (or finding finished) the run of these inputs", run)
+        return
+    current = current_run(root)
+    why = ""
+    if current is not None and (current / FINGERPRINT).is_file():
+        changes = fingerprint_changes(read_json(current / FINGERPRINT), fingerprint)
+        why = f"; its inputs differ from the current run {current.name}'s: {', '.join(changes)} (kept as it is)"
+    log.warning("run %s: training from iteration 0%s", run, why)
+
+
 def train(config_file: str | Path, validation: str | Path, stats: str | Path, train_json: str | Path,
           work_dir: str | Path, flip: str | Path | None = None, train_on_val: bool = False,
           overrides: Mapping | None = None, gpus: int = 0, threads: int = 1,
           nproc: int | None = None, select_iter: int | None = None) -> dict:
-    """The train step: resolve the config, check the work_dir's fingerprint, train (resuming
-    only a run of the same inputs), write ``train.json``.
+    """The train step: resolve the config, take its fingerprint, train in the run store's
+    folder of that fingerprint (``{work_dir}/runs/{fingerprint}``), write ``train.json``.
 
+    ``work_dir`` is the model's run store. A run of the same fingerprint is resumed or
+    found finished; a new one starts from 0 in its own folder, which a job that fails
+    before its first checkpoint removes again (other runs are never touched).
     ``select_iter`` (a pinned checkpoint) is kept through checkpoint rotation and
     checked before training starts; it is not part of the fingerprint.
     """
-    work_dir = Path(work_dir)
+    root = Path(work_dir)
     processes = nproc or max(gpus, 1)
 
-    def resolve():
+    def resolve(run: Path, split_dir: str | Path | None = None):
         return build_config(config_file, validation, stats, flip=flip, train_on_val=train_on_val,
-                            overrides=overrides, work_dir=work_dir, gpus=gpus, processes=processes,
-                            keep_iters=[select_iter] if select_iter else ())
+                            overrides=overrides, work_dir=run, gpus=gpus, processes=processes,
+                            split_dir=split_dir, keep_iters=[select_iter] if select_iter else ())
 
-    cfg = resolve()
-    fingerprint = training_fingerprint(cfg, validation, stats, flip, train_on_val, gpus, processes)
-    if set_aside_stale_run(work_dir, fingerprint) is not None:
-        cfg = resolve()  # the split lists went with the old run
-    write_json(work_dir / FINGERPRINT, fingerprint)
-    config_path = work_dir / "config.py"
+    with tempfile.TemporaryDirectory() as scratch:  # the fingerprint has no paths: any split_dir will do
+        fingerprint = training_fingerprint(resolve(root, scratch), validation, stats, flip, train_on_val,
+                                           gpus, processes)
+    adopt_legacy_runs(root)
+    run = run_dir(root, fingerprint)
+    _explain(run, root, fingerprint)
+    created = not run.exists()
+    try:
+        return _train_run(resolve(run), run, fingerprint, train_json, train_on_val, gpus, nproc, threads)
+    except BaseException:
+        if created and run.is_dir() and not has_run(run):
+            shutil.rmtree(run)  # nothing trained: leave the store as it was
+        raise
+
+
+def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_on_val: bool, gpus: int,
+               nproc: int | None, threads: int) -> dict:
+    """Train (or resume) the resolved ``cfg`` in its run folder and write ``train.json``."""
+    write_json(run / FINGERPRINT, fingerprint)
+    config_path = run / "config.py"
     cfg.dump(str(config_path))
     log.info("resolved config: %s (fingerprint %s)", config_path, fingerprint["sha256"][:16])
     launch(config_path, gpus=gpus, nproc=nproc, threads=threads)
-    summary = summarize(work_dir.resolve(), config_path.resolve(), cfg.train_cfg.max_iters,
+    summary = summarize(run.resolve(), config_path.resolve(), cfg.train_cfg.max_iters,
                         train_on_val=train_on_val, fingerprint=fingerprint["sha256"])
     if not summary["checkpoints"]:
-        raise RuntimeError(f"training finished without a checkpoint that loads in {work_dir}")
-    point_last_checkpoint(work_dir, summary["checkpoints"])
+        raise RuntimeError(f"training finished without a checkpoint that loads in {run}")
+    point_last_checkpoint(run, summary["checkpoints"])
     TrainSummary(**summary).write(train_json)
     log.info("%d checkpoint(s), val mIoU: %s", len(summary["checkpoints"]),
              ", ".join(f"{v['iter']}: {v['mIoU']:.4f}" for v in summary["val"]) or "none")

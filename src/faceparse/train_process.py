@@ -60,7 +60,7 @@ def run(config_path: str | Path, launcher: str = "none", threads: int | None = N
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m faceparse.train_process", description=run.__doc__)
-    parser.add_argument("config", help="a resolved config (results/models/{model}/train/config.py)")
+    parser.add_argument("config", help="a resolved config (results/models/{model}/train/runs/{fingerprint}/config.py)")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     args = parser.parse_args(argv)

@@ -1,23 +1,22 @@
 # Helpers shared by the rules: paths, config lookups, input functions.
-import sys
+# (The Snakefile put src/ on sys.path and PYTHONPATH: the faceparse package is importable.)
 from functools import lru_cache
 from pathlib import Path
 
-REPO_ROOT = Path(workflow.basedir).parent
-# Step scripts import the faceparse package: installed (editable) in .venv, and
-# put on PYTHONPATH for `--sdm conda` envs and cluster jobs.
-sys.path.insert(0, str(REPO_ROOT / "src"))
-from faceparse.workflow_env import export_package_path
-
-export_package_path()
+# The repository: two levels above this file (workflow/rules/), whichever Snakefile includes it.
+REPO_ROOT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).resolve().parents[1]
 
 MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
 
 from faceparse.ensemble import check_ensembles
+from faceparse.model_configs import check_models, config_sources
 
-# Members must be configured models (the schema cannot say so): refused here, before any job.
+# What the schema cannot say, refused here, before any job: members must be configured
+# models; override keys must exist in the model's config and keep their values' kinds;
+# a pinned select_iter must be a checkpoint the run will save.
 check_ensembles(config["ensembles"], MODELS)
+check_models(config["models"], REPO_ROOT)
 ENSEMBLES = list(config["ensembles"])
 
 
@@ -82,12 +81,13 @@ def model_config_file(wildcards) -> str:
 
 
 def train_inputs(wildcards) -> dict:
-    """Data index, statistics, the model config and its bases (+ the flipped set)."""
+    """Data index, statistics, the model config and every file it inherits (+ the flipped set)."""
+    config_file = model_config_file(wildcards)
     inputs = {
         "validation": rules.validate.output.validation,
         "stats": rules.stats.output.stats,
-        "config": model_config_file(wildcards),
-        "bases": sorted(str(p) for p in (REPO_ROOT / "configs" / "_base_").glob("*.py")),
+        "config": config_file,
+        "bases": config_sources(config_file)[1:],
     }
     if config["flip"]:
         inputs["flip"] = rules.flip.output.manifest

@@ -2,22 +2,18 @@
 
 :func:`build_config` fills the config's template datasets from the data index
 (``validation.json``, ``flip.json``, ``stats.json``) and ``train_on_val``, applies
-the model's ``overrides`` (fitting the lr schedule to a changed ``max_iters``),
+the model's checked ``overrides`` (:func:`faceparse.model_configs.load_config`),
 splits the total batch over the processes, keeps a pinned checkpoint through
 rotation and adapts a GPU recipe to the CPU.
 """
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from faceparse.model_configs import keep_iters_problems, load_config
 from faceparse.records import read_index, read_json
-
-# A Config.merge_from_dict key: dotted names, list indices as numbers (param_scheduler.1.end).
-OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))*")
-
 
 def _abs(path: str | Path | None, base: Path) -> str | None:
     if path is None:
@@ -60,26 +56,6 @@ def _replace_type(node, old: str, new: str) -> None:
             _replace_type(value, old, new)
 
 
-def _fit_schedule(schedulers: list, old_max: int, new_max: int, overrides: dict) -> None:
-    """Fit the lr schedule to a new ``max_iters``, in place.
-
-    Schedules that ended at the old ``max_iters`` end at the new one; the others
-    (warm-up) keep their length while they still fit, and are scaled with the
-    whole schedule when they do not (a 30-iteration warm-up in a 12-iteration run).
-    Entries given in ``overrides`` are left alone.
-    """
-    fits = all(s.get("end") == old_max or s.get("end", 0) < new_max for s in schedulers)
-    factor = 1.0 if fits else new_max / old_max
-    def fitted(value: int) -> int:
-        return new_max if value == old_max else round(value * factor)
-
-    for i, scheduler in enumerate(schedulers):
-        if "begin" in scheduler and f"param_scheduler.{i}.begin" not in overrides:
-            scheduler["begin"] = fitted(scheduler["begin"])
-        if "end" in scheduler and f"param_scheduler.{i}.end" not in overrides:
-            scheduler["end"] = max(scheduler.get("begin", 0) + 1, fitted(scheduler["end"]))
-
-
 def build_config(config_file: str | Path, validation: str | Path, stats: str | Path,
                  flip: str | Path | None = None, train_on_val: bool = False,
                  overrides: Mapping | None = None, work_dir: str | Path | None = None,
@@ -97,7 +73,7 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
         overrides: ``{dotted.key: value}`` applied with ``Config.merge_from_dict``
             before the datasets are filled in (so ``train_dataloader.dataset.pipeline``
             can be overridden); a changed ``train_cfg.max_iters`` also moves the
-            schedules (see ``_fit_schedule``); mean/std from
+            schedules (:func:`faceparse.model_configs.load_config`); mean/std from
             ``stats`` unless overridden.
         work_dir: the mmengine work_dir (``results/models/{model}/train``).
         gpus: 0 trains on the CPU: fp32 ``OptimWrapper`` instead of AMP, BN
@@ -115,27 +91,15 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
         an ``mmengine.Config``; data paths in it are absolute.
 
     Raises:
-        ValueError: naming ``config_file``, for an override key that is not a
-            dotted name, a total batch that does not divide over ``processes``,
-            or a kept iteration that will never be saved.
+        ValueError: naming ``config_file``, for an override the config cannot take
+            (:func:`faceparse.model_configs.override_problems`), a total batch that
+            does not divide over ``processes``, or a kept iteration that will never be saved.
     """
-    from mmengine.config import Config
-
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     overrides = dict(overrides or {})
-    bad = [key for key in overrides if not isinstance(key, str) or not OVERRIDE_KEY.fullmatch(key)]
-    if bad:
-        raise ValueError(f"{config_file}: override keys must be dotted names (train_cfg.max_iters, "
-                         f"param_scheduler.1.end); got {bad!r}")
-    cfg = Config.fromfile(str(config_file))
-    max_iters = cfg.train_cfg.get("max_iters")
     # Overrides first, so they can change the template datasets (pipelines,
     # batch size) that the split datasets below are made from.
-    if overrides:
-        cfg.merge_from_dict(overrides)
-    new_max = cfg.train_cfg.get("max_iters")
-    if max_iters is not None and new_max != max_iters and "param_scheduler" not in overrides:
-        _fit_schedule(cfg.get("param_scheduler") or [], max_iters, new_max, overrides)
+    cfg = load_config(config_file, overrides)
 
     index = read_index(validation)
     splits = index["splits"]
@@ -192,20 +156,9 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
 
 def _keep_checkpoints(cfg, config_file: str | Path, keep_iters: Iterable[int]) -> None:
     """Make the checkpoint hook keep ``keep_iters`` through rotation; refuse iterations never saved."""
-    hook = cfg.default_hooks.get("checkpoint")
-    max_iters = int(cfg.train_cfg.max_iters)
-    if not hook or hook.get("by_epoch", False):
-        raise ValueError(f"{config_file}: select_iter needs an iteration-based default_hooks.checkpoint")
-    interval = int(hook.get("interval", -1))
-    for it in keep_iters:
-        if it > max_iters:
-            raise ValueError(f"{config_file}: select_iter={it} is after train_cfg.max_iters={max_iters}: "
-                             f"that checkpoint would never exist; lower select_iter or raise max_iters")
-        if it != max_iters and (interval <= 0 or it % interval):
-            raise ValueError(f"{config_file}: select_iter={it} is not a checkpoint iteration "
-                             f"(default_hooks.checkpoint.interval={interval}, max_iters={max_iters}); "
-                             f"pin a multiple of the interval or override the interval")
-    if hook.get("type") not in ("CheckpointHook", "PinnedCheckpointHook"):
-        raise ValueError(f"{config_file}: select_iter needs mmengine's CheckpointHook, not {hook.get('type')}")
+    problems = keep_iters_problems(cfg, keep_iters)
+    if problems:
+        raise ValueError(f"{config_file}: " + "; ".join(problems))
+    hook = cfg.default_hooks.checkpoint
     hook.type = "PinnedCheckpointHook"
     hook.keep_iters = sorted(int(i) for i in keep_iters)
