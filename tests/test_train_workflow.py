@@ -41,7 +41,7 @@ def test_tta_and_select_iter_do_not_retrain(tiny_run: Path, tmp_path: Path):
     assert "nothing to do" in log and "not resuming" not in log
     assert {p.name: p.stat().st_mtime_ns for p in train_dir.glob("*.pth")} == checkpoints
     best = Selection.read(work / "results" / "models" / "demo_tiny" / "best.json")
-    assert best.iter == 6 and Path(best.checkpoint).parent == train_dir.resolve()
+    assert best.iter == 6 and Path(best.checkpoint).parent.parent == (train_dir / "runs").resolve()
 
 
 def _checkpoints(train_dir: Path) -> dict[str, int]:

@@ -109,6 +109,13 @@ def current_run(root: str | Path) -> Path | None:
         return None
 
 
+def latest_run(root: str | Path, besides: Path | None = None) -> Path | None:
+    """The run a train job used last (the newest ``fingerprint.json``; each job writes its run's),
+    other than ``besides``. Not train.json: Snakemake removes it before the job runs."""
+    recorded = [p for p in (Path(root) / RUNS).glob(f"*/{FINGERPRINT}") if p.parent != besides]
+    return max(recorded, key=lambda p: p.stat().st_mtime_ns).parent if recorded else None
+
+
 def list_runs(root: str | Path) -> list[RunInfo]:
     """Every run under ``root/runs/``, oldest first."""
     store = Path(root) / RUNS

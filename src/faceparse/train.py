@@ -20,7 +20,7 @@ from faceparse.launch import launch
 from faceparse.mm.config import build_config
 from faceparse.records import TrainSummary, read_json, write_json
 from faceparse.run_fingerprint import fingerprint_changes, training_fingerprint
-from faceparse.runs import FINGERPRINT, adopt_legacy_runs, current_run, has_run, run_dir
+from faceparse.runs import FINGERPRINT, adopt_legacy_runs, has_run, latest_run, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,15 @@ def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, tra
 
 def _explain(run: Path, root: Path, fingerprint: dict) -> None:
     """Log whether ``run`` resumes, is found again, or starts; for a new run, how its inputs
-    differ from the current one's."""
+    differ from those of the run the last job used."""
     if has_run(run):
         log.info("run %s: resuming (or finding finished) the run of these inputs", run)
         return
-    current = current_run(root)
+    last = latest_run(root, besides=run)
     why = ""
-    if current is not None and (current / FINGERPRINT).is_file():
-        changes = fingerprint_changes(read_json(current / FINGERPRINT), fingerprint)
-        why = f"; its inputs differ from the current run {current.name}'s: {', '.join(changes)} (kept as it is)"
+    if last is not None:
+        changes = fingerprint_changes(read_json(last / FINGERPRINT), fingerprint)
+        why = f"; its inputs differ from those of run {last.name}: {', '.join(changes)} (kept as it is)"
     log.warning("run %s: training from iteration 0%s", run, why)
 
 
