@@ -8,8 +8,11 @@ of CPU threads for both:
                         step's plain pass: the config's test pipeline, mmseg's
                         ``test_step``, masks at each image's size;
 - ``onnxruntime``       ``faceparse.parse.Parser`` at scale 1.0 with the exported
-                        model - the same resize, the ONNX graph, logits resized back,
-                        argmax (what ``python -m faceparse.parse`` does per image);
+                        model - the same decode, resize, the ONNX graph, logits resized
+                        back, argmax - writing the same label PNGs;
+- ``faceparse.parse``   the CLI's :func:`faceparse.parse.parse_folder` at scale 1.0 over
+                        the same images: also the overlay JPEGs and parse.json, every
+                        file written atomically (more output than ``pytorch`` writes);
 - ``pytorch forward`` / ``onnxruntime forward``  the network alone, 10 calls on one image
                         at the model's input size (batch 1), no data handling.
 
@@ -26,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import platform
@@ -40,7 +44,7 @@ from PIL import Image
 
 from faceparse.export import export_onnx, exportable, input_resize
 from faceparse.inference import config_test_pipeline, load_model, model_paths, run_split, without_annotations
-from faceparse.parse import OnnxBackend, Parser, read_image
+from faceparse.parse import OnnxBackend, Parser, parse_folder, read_image
 from faceparse.records import SplitFiles, split_files
 
 from bench_predict import _random_checkpoint  # the same random-weight model (bench/ is the script's path)
@@ -108,6 +112,16 @@ def _bench(args, tmp: Path) -> int:
         for name, image in zip(files.names, files.images):
             Image.fromarray(parser.parse(read_image(image)), mode="L").save(out / f"{name}.png")
 
+    photos = tmp / "photos"  # the images as one folder for parse_folder (a val split's folder holds more)
+    photos.mkdir()
+    for name, image in zip(files.names, files.images):
+        (photos / f"{name}{Path(image).suffix}").symlink_to(Path(image).resolve())
+
+    cli_runs = itertools.count()
+
+    def parse_cli() -> None:  # a new output folder each time: nothing to replace
+        parse_folder(photos, tmp / f"parsed_{next(cli_runs)}", parser, progress=False)
+
     def pytorch_forward() -> None:
         with torch.inference_mode():
             for _ in range(FORWARDS):
@@ -118,42 +132,63 @@ def _bench(args, tmp: Path) -> int:
             session.run(["logits"], {"image": x.numpy()})
 
     plan = {"pytorch": (pytorch, len(files.names)), "onnxruntime": (onnxruntime, len(files.names)),
+            "faceparse.parse": (parse_cli, len(files.names)),
             "pytorch forward": (pytorch_forward, FORWARDS), "onnxruntime forward": (onnx_forward, FORWARDS)}
-    for fn, _ in plan.values():  # warm-up: first-call costs land on no measured run
-        fn()
-    best = {name: float("inf") for name in plan}
-    for _ in range(args.repeat):
-        for name, (fn, _) in plan.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    agree = total = 0
-    for name in files.names:
-        a = np.asarray(Image.open(tmp / "pred_torch" / f"{name}.png"))
-        b = np.asarray(Image.open(tmp / "pred_onnx" / f"{name}.png"))
-        agree, total = agree + int((a == b).sum()), total + a.size
+    best = _best_times(plan, args.repeat)
     import onnxruntime as ort
 
+    runs = {name: {"seconds": best[name], "images_per_s": plan[name][1] / best[name]} for name in plan}
+    rate = {name: run["images_per_s"] for name, run in runs.items()}
     result = {
         "config": str(config), "checkpoint": str(checkpoint) if args.model or args.checkpoint else "random weights",
         "images": len(files.names), "photo_size": list(photo_hw), "model_input_size": list(input_hw),
         "threads": args.threads, "repeat": args.repeat, "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__, "onnxruntime": ort.__version__,
-        "runs": {name: {"seconds": best[name], "images_per_s": plan[name][1] / best[name]} for name in plan},
-        "mask_agreement_percent": 100.0 * agree / total,
+        "torch": torch.__version__, "onnxruntime": ort.__version__, "runs": runs,
+        "speedup": {"end_to_end": rate["onnxruntime"] / rate["pytorch"],
+                    "parse_cli": rate["faceparse.parse"] / rate["pytorch"],
+                    "network": rate["onnxruntime forward"] / rate["pytorch forward"]},
+        "mask_agreement_percent": _agreement(tmp / "pred_torch", tmp / "pred_onnx", files.names),
     }
-    print(f"{len(files.names)} images {photo_hw[0]}x{photo_hw[1]}, model input {input_hw[0]}x{input_hw[1]}, "
-          f"{args.threads} threads, best of {args.repeat}")
-    print(f"{'path':22s} {'images/s':>9s}")
-    for name, run in result["runs"].items():
-        print(f"{name:22s} {run['images_per_s']:9.2f}")
-    speedup = result["runs"]["onnxruntime"]["images_per_s"] / result["runs"]["pytorch"]["images_per_s"]
-    print(f"onnxruntime / pytorch: {speedup:.2f}x end to end; masks agree on "
-          f"{result['mask_agreement_percent']:.3f}% of pixels")
+    _print(result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
+
+def _best_times(plan: dict, repeat: int) -> dict[str, float]:
+    """Each run's best wall time over ``repeat`` interleaved rounds, after one warm-up round."""
+    for fn, _ in plan.values():  # warm-up: first-call costs land on no measured run
+        fn()
+    best = {name: float("inf") for name in plan}
+    for _ in range(repeat):
+        for name, (fn, _) in plan.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _agreement(a_dir: Path, b_dir: Path, names) -> float:
+    """Percent of pixels on which two folders' label PNGs agree."""
+    agree = total = 0
+    for name in names:
+        a = np.asarray(Image.open(a_dir / f"{name}.png"))
+        b = np.asarray(Image.open(b_dir / f"{name}.png"))
+        agree, total = agree + int((a == b).sum()), total + a.size
+    return 100.0 * agree / total
+
+
+def _print(result: dict) -> None:
+    (h, w), (ih, iw) = result["photo_size"], result["model_input_size"]
+    print(f"{result['images']} images {h}x{w}, model input {ih}x{iw}, {result['threads']} threads, "
+          f"best of {result['repeat']}")
+    print(f"{'path':22s} {'images/s':>9s}")
+    for name, run in result["runs"].items():
+        print(f"{name:22s} {run['images_per_s']:9.2f}")
+    speedup = result["speedup"]
+    print(f"onnxruntime / pytorch: {speedup['end_to_end']:.2f}x end to end ({speedup['parse_cli']:.2f}x with the "
+          f"CLI's overlays), {speedup['network']:.2f}x the network alone; masks agree on "
+          f"{result['mask_agreement_percent']:.3f}% of pixels")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tracemalloc
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,10 +15,11 @@ from PIL import Image
 pytest.importorskip("mmcv.ops")
 pytest.importorskip("onnxruntime")
 
+import faceparse.parse as parse_module  # noqa: E402
 from faceparse.export import export_onnx  # noqa: E402
 from faceparse.inference import load_model, predict  # noqa: E402
-from faceparse.labels import SWAP  # noqa: E402
-from faceparse.parse import OnnxBackend, Parser, load_backend, main, read_image  # noqa: E402
+from faceparse.labels import NUM_CLASSES, SWAP  # noqa: E402
+from faceparse.parse import ModelError, OnnxBackend, Parser, load_backend, main, read_image  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
 
 from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
@@ -90,9 +94,12 @@ def test_cli_runs_as_a_module(tiny, tmp_path):
     assert bad.returncode == 2 and "needs --config" in bad.stderr
 
 
-@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
-def test_tta_matches_faceparse_inference(tiny, tmp_path, kind):
-    """Multi-scale + face-aware flip TTA of the CLI predicts what faceparse.inference.predict does."""
+@pytest.mark.parametrize("kind,strip_rows", [("checkpoint", None), ("onnx", None), ("onnx", 3)])
+def test_tta_matches_faceparse_inference(tiny, tmp_path, monkeypatch, kind, strip_rows):
+    """Multi-scale + face-aware flip TTA of the CLI predicts what faceparse.inference.predict does,
+    also when the photo is resized back in many row strips (strip_rows rows each)."""
+    if strip_rows:
+        monkeypatch.setattr(parse_module, "STRIP_VALUES", NUM_CLASSES * SIZE * strip_rows)
     root, config, checkpoint, onnx_path, index = tiny
     pred_dir = tmp_path / "pred"
     predict(config, checkpoint, index, pred_dir=pred_dir, scales=TTA["scales"], flip=TTA["flip"], batch_size=2,
@@ -145,5 +152,260 @@ def test_onnx_without_metadata_is_refused(tmp_path):
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)])
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    with pytest.raises(ValueError, match=r"plain.onnx: no 'faceparse' metadata"):
+    with pytest.raises(ModelError, match=r"plain.onnx: no 'faceparse' metadata"):
         OnnxBackend(path)
+
+
+# ---------------------------------------------------------------------------
+# The output folder, strict decoding, the checkpoint's statistics, memory, unusable inputs, speed
+
+
+def _photo(path, h: int = SIZE, w: int = SIZE, seed: int = 0, **save):
+    """A random photo (format from the suffix) at ``path``."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path, **save)
+    return path
+
+
+def _cli(capsys, *args) -> tuple[int, str]:
+    """``main`` on one thread: (exit status, stderr)."""
+    status = main([*map(str, args), "--threads", "1"])
+    return status, capsys.readouterr().err
+
+
+def _error_lines(err: str) -> list[str]:
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def test_output_folder_may_not_be_the_input_folder(tiny, tmp_path, capsys):
+    """The input folder as output (also through a symlink), or an output folder holding a (symlinked)
+    photo, is refused with one line and exit 2; nothing is written: face.png stays the photo."""
+    onnx_path = tiny[3]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    original = _photo(photos / "face.png").read_bytes()
+    (tmp_path / "link").symlink_to(photos)
+    for out in (photos, tmp_path / "link"):
+        status, err = _cli(capsys, photos, out, "--model", onnx_path)
+        (line,) = _error_lines(err)
+        assert status == 2 and "is the input folder" in line
+        assert os.listdir(photos) == ["face.png"] and (photos / "face.png").read_bytes() == original
+    out = tmp_path / "out"
+    out.mkdir()
+    _photo(out / "b.png", seed=1)
+    (photos / "b.png").symlink_to(out / "b.png")
+    status, err = _cli(capsys, photos, out, "--model", onnx_path)
+    (line,) = _error_lines(err)
+    assert status == 2 and "holds input photos (b.png" in line and os.listdir(out) == ["b.png"]
+
+
+def test_rerun_replaces_only_earlier_outputs_atomically(tiny, tmp_path, capsys):
+    """A second run replaces the first run's outputs (new files, not written through a hard link),
+    names what it replaced and what else the folder holds, and refuses to replace a file no parse
+    run wrote; an earlier output it did not rewrite stays known as parse's."""
+    onnx_path = tiny[3]
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    _photo(photos / "a.jpg")
+    _photo(photos / "c.png", seed=1)
+    assert _cli(capsys, photos, out, "--model", onnx_path)[0] == 0
+    os.link(out / "a.png", tmp_path / "kept.png")  # an in-place write would change this file too
+    (out / "mine.txt").write_text("the user's")
+    (photos / "c.png").unlink()
+    status, err = _cli(capsys, photos, out, "--model", onnx_path)
+    assert status == 0 and "already holds 5 file(s)" in err
+    assert os.stat(out / "a.png").st_ino != os.stat(tmp_path / "kept.png").st_ino
+    assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
+    summary = json.loads((out / "parse.json").read_text())
+    assert summary["written"] == summary["replaced"] == ["a.png", "a_overlay.jpg"]
+    assert summary["earlier_outputs_left"] == ["c.png", "c_overlay.jpg"] and summary["other_files"] == ["mine.txt"]
+    assert summary["earlier_run"] is True and "c.png" in summary["outputs"]
+    assert "2 file(s) in" in err and "a.png, a_overlay.jpg" in err and "mine.txt" in err
+    user_file = _photo(out / "d.png", seed=2).read_bytes()
+    _photo(photos / "d.jpg", seed=3)
+    status, err = _cli(capsys, photos, out, "--model", onnx_path)
+    (line,) = _error_lines(err)
+    assert status == 2 and "d.png" in line and "no earlier parse run wrote" in line
+    assert (out / "d.png").read_bytes() == user_file and (out / "mine.txt").read_text() == "the user's"
+    (photos / "d.jpg").unlink()
+    _photo(photos / "c.png", seed=1)
+    assert _cli(capsys, photos, out, "--model", onnx_path)[0] == 0
+    assert "c.png" in json.loads((out / "parse.json").read_text())["replaced"]
+
+
+def test_truncated_jpeg_is_an_error(tiny, tmp_path, capsys):
+    """A JPEG cut in half (which OpenCV decodes, grey-filled) is an error for that file, exit 1."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    data = _photo(photos / "whole.jpg", quality=95).read_bytes()
+    (photos / "half.jpg").write_bytes(data[: len(data) // 2])
+    assert cv2.imread(str(photos / "half.jpg")) is not None  # the lenient decoder's grey fill
+    status, err = _cli(capsys, photos, out, "--model", tiny[3])
+    summary = json.loads((out / "parse.json").read_text())
+    assert status == 1 and summary["parsed"] == 1 and list(summary["errors"]) == ["half.jpg"]
+    assert "corrupt JPEG data: Premature end of JPEG file" in summary["errors"]["half.jpg"]
+    assert not (out / "half.png").exists() and "half.jpg" in err
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_exif_orientation_as_opencv(tmp_path, orientation):
+    """The strict JPEG decoder turns the photo by its EXIF orientation as cv2.imread does (mmseg's
+    loader, cv2.imdecode, too); grey and CMYK JPEGs read as OpenCV reads them."""
+    smooth = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (48, 32, 3), dtype=np.uint8), (5, 5), 0)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.jpg"
+    Image.fromarray(smooth).save(path, exif=exif, quality=90)
+    np.testing.assert_array_equal(read_image(path), cv2.imread(str(path)))
+    for mode in ("L", "CMYK"):
+        Image.fromarray(smooth).convert(mode).save(path, exif=exif)
+        np.testing.assert_array_equal(read_image(path), cv2.imread(str(path)))
+
+
+def _config_text(config, mean: list[float], std: list[float]) -> str:
+    """The tiny config with another mean/std, as mmengine writes a resolved config."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(config))
+    cfg.model.data_preprocessor.mean, cfg.model.data_preprocessor.std = mean, std
+    return cfg.pretty_text
+
+
+def test_checkpoint_is_normalised_with_its_runs_statistics(tiny, tmp_path, capsys):
+    """A checkpoint with --config is normalised with its run's mean/std: the config text in its meta
+    (mmengine's Runner stores it), else the config.py beside it, else --stats; without any it is
+    refused (the config's defaults are not the data's statistics). stderr says which."""
+    import torch
+
+    root, config, checkpoint, onnx_path, _ = tiny
+    weights = torch.load(checkpoint, weights_only=True)
+
+    def saved(folder, meta: dict):
+        folder.mkdir()
+        torch.save({**weights, "meta": meta}, folder / "iter_10.pth")
+        return folder / "iter_10.pth"
+
+    in_meta = saved(tmp_path / "run_a", {"cfg": _config_text(config, [100.0, 110.0, 120.0], [50.0, 60.0, 70.0])})
+    backend = load_backend(in_meta, config, threads=1)
+    assert backend.module.mean.flatten().tolist() == [100, 110, 120]
+    assert backend.module.std.flatten().tolist() == [50, 60, 70] and "(meta cfg)" in backend.normalisation
+    beside = saved(tmp_path / "run_b", {})
+    (tmp_path / "run_b" / "config.py").write_text(_config_text(config, [90.0] * 3, [40.0] * 3))
+    backend = load_backend(beside, config, threads=1)
+    assert backend.module.mean.flatten().tolist() == [90] * 3 and "beside the checkpoint" in backend.normalisation
+    bare = saved(tmp_path / "bare", {})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _photo(photos / "a.png")
+    status, err = _cli(capsys, photos, tmp_path / "out", "--model", bare, "--config", config)
+    (line,) = _error_lines(err)
+    assert status == 2 and "--stats" in line and str(bare) in line
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"mean": [80, 81, 82], "std": [30, 31, 32], "images": 4}))
+    status, err = _cli(capsys, photos, tmp_path / "out", "--model", bare, "--config", config, "--stats", stats)
+    assert status == 0 and f"mean [80.000, 81.000, 82.000], std [30.000, 31.000, 32.000] from --stats {stats}" in err
+
+
+class _FixedSizeBackend:
+    """A fake model with a 64-pixel input: random class scores, the same for the same input shape."""
+
+    resize = {"scale": [SIZE, SIZE], "keep_ratio": True}
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        n, _, h, w = batch.shape
+        return np.random.default_rng(w).standard_normal((n, NUM_CLASSES, h, w), dtype=np.float32)
+
+
+def test_parse_holds_no_photo_sized_class_scores():
+    """The class scores are resized back in row strips: parsing a 750x1000 photo with 2 scales and
+    flip allocates less than half of one photo-sized score array (19 floats a pixel, 57 MB), and
+    the labels are the argmax of the whole photo's mean probabilities."""
+    h, w = 750, 1000
+    bgr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    parser = Parser(_FixedSizeBackend(), [1.0, 0.5], flip=True)
+    tracemalloc.start()
+    try:
+        labels = parser.parse(bgr)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < NUM_CLASSES * h * w * 4 / 2, f"peak {peak / 2**20:.0f} MiB"
+    np.testing.assert_array_equal(labels, parser.probabilities(bgr).argmax(axis=0))
+
+
+def test_unusable_model_files_are_one_line_errors(tiny, tmp_path, capsys):
+    """A truncated .onnx, or a truncated .pth with --config, is one line on stderr and exit 2."""
+    root, config, checkpoint, onnx_path, _ = tiny
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _photo(photos / "a.png")
+    (tmp_path / "cut").mkdir()
+    for model, source, extra, expected in ((tmp_path / "cut.onnx", onnx_path, [], "not a usable ONNX model"),
+                                           (tmp_path / "cut" / "iter_10.pth", checkpoint, ["--config", config],
+                                            "not a usable checkpoint")):
+        data = source.read_bytes()
+        model.write_bytes(data[: len(data) // 2])
+        status, err = _cli(capsys, photos, tmp_path / "out", "--model", model, *extra)
+        (line,) = _error_lines(err)
+        assert status == 2 and expected in line and str(model) in line
+
+
+def test_thin_photo_and_dangling_symlink_are_reported(tiny, tmp_path, capsys):
+    """A 2000x3 photo (no pixel wide at the model's size) and a dangling symlink are errors for those
+    files, said plainly; the other photo is written, exit 1."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    _photo(photos / "ok.png")
+    _photo(photos / "thin.png", h=2000, w=3)
+    (photos / "gone.jpg").symlink_to(tmp_path / "moved" / "gone.jpg")
+    status, err = _cli(capsys, photos, out, "--model", tiny[3])
+    summary = json.loads((out / "parse.json").read_text())
+    assert status == 1 and summary["parsed"] == 1 and sorted(summary["errors"]) == ["gone.jpg", "thin.png"]
+    assert "a 2000x3 (HxW) photo is too thin for the model" in summary["errors"]["thin.png"]
+    assert f"a dangling symlink (its target {tmp_path / 'moved' / 'gone.jpg'} does not exist)" in \
+        summary["errors"]["gone.jpg"]
+    assert (out / "ok.png").exists() and "too thin" in err and "dangling symlink" in err
+
+
+class _CachedBackend:
+    """A fake model answering instantly with fixed class scores (the model's 256-pixel output)."""
+
+    resize = {"scale": [256, 256], "keep_ratio": True}
+
+    def __init__(self):
+        self.logits = np.random.default_rng(0).standard_normal((1, NUM_CLASSES, 256, 256), dtype=np.float32) * 3
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.logits
+
+
+def _full_resolution_labels(logits: np.ndarray, h: int, w: int) -> np.ndarray:
+    """What parse did before: the 19-channel logits resized to the photo by cv2, softmax, argmax."""
+    scores = cv2.resize(np.ascontiguousarray(logits.transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
+    e = np.exp(scores - scores.max(axis=2, keepdims=True))
+    return (e / e.sum(axis=2, keepdims=True)).argmax(axis=2).astype(np.uint8)
+
+
+def test_single_view_labels_match_full_resolution_softmax():
+    """One view is labelled from single-channel planes resized in strips, without a softmax (the
+    speed-up bench/bench_onnx.py measures): the labels are those of resizing all 19 channels at
+    once and softmaxing them."""
+    backend = _CachedBackend()
+    parser = Parser(backend, [1.0], flip=False)
+    bgr = np.random.default_rng(1).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    labels, reference = parser.parse(bgr), _full_resolution_labels(backend.logits[0], 512, 512)
+    assert (labels == reference).mean() > 0.9999
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.3])
+def test_overlay_blends_as_colourise(monkeypatch, alpha):
+    """The CLI's overlay (table lookups, row strips) is faceparse.colourise.overlay's, value for value."""
+    from faceparse.colourise import overlay
+
+    monkeypatch.setattr(parse_module, "STRIP_VALUES", 257 * 7)  # strips of 7 rows
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (300, 257, 3), dtype=np.uint8)
+    mask = rng.integers(0, NUM_CLASSES, (300, 257), dtype=np.uint8)
+    got = parse_module._overlay(bgr, mask, alpha)
+    np.testing.assert_array_equal(np.asarray(got), overlay(bgr[..., ::-1], mask, alpha))

@@ -40,11 +40,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from faceparse.labels import CLASSES, LR_PAIRS
+from faceparse.parse import METADATA_KEY, ort_session  # the reader's side, which runs without torch
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-METADATA_KEY = "faceparse"
 PARITY_THRESHOLD = 99.9  # percent of val pixels on which the ONNX masks must equal PyTorch's
 
 __all__ = ["ShapeAgnosticAdaptiveAvgPool2d", "ExportableSegmentor", "exportable", "input_resize",
@@ -150,15 +150,6 @@ def exportable(model, cfg) -> ExportableSegmentor:
     return ExportableSegmentor(model, norm["mean"], norm["std"], norm["model_channel_order"] == "BGR").cpu().eval()
 
 
-def _ort_session(path: str | Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, int(threads))
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def _check_sizes(h: int, w: int) -> list[list[int]]:
     """(h, w) sizes an export is checked at: the example's, a larger one and a non-square one that no
     backbone stride divides."""
@@ -185,7 +176,7 @@ def export_onnx(model, cfg, path: str | Path, *, example_size: Sequence[int], tt
         torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=OPSET,
                           input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": axes, "logits": axes})
-    session = _ort_session(path, threads)
+    session = ort_session(path, threads)
     checks = []
     for h, w in _check_sizes(int(example_size[0]), int(example_size[1])):
         x = torch.rand(2, 3, h, w) * 255
