@@ -4,7 +4,7 @@ Timed over the same images (synthetic faces of ``faceparse.data.synthetic``,
 512x512 by default; or a pipeline's val split), one process, the same number
 of CPU threads for both:
 
-- ``pytorch``           ``faceparse.inference.run_split`` without TTA - the evaluate
+- ``pytorch``           ``faceparse.predict.inference.run_split`` without TTA - the evaluate
                         step's plain pass: the config's test pipeline, mmseg's
                         ``test_step``, masks at each image's size;
 - ``onnxruntime``       ``faceparse.parse.Parser`` at scale 1.0 with the exported
@@ -43,7 +43,9 @@ import torch
 from PIL import Image
 
 from faceparse.export import export_onnx, exportable, input_resize
-from faceparse.inference import config_test_pipeline, load_model, model_paths, run_split, without_annotations
+from faceparse.mm.pipelines import config_test_pipeline, without_annotations
+from faceparse.predict.models import load_model, model_paths
+from faceparse.predict.runner import run_split
 from faceparse.parse import OnnxBackend, Parser, parse_folder, read_image
 from faceparse.records import SplitFiles, split_files
 

@@ -73,7 +73,7 @@ def _random_onnx(config: str, tmp: Path) -> Path:
     from bench_predict import _random_checkpoint  # bench/ is the script's path
 
     from faceparse.export import export_onnx, input_resize
-    from faceparse.inference import load_model
+    from faceparse.predict.inference import load_model
 
     model, cfg = load_model(config, _random_checkpoint(config, tmp / "random.pth"), "cpu")
     scale = input_resize(cfg)["scale"] or [512, 512]

@@ -3,7 +3,7 @@
 Makes a mini-layout root of N train images (+ N/10 val and test; empty files: planning never
 reads them), then times, best of --repeat:
 
-- ``fingerprint``   faceparse.data.fingerprint.dataset_fingerprint(root) alone (the param that
+- ``fingerprint``   faceparse.data.fingerprint.listing_fingerprint(root) alone (the param that
                     makes validate rerun when a file under the root changes);
 - ``snakemake -n``  a dry run of the whole DAG on that root with the demo model, the
                     fingerprint included (the budget: <= 3 s for 30000 images on 2 cores);
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from faceparse.data.fingerprint import dataset_fingerprint
+from faceparse.data.fingerprint import listing_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -74,7 +74,7 @@ def main() -> None:
         big, small = make_root(work, args.n), make_root(work, 3)
         files = sum(1 for _ in big.glob("*/*/*"))
         timings = {}
-        for name, fn in (("fingerprint", lambda: dataset_fingerprint(big)),
+        for name, fn in (("fingerprint", lambda: listing_fingerprint(big)),
                          ("snakemake -n", lambda: dry_run_seconds(work / "run_big", big)),
                          ("snakemake -n, 3 images", lambda: dry_run_seconds(work / "run_small", small))):
             runs = []

@@ -1,4 +1,4 @@
-"""Predict throughput: faceparse.inference vs a plain mmsegmentation test run, same checkpoint.
+"""Predict throughput: faceparse.predict.steps vs a plain mmsegmentation test run, same checkpoint.
 
 Four timed runs over one split (default val), each end to end from the config
 and checkpoint files (model build, checkpoint load, data loading, inference,
@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceparse.inference import (config_test_pipeline, load_model, model_paths, run_split, tta_model,
-                                 without_annotations)
+from faceparse.mm.pipelines import config_test_pipeline, without_annotations
+from faceparse.predict.models import load_model, model_paths, tta_model
+from faceparse.predict.runner import run_split
 from faceparse.labels import CLASSES, PALETTE
 from faceparse.mm.tta import tta_pipeline
 from faceparse.records import split_files

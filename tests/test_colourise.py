@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceparse.colourise import colourise, overlay
+from faceparse.deliver.colourise import colourise, overlay
 from faceparse.labels import PALETTE
 
 H, W = 32, 40

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from faceparse.data import celebamask
-from faceparse.data.fingerprint import dataset_fingerprint
+from faceparse.data.fingerprint import listing_fingerprint
 from faceparse.data.flip import flip_dataset
 from faceparse.data.stats import channel_stats
 from faceparse.data.synthetic import generate_dataset
 from faceparse.data.validate import DataValidationError, validate_dataset
-from faceparse.labels import IGNORE_COLOUR, IGNORE_INDEX, NUM_CLASSES, PALETTE, SWAP_LUT, colourise
+from faceparse.labels import IGNORE_COLOUR, IGNORE_INDEX, NUM_CLASSES, PALETTE, SWAP_LUT, colour_mask
 from faceparse.records import split_files
 
 COUNTS = {"train": 6, "val": 3, "test": 2}
@@ -87,9 +87,9 @@ def test_ignore_pixels_are_accepted_counted_and_painted_apart(palette_root: Path
     flip_dataset(tmp_path / "v.json", tmp_path / "flipped", tmp_path / "flip.json")
     flipped = read_labels(tmp_path / "flipped" / "masks" / "train_00000_flip.png")
     assert (flipped[:4] == IGNORE_INDEX).all() and (flipped[4:] != IGNORE_INDEX).all()
-    assert tuple(colourise(labels)[0, 0]) == IGNORE_COLOUR
+    assert tuple(colour_mask(labels)[0, 0]) == IGNORE_COLOUR
     assert IGNORE_COLOUR not in PALETTE  # no class looks like "ignored"
-    assert tuple(colourise(np.array([[NUM_CLASSES - 1]], np.uint8))[0, 0]) == PALETTE[-1]
+    assert tuple(colour_mask(np.array([[NUM_CLASSES - 1]], np.uint8))[0, 0]) == PALETTE[-1]
 
 
 def _corrupt_scan(path: Path) -> None:
@@ -177,28 +177,28 @@ def test_other_image_suffixes_work_end_to_end(palette_root: Path, tmp_path: Path
 
 
 def test_dataset_fingerprint_sees_added_replaced_and_removed_files(palette_root: Path, tmp_path: Path):
-    before = dataset_fingerprint(palette_root)
-    assert dataset_fingerprint(palette_root) == before
+    before = listing_fingerprint(palette_root)
+    assert listing_fingerprint(palette_root) == before
     (palette_root / "README.txt").write_text("not data")  # outside the image/mask folders
-    assert dataset_fingerprint(palette_root) == before
+    assert listing_fingerprint(palette_root) == before
     mask = palette_root / "train" / "masks" / "train_00000.png"
     save_palette_mask(mask, np.zeros((SIZE, SIZE), np.uint8))  # replaced
     os.utime(mask, ns=(1, 1))  # even with an old mtime: the size changed
-    replaced = dataset_fingerprint(palette_root)
+    replaced = listing_fingerprint(palette_root)
     assert replaced != before
     shutil.copy(palette_root / "val" / "images" / "val_00000.jpg", palette_root / "val" / "images" / "val_x.jpg")
-    added = dataset_fingerprint(palette_root)
+    added = listing_fingerprint(palette_root)
     assert added != replaced
     (palette_root / "val" / "images" / "val_x.jpg").unlink()
-    assert dataset_fingerprint(palette_root) == replaced
+    assert listing_fingerprint(palette_root) == replaced
     # A symlinked split folder is followed: a change behind it is seen.
     outside = tmp_path / "test_images"
     shutil.move(palette_root / "test" / "images", outside)
     os.symlink(outside, palette_root / "test" / "images")
-    linked = dataset_fingerprint(palette_root)
+    linked = listing_fingerprint(palette_root)
     assert linked == replaced
     (outside / "test_00000.jpg").unlink()
-    assert dataset_fingerprint(palette_root) != linked
+    assert listing_fingerprint(palette_root) != linked
 
 
 # --- a broken CelebAMask-HQ release ---------------------------------------------------------
@@ -245,7 +245,7 @@ def test_a_palette_mask_dataset_trains(palette_root: Path, tmp_path: Path):
     indices; the flipped masks hold the swapped indices)."""
     from test_train import FAST, tiny_config
 
-    from faceparse.train import train
+    from faceparse.train.step import train
 
     index = tmp_path / "validation.json"
     validate_dataset(palette_root, "mini", index, threads=2)

@@ -12,7 +12,7 @@ TESTS = Path(__file__).resolve().parent
 def test_two_processes_train_together(tmp_path, capfd, monkeypatch):
     from mmengine.config import Config
 
-    from faceparse.train import train
+    from faceparse.train.step import train
 
     monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the processes import _rank_weights from here
     data = make_tiny_dataset(tmp_path / "data", counts={"train": 8, "val": 2})

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceparse.ensemble import (Member, check_ensembles, combined_train_on_val, normalised_weights)
+from faceparse.predict.models import Member, combined_train_on_val, normalised_weights
+from faceparse.workflow import check_ensembles
 
 pytest.importorskip("mmcv.ops")
 import torch  # noqa: E402
@@ -40,15 +41,13 @@ def _masks(folder, names) -> dict[str, np.ndarray]:
 
 
 def test_one_member_equals_the_model_bit_for_bit(setup, tmp_path):
-    from faceparse.ensemble import evaluate_ensemble, predict_ensemble
-    from faceparse.inference import evaluate, predict
+    from faceparse.predict.steps import evaluate, predict
 
     root, (a, _), index = setup
     common = dict(scales=SCALES, flip=FLIP, batch_size=2, threads=1, device="cpu")
-    single = evaluate(a.config, a.checkpoint, index, pred_dir=tmp_path / "m_val", metrics_json=tmp_path / "m.json",
-                      **common)
-    ens = evaluate_ensemble([a], None, index, pred_dir=tmp_path / "e_val", metrics_json=tmp_path / "e.json",
-                            **common)
+    single = evaluate([a], index, pred_dir=tmp_path / "m_val", metrics_json=tmp_path / "m.json", **common)
+    ens = evaluate([a], index, as_ensemble=True, pred_dir=tmp_path / "e_val", metrics_json=tmp_path / "e.json",
+                   **common)
     names = split_files(index, "val").names
     single_masks, ens_masks = _masks(tmp_path / "m_val", names), _masks(tmp_path / "e_val", names)
     for name in names:
@@ -61,8 +60,8 @@ def test_one_member_equals_the_model_bit_for_bit(setup, tmp_path):
     assert set(single) - {"config", "checkpoint"} == set(ens) - {"ensemble"}
     assert json.loads((tmp_path / "e.json").read_text())["train_on_val"] is False
 
-    predict(a.config, a.checkpoint, index, pred_dir=tmp_path / "m_test", **common)
-    predict_ensemble([a], [3.0], index, pred_dir=tmp_path / "e_test", **common)
+    predict([a], index, pred_dir=tmp_path / "m_test", **common)
+    predict([a], index, weights=[3.0], pred_dir=tmp_path / "e_test", **common)
     test_names = split_files(index, "test").names
     single_test, ens_test = _masks(tmp_path / "m_test", test_names), _masks(tmp_path / "e_test", test_names)
     for name in test_names:  # mixed sizes: the last image is 48 x 64
@@ -72,8 +71,8 @@ def test_one_member_equals_the_model_bit_for_bit(setup, tmp_path):
 def test_labels_are_the_weighted_mean_of_member_probabilities(setup):
     """Two members: the label is the argmax of w_a * P_a + w_b * P_b, P the member's face-aware TTA
     probabilities (FaceSegTTAModel with keep_probs), and differs from both members somewhere."""
-    from faceparse.ensemble import Ensemble
-    from faceparse.inference import build_loader
+    from faceparse.predict.models import Ensemble
+    from faceparse.predict.runner import build_loader
 
     root, members, index = setup
     ensemble = Ensemble(members, [3, 1], "cpu")
@@ -186,16 +185,17 @@ def trained(tmp_path_factory):
 
 
 def test_trained_members_ensemble_is_their_weighted_mean(trained, tmp_path):
-    """On trained members that disagree, evaluate_ensemble writes, per val image, the argmax of
+    """On trained members that disagree, evaluate writes, per val image, the argmax of
     the weighted mean of the members' face-aware TTA probabilities, and its record scores exactly
     those masks. (Whether an ensemble beats its better member depends on how the members happen
     to train: not a property of the code, so not asserted.)"""
-    from faceparse.ensemble import Ensemble, evaluate_ensemble
-    from faceparse.inference import build_loader
-    from faceparse.metrics import confusion_matrix, scores
+    from faceparse.predict.models import Ensemble
+    from faceparse.predict.metrics import confusion_matrix, scores
+    from faceparse.predict.runner import build_loader
+    from faceparse.predict.steps import evaluate
 
     root, members, index = trained
-    record = evaluate_ensemble(members, [2.0, 1.0], index, pred_dir=tmp_path / "ab_val",
+    record = evaluate(members, index, weights=[2.0, 1.0], pred_dir=tmp_path / "ab_val",
                                metrics_json=tmp_path / "ab.json", scales=[1.0], flip=True, batch_size=8,
                                threads=1, device="cpu")
     files = split_files(index, "val")

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from faceparse.export import (METADATA_KEY, ShapeAgnosticAdaptiveAvgPool2d, export_model,  # noqa: E402
                               export_onnx, parity)
-from faceparse.inference import load_model  # noqa: E402
+from faceparse.predict.models import load_model  # noqa: E402
 
 from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 

@@ -11,7 +11,8 @@ from faceparse.report.tables import NOT_HELD_OUT, esc, evaluation_html, provenan
 def test_val_metrics_record_train_on_val(tmp_path):
     pytest.importorskip("mmcv.ops")
     from _tiny_segmentor import write_checkpoint, write_config, write_index, write_split
-    from faceparse.inference import evaluate_model
+    from faceparse.predict.models import read_member
+    from faceparse.predict.steps import evaluate
 
     config, checkpoint = write_config(tmp_path / "config.py"), write_checkpoint(tmp_path / "iter_10.pth")
     index = write_index(tmp_path, {"val": write_split(tmp_path, "val", 2, with_masks=True)})
@@ -25,7 +26,7 @@ def test_val_metrics_record_train_on_val(tmp_path):
             summary["train_on_val"] = recorded
         train.write_text(json.dumps(summary))
         metrics_json = tmp_path / f"m_{recorded}.json"
-        evaluate_model(best, train, index, pred_dir=tmp_path / f"p_{recorded}", metrics_json=metrics_json,
+        evaluate([read_member("m", best, train)], index, pred_dir=tmp_path / f"p_{recorded}", metrics_json=metrics_json,
                        scales=[1.0], flip=False, batch_size=2, threads=1, device="cpu")
         assert json.loads(metrics_json.read_text())["train_on_val"] is want
 

@@ -11,10 +11,12 @@ from PIL import Image
 pytest.importorskip("mmcv.ops")
 import torch  # noqa: E402
 
-from faceparse.inference import (config_test_pipeline, evaluate, evaluate_model, load_model,  # noqa: E402
-                                 predict, run_split, without_annotations)
 from faceparse.labels import CLASSES  # noqa: E402
-from faceparse.metrics import confusion_matrix  # noqa: E402
+from faceparse.mm.pipelines import config_test_pipeline, without_annotations  # noqa: E402
+from faceparse.predict.metrics import confusion_matrix  # noqa: E402
+from faceparse.predict.models import Member, load_model, read_member  # noqa: E402
+from faceparse.predict.runner import run_split  # noqa: E402
+from faceparse.predict.steps import evaluate, predict  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
 
 from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
@@ -36,7 +38,7 @@ def test_evaluate_writes_masks_and_metrics(setup, tmp_path):
     root, config, checkpoint, index = setup
     pred_dir, metrics_json = tmp_path / "val_pred", tmp_path / "val_metrics.json"
     table = tmp_path / "val_metrics.html"
-    metrics = evaluate(config, checkpoint, index, pred_dir=pred_dir, metrics_json=metrics_json,
+    metrics = evaluate([Member("m", str(config), str(checkpoint))], index, pred_dir=pred_dir, metrics_json=metrics_json,
                        table_html=table, scales=[0.75, 1.0, 1.25], flip=True, batch_size=2, threads=1,
                        device="cpu")
     assert json.loads(metrics_json.read_text()) == json.loads(json.dumps(metrics))
@@ -76,7 +78,7 @@ def test_no_tta_matches_mmseg_inference_model(setup):
 def test_predict_test_split_mixed_sizes(setup, tmp_path):
     root, config, checkpoint, index = setup
     pred_dir = tmp_path / "test_pred"
-    summary = predict(config, checkpoint, index, pred_dir=pred_dir, scales=[1.0, 1.5], flip=True,
+    summary = predict([Member("m", str(config), str(checkpoint))], index, pred_dir=pred_dir, scales=[1.0, 1.5], flip=True,
                       batch_size=4, threads=2, device="cpu")
     assert summary["images"] == 5
     files = split_files(index, "test")
@@ -93,20 +95,20 @@ def test_evaluate_model_from_markers(setup, tmp_path):
     best.write_text(json.dumps({"checkpoint": str(checkpoint), "iter": 10, "mIoU": 1.0}))
     train.write_text(json.dumps({"work_dir": str(root), "config": str(config), "checkpoints": [str(checkpoint)],
                                  "max_iters": 10, "val": []}))
-    metrics = evaluate_model(best, train, index, pred_dir=tmp_path / "p", metrics_json=tmp_path / "m.json",
-                             scales=[1.0], flip=False, batch_size=8, threads=1, device="cpu")
+    metrics = evaluate([read_member("m", best, train)], index, pred_dir=tmp_path / "p",
+                       metrics_json=tmp_path / "m.json", scales=[1.0], flip=False, batch_size=8, threads=1,
+                       device="cpu")
     # one view, no flip: TTA is the plain prediction
     assert metrics["tta"]["confusion"] == metrics["no_tta"]["confusion"]
     train.write_text(json.dumps({"work_dir": str(root), "config": str(root / "nope.py"),
                                  "checkpoints": [str(checkpoint)], "max_iters": 10}))
     with pytest.raises(FileNotFoundError, match="nope.py"):
-        evaluate_model(best, train, index, pred_dir=tmp_path / "q", metrics_json=tmp_path / "n.json",
-                       scales=[1.0], flip=False, device="cpu")
+        read_member("m", best, train)
 
 
 def test_run_views_holds_one_batch_at_a_time(setup):
     """Labelling sees batches of at most batch_size images of one size, one view per pipeline."""
-    from faceparse.inference import run_views
+    from faceparse.predict.runner import run_views
 
     root, config, checkpoint, index = setup
     files = split_files(index, "test")  # 4 images of 64x64 and one of 48x64
@@ -179,7 +181,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 import faceparse.mm
-from faceparse.inference import evaluate, predict
+from faceparse.predict.models import Member
+from faceparse.predict.steps import evaluate, predict
 
 config, checkpoint, index, out = sys.argv[1:]
 cfg = Config.fromfile(config)
@@ -191,8 +194,9 @@ for name, backbone in (('file', cfg.model.backbone), ('hub', {**cfg.model.backbo
     except Exception as exc:
         refused[name] = type(exc).__name__
 common = dict(scales=[1.0, 1.5], flip=True, batch_size=2, threads=1, device='cpu')
-metrics = evaluate(config, checkpoint, index, pred_dir=out + '/val', metrics_json=out + '/val.json', **common)
-summary = predict(config, checkpoint, index, pred_dir=out + '/test', split='val', **common)
+members = [Member('m', config, checkpoint)]
+metrics = evaluate(members, index, pred_dir=out + '/val', metrics_json=out + '/val.json', **common)
+summary = predict(members, index, pred_dir=out + '/test', split='val', **common)
 print(json.dumps({'refused': refused, 'mIoU': metrics['tta']['mIoU'], 'predicted': summary['images']}))
 """
 
@@ -202,7 +206,7 @@ def seed_trained(tmp_path_factory):
     """A seed-shaped model (ConvNeXt-atto backbone, small heads) trained 2 iterations from a local weights file."""
     import timm
 
-    from faceparse.train import train
+    from faceparse.train.step import train
     from test_train import SEED, make_tiny_dataset
 
     root = tmp_path_factory.mktemp("seed_offline")

@@ -61,7 +61,7 @@ def test_rows_best_first_with_iterations_times_and_held_out(tmp_path):
     assert high["IoU_tta"] == [70.0] * len(CLASSES)
     page = leaderboard_html(rows)
     assert page.index("<b>ens</b>") < page.index("<b>high</b>") < page.index("<b>untimed</b>") < page.index("<b>low</b>")
-    assert page.count("no (trained on val)") == 2 and "unknown" in page and "2:00" in page and "high ×0.75" in page
+    assert page.count("no (trained on val)") == 2 and "unknown" in page and "2.0 min" in page and "high ×0.75" in page
 
     written = write_leaderboard(models, {}, table_html=tmp_path / "lb.html", figure_png=tmp_path / "lb.png")
     assert [r["name"] for r in written] == ["high", "untimed", "low"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from faceparse.labels import CLASSES, NUM_CLASSES
-from faceparse.metrics import confusion_matrix, scores, scores_to_json
+from faceparse.predict.metrics import confusion_matrix, scores, scores_to_json
 
 
 def test_hand_made_three_classes():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceparse.package import SubmissionError, check_predictions, package
+from faceparse.deliver.package import SubmissionError, check_predictions, package
 
 H, W = 48, 64
 

@@ -17,7 +17,8 @@ pytest.importorskip("onnxruntime")
 
 import faceparse.parse as parse_module  # noqa: E402
 from faceparse.export import export_onnx  # noqa: E402
-from faceparse.inference import load_model, predict  # noqa: E402
+from faceparse.predict.models import load_model  # noqa: E402
+from faceparse.predict.steps import predict  # noqa: E402
 from faceparse.labels import NUM_CLASSES, SWAP  # noqa: E402
 from faceparse.parse import ModelError, OnnxBackend, Parser, load_backend, main, read_image  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
@@ -96,7 +97,7 @@ def test_cli_runs_as_a_module(tiny, tmp_path):
 
 @pytest.mark.parametrize("kind,strip_rows", [("checkpoint", None), ("onnx", None), ("onnx", 3)])
 def test_tta_matches_faceparse_inference(tiny, tmp_path, monkeypatch, kind, strip_rows):
-    """Multi-scale + face-aware flip TTA of the CLI predicts what faceparse.inference.predict does,
+    """Multi-scale + face-aware flip TTA of the CLI predicts what faceparse.predict.inference.predict does,
     also when the photo is resized back in many row strips (strip_rows rows each)."""
     if strip_rows:
         monkeypatch.setattr(parse_module, "STRIP_VALUES", NUM_CLASSES * SIZE * strip_rows)
@@ -400,8 +401,8 @@ def test_single_view_labels_match_full_resolution_softmax():
 
 @pytest.mark.parametrize("alpha", [0.5, 0.3])
 def test_overlay_blends_as_colourise(monkeypatch, alpha):
-    """The CLI's overlay (table lookups, row strips) is faceparse.colourise.overlay's, value for value."""
-    from faceparse.colourise import overlay
+    """The CLI's overlay (table lookups, row strips) is faceparse.deliver.colourise.overlay's, value for value."""
+    from faceparse.deliver.colourise import overlay
 
     monkeypatch.setattr(parse_module, "STRIP_VALUES", 257 * 7)  # strips of 7 rows
     rng = np.random.default_rng(0)

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from faceparse.labels import NUM_CLASSES, SWAP_LUT
-from faceparse.metrics import confusion_matrix, scores_to_json
+from faceparse.predict.metrics import confusion_matrix, scores_to_json
 from faceparse.records import read_mask
 from faceparse.report import figures, sections, tables
-from faceparse.scalars import read_scalars
+from faceparse.train.scalars import read_scalars
 
 from _pipeline import run_snakemake
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from faceparse.records import Selection
-from faceparse.select import choose, select
+from faceparse.train.select import choose, select
 
 
 def fabricate(tmp_path, iters=(8, 16, 24, 32), scores=(0.51, 0.63, 0.63, 0.60), best_copy=16):

@@ -174,7 +174,7 @@ def _train_steps(work_dir: Path) -> list[list[int]]:
 
 
 def test_train_resumes_from_last_checkpoint(data, tmp_path):
-    from faceparse.train import train
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     work_dir, out = tmp_path / "models" / "m" / "train", tmp_path / "models" / "m" / "train.json"
@@ -214,7 +214,7 @@ def _lrs(work_dir: Path) -> dict[int, float]:
 
 def test_resume_with_longer_schedule_matches_uninterrupted(data, tmp_path):
     """max_iters raised after a finished run: the lr follows the new schedule from the resumed iter."""
-    from faceparse.train import train
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     overrides = {**FAST, "train_cfg.val_interval": 100}
@@ -244,7 +244,7 @@ def _training_pids(marker: str) -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if "faceparse.train_process" in cmdline and marker in cmdline:
+            if "faceparse.train.process" in cmdline and marker in cmdline:
                 pids.append(int(proc.name))
     return pids
 
@@ -258,12 +258,12 @@ def test_interrupted_run_resumes(data, tmp_path):
     import sys
     import time
 
-    from faceparse.train import train
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     work_dir, out = tmp_path / "train", tmp_path / "train.json"
     overrides = {**FAST, "train_cfg.max_iters": 200, "param_scheduler.1.end": 200, "train_cfg.val_interval": 1000}
-    script = (f"from faceparse.train import train\n"
+    script = (f"from faceparse.train.step import train\n"
               f"train({str(config)!r}, {str(data['validation'])!r}, {str(data['stats'])!r}, {str(out)!r}, "
               f"{str(work_dir)!r}, overrides={overrides!r}, threads=1)\n")
     step = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -318,7 +318,7 @@ def test_fingerprint_ignores_paths_length_and_selection(data, tmp_path):
     """Moved data, another work_dir, a longer run, other logging/checkpointing or a pinned
     checkpoint keep the fingerprint; the data's content, a training value or the GPUs change it."""
     from faceparse.mm.config import build_config
-    from faceparse.run_fingerprint import fingerprint_changes, training_fingerprint
+    from faceparse.train.fingerprint import fingerprint_changes, training_fingerprint
 
     def fingerprint(d=data, work="a", overrides=None, gpus=0, keep=()):
         cfg = build_config(DEMO, d["validation"], d["stats"], flip=d["flip"], overrides=overrides,
@@ -351,7 +351,7 @@ def test_fingerprint_ignores_paths_length_and_selection(data, tmp_path):
 def test_changed_inputs_start_a_new_run_and_a_revert_finds_the_old_one(data, tmp_path, caplog):
     """Each fingerprint trains in its own runs/ folder: a change starts from 0 beside the finished
     run, and changing back finds it again (nothing retrained, its files untouched)."""
-    from faceparse.train import train
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     work_dir, out = tmp_path / "m" / "train", tmp_path / "m" / "train.json"
@@ -362,7 +362,7 @@ def test_changed_inputs_start_a_new_run_and_a_revert_finds_the_old_one(data, tmp
     assert first.name == json.loads(out.read_text())["fingerprint"][:16]
 
     # a changed training override: a new run from 0; the first one is kept as it is
-    caplog.set_level("INFO", logger="faceparse.train")
+    caplog.set_level("INFO", logger="faceparse.train.step")
     lr = {**FAST, "optim_wrapper.optimizer.lr": 1e-3}
     train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"], overrides=lr, threads=1)
     second = _run(out)
@@ -396,7 +396,7 @@ def test_test_images_and_held_out_val_do_not_change_the_fingerprint(data, tmp_pa
     """Only what can change the weights is in the fingerprint: adding test images, or val images
     while val is held out, keeps it; val images change it with train_on_val; train images do."""
     from faceparse.mm.config import build_config
-    from faceparse.run_fingerprint import training_fingerprint
+    from faceparse.train.fingerprint import training_fingerprint
 
     def fingerprint(index: dict, train_on_val: bool = False) -> str:
         path = tmp_path / "validation.json"
@@ -425,7 +425,7 @@ def test_a_failed_job_leaves_the_runs_as_they_were(data, tmp_path, monkeypatch):
     """A job that fails before training (no GPU for gpus=1) adds nothing and moves nothing; after
     the fix the finished run is found again."""
     from faceparse import gpus as gpu_locks
-    from faceparse.train import train
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     work_dir, out = tmp_path / "m" / "train", tmp_path / "m" / "train.json"
@@ -450,9 +450,9 @@ def test_a_failed_job_leaves_the_runs_as_they_were(data, tmp_path, monkeypatch):
 def test_a_run_of_the_layout_before_the_store_is_adopted_not_retrained(data, tmp_path):
     """A work_dir trained before runs/ existed (its run in train/ itself, one in train.previous/,
     fingerprints over every split) moves into runs/ under its fingerprint as now scoped, and resumes."""
-    from faceparse.run_fingerprint import fingerprint_of
-    from faceparse.runs import list_runs
-    from faceparse.train import train
+    from faceparse.train.fingerprint import fingerprint_of
+    from faceparse.train.runs import list_runs
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     scratch, out = tmp_path / "scratch" / "train", tmp_path / "m" / "train.json"
@@ -485,8 +485,8 @@ def test_a_run_of_the_layout_before_the_store_is_adopted_not_retrained(data, tmp
 
 
 def test_runs_are_listed_and_removed_only_when_named(data, tmp_path, capsys):
-    from faceparse.runs import main
-    from faceparse.train import train
+    from faceparse.train.runs import main
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     models = tmp_path / "results" / "models"
@@ -510,8 +510,8 @@ def test_runs_are_listed_and_removed_only_when_named(data, tmp_path, capsys):
 
 
 def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_path, capfd):
-    from faceparse.checkpoints import loadable_checkpoints
-    from faceparse.train import train
+    from faceparse.train.checkpoints import loadable_checkpoints
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     project = tmp_path / "project"
@@ -551,8 +551,8 @@ def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_pa
 
 
 def test_pinned_checkpoint_survives_rotation(data, tmp_path):
-    from faceparse.select import select
-    from faceparse.train import train
+    from faceparse.train.select import select
+    from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
     overrides = {**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8, "train_cfg.val_interval": 100,

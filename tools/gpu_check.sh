@@ -162,7 +162,8 @@ import argparse, json, sys, time
 from pathlib import Path
 from PIL import Image
 from faceparse.data.synthetic import generate_face
-from faceparse.inference import evaluate, predict
+from faceparse.predict.models import Member
+from faceparse.predict.steps import evaluate, predict
 
 ap = argparse.ArgumentParser()
 for a in ("config", "checkpoint", "work", "out", "device"):
@@ -192,10 +193,11 @@ index.write_text(json.dumps({"root": str(work), "layout": "mini", "splits": spli
 common = dict(scales=args.scales, flip=True, batch_size=args.batch_size, device=args.device,
               threads=4 if args.device.startswith("cuda") else 2)
 t0 = time.perf_counter()
-metrics = evaluate(args.config, args.checkpoint, index, pred_dir=work / "val_pred",
+members = [Member("model", args.config, args.checkpoint)]
+metrics = evaluate(members, index, pred_dir=work / "val_pred",
                    metrics_json=work / "val_metrics.json", **common)
 t1 = time.perf_counter()
-summary = predict(args.config, args.checkpoint, index, pred_dir=work / "test_pred", **common)
+summary = predict(members, index, pred_dir=work / "test_pred", **common)
 t2 = time.perf_counter()
 written = sorted(p.name for p in (work / "test_pred").iterdir())
 assert written == [f"{n}.png" for n in splits["test"]["names"]], written

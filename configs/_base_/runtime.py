@@ -11,7 +11,7 @@ visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='vi
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
-# faceparse.train_process resumes from the work_dir's last checkpoint when there is one.
+# faceparse.train.process resumes from the work_dir's last checkpoint when there is one.
 resume = False
 randomness = dict(seed=0)
 # A longer rerun (train_cfg.max_iters raised) stretches the schedule, not the checkpoint's.

@@ -131,7 +131,7 @@ def _normalisation(cfg) -> dict:
 def input_resize(cfg) -> dict:
     """The model's input size: ``{"scale": [w, h] or None, "keep_ratio": bool}`` from the test
     pipeline's ``Resize`` (None: photos are used at their own size)."""
-    from faceparse.inference import config_test_pipeline
+    from faceparse.mm.pipelines import config_test_pipeline
 
     resizes = [t for t in config_test_pipeline(cfg) if t.get("type") in ("Resize", "mmseg.Resize")]
     if not resizes or resizes[0].get("scale") is None:
@@ -142,7 +142,7 @@ def input_resize(cfg) -> dict:
 
 
 def exportable(model, cfg) -> ExportableSegmentor:
-    """The exportable form of a loaded segmentor (see :func:`faceparse.inference.load_model`)."""
+    """The exportable form of a loaded segmentor (see :func:`faceparse.predict.models.load_model`)."""
     mode = (cfg.model.get("test_cfg") or {}).get("mode", "whole")
     if mode != "whole":
         raise ValueError(f"config: test_cfg.mode={mode!r}; only 'whole' inference can be exported")
@@ -235,12 +235,14 @@ def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, va
            threshold: float = PARITY_THRESHOLD) -> dict:
     """Masks of the ONNX model (single scale, :mod:`faceparse.parse`) vs PyTorch's on ``split``.
 
-    PyTorch's masks are the evaluate step's plain pass (:func:`faceparse.inference.run_split`,
+    PyTorch's masks are the evaluate step's plain pass (:func:`faceparse.predict.runner.run_split`,
     the config's test pipeline, mmseg's ``test_step``); the ONNX model gets the same image
     resized the same way, and its logits are resized back and argmaxed by faceparse.parse.
     ``max_images`` bounds the CPU time on a large split (evenly spaced images).
     """
-    from faceparse.inference import config_test_pipeline, load_model, run_split, without_annotations
+    from faceparse.mm.pipelines import config_test_pipeline, without_annotations
+    from faceparse.predict.models import load_model
+    from faceparse.predict.runner import run_split
     from faceparse.parse import OnnxBackend, Parser, read_image
     from faceparse.records import split_files
 
@@ -277,7 +279,7 @@ def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, va
         "passed": percent >= threshold,
         "seconds": {"pytorch": torch_seconds, "onnxruntime": onnx_seconds},
         "threads": threads,
-        "reference": "faceparse.inference.run_split (mmseg test_step, config test pipeline), no TTA",
+        "reference": "faceparse.predict.runner.run_split (mmseg test_step, config test pipeline), no TTA",
         "onnx": "faceparse.parse.Parser, onnxruntime CPUExecutionProvider, scale 1.0, no flip",
     }
 
@@ -286,7 +288,7 @@ def export_model(best_json: str | Path, train_json: str | Path, validation_json:
                  onnx_path: str | Path, parity_json: str | Path, tta: dict | None = None,
                  max_images: int | None = None, threads: int = 1) -> dict:
     """The export step: ONNX file + parity record of a selected model; fails below the threshold."""
-    from faceparse.inference import load_model, model_paths
+    from faceparse.predict.models import load_model, model_paths
     from faceparse.records import Selection, split_files, write_json
 
     config, checkpoint = model_paths(best_json, train_json)

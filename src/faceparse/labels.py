@@ -52,6 +52,6 @@ _COLOUR_LUT = np.array(PALETTE + (IGNORE_COLOUR,) * (256 - NUM_CLASSES), dtype=n
 _COLOUR_LUT.setflags(write=False)
 
 
-def colourise(mask: np.ndarray) -> np.ndarray:
+def colour_mask(mask: np.ndarray) -> np.ndarray:
     """Map an (H, W) uint8 label mask to an (H, W, 3) RGB image in the CelebAMask-HQ palette."""
     return _COLOUR_LUT[np.asarray(mask, dtype=np.uint8)]

@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from faceparse.colourise import overlay
+from faceparse.deliver.colourise import overlay
 from faceparse.labels import NUM_CLASSES, SWAP
 from faceparse.records import write_json
 
@@ -218,7 +218,7 @@ class TorchBackend:
         import torch
 
         from faceparse.export import exportable, input_resize
-        from faceparse.inference import load_model
+        from faceparse.predict.models import load_model
 
         norm = normalisation or Normalisation(None, None, f"the config {config}")
         model, cfg = load_model(config, checkpoint, device)
@@ -252,7 +252,7 @@ def load_backend(model: str | Path, config: str | Path | None = None, device: st
     if model.suffix.lower() == ".json":
         if stats is not None:
             raise ModelError("--stats is for a checkpoint with --config: a run's best.json uses the run's config")
-        from faceparse.inference import model_paths
+        from faceparse.predict.models import model_paths
 
         config, checkpoint = model_paths(model, model.parent / "train.json")
         _checkpoint_meta(Path(checkpoint))  # a damaged checkpoint: one line, before mmengine's traceback
@@ -549,7 +549,7 @@ def _earlier_outputs(summary: Path) -> set[str] | None:
 
 @functools.lru_cache(maxsize=4)
 def _overlay_table(alpha: float) -> np.ndarray:
-    """(3, 256 labels * 256 values) uint8: what :func:`faceparse.colourise.overlay` makes of every
+    """(3, 256 labels * 256 values) uint8: what :func:`faceparse.deliver.colourise.overlay` makes of every
     (label, channel value) pair - computed by it, on a photo holding every pair once."""
     values = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, :, None], (256, 256, 3))
     labels = np.broadcast_to(np.arange(256, dtype=np.uint8)[:, None], (256, 256))
@@ -557,7 +557,7 @@ def _overlay_table(alpha: float) -> np.ndarray:
 
 
 def _overlay(bgr: np.ndarray, mask: np.ndarray, alpha: float) -> Image.Image:
-    """The RGB photo with the label colours blended on top, as :func:`faceparse.colourise.overlay`
+    """The RGB photo with the label colours blended on top, as :func:`faceparse.deliver.colourise.overlay`
     blends them, by table lookup in row strips (no float copies of the photo)."""
     table = _overlay_table(float(alpha))
     out = np.empty_like(bgr)

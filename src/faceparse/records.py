@@ -15,36 +15,53 @@ return absolute paths. Records written before that hold absolute paths, which st
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files", "flip_files",
+__all__ = ["atomic_path", "evenly_spaced", "resolve_index_path", "write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files", "flip_files",
            "image_size", "TrainSummary", "Selection"]
 
 
 # --------------------------------------------------------------------------- files
 
-def write_json(path: str | Path, data) -> None:
-    """Write JSON atomically (temp file in the same folder, then os.replace); NaN is refused."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to: on success it replaces ``path`` (mode 644),
+    on any error it is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
+        yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | Path, data) -> None:
+    """Write JSON atomically (:func:`atomic_path`); NaN is refused."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(data, f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+def evenly_spaced(n: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``range(n)``, first and last included (all when n <= count)."""
+    if n <= count:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
 
 
 def read_json(path: str | Path) -> dict:
@@ -112,12 +129,14 @@ class SplitFiles:
     masks: tuple[str, ...] | None
 
 
-def _resolve(path: str, base: Path) -> Path:
-    """Index paths: absolute, relative to the working directory, else to the index's folder."""
+def resolve_index_path(path: str, record: str | Path) -> Path:
+    """A folder named in the dataset index or the flip manifest (``record``): absolute, relative
+    to the working directory (the Snakemake workdir) when it is there, else to the record's folder.
+    The one resolver of such paths, for training and inference alike."""
     p = Path(path)
     if p.is_absolute() or p.exists():
         return p
-    return base / p
+    return Path(record).parent / p
 
 
 def split_files(validation_json: str | Path, split: str, need_masks: bool = False) -> SplitFiles:
@@ -135,15 +154,14 @@ def flip_files(flip_json: str | Path) -> SplitFiles:
 
 
 def _entry_files(entry: dict, record: Path, split: str, need_masks: bool) -> SplitFiles:
-    """The files an index split (or the flip manifest) lists; relative folders as :func:`_resolve`."""
-    base = record.parent
-    image_dir = _resolve(entry["image_dir"], base)
+    """The files an index split (or the flip manifest) lists; folders as :func:`resolve_index_path`."""
+    image_dir = resolve_index_path(entry["image_dir"], record)
     suffix = entry.get("image_suffix", ".jpg")
     names = tuple(entry["names"])
     images = tuple(str(image_dir / f"{n}{suffix}") for n in names)
     masks = None
     if entry.get("mask_dir"):
-        mask_dir = _resolve(entry["mask_dir"], base)
+        mask_dir = resolve_index_path(entry["mask_dir"], record)
         masks = tuple(str(mask_dir / f"{n}.png") for n in names)
     elif need_masks:
         raise ValueError(f"{record}: split {split!r} has no masks to evaluate against")

@@ -9,8 +9,7 @@ REPO_ROOT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).res
 MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
 
-from faceparse.ensemble import check_ensembles
-from faceparse.model_configs import check_models, config_sources
+from faceparse.workflow import check_ensembles, check_models, code_state, config_sources, source_fingerprint
 
 # What the schema cannot say, refused here, before any job: members must be configured
 # models; override keys must exist in the model's config and keep their values' kinds;
@@ -37,22 +36,15 @@ def data_root() -> str:
 
 
 @lru_cache(maxsize=1)
-def _source_fingerprint() -> str:
-    from faceparse.data.celebamask import release_fingerprint
-    from faceparse.data.fingerprint import dataset_fingerprint
-
-    if config["data_layout"] == "mini":
-        return dataset_fingerprint(data_root())
-    if config["data_layout"] == "celebamask-hq":
-        return release_fingerprint(config["data_root"])
-    return ""
+def _data_root_fingerprint() -> str:
+    return source_fingerprint(config["data_layout"], config["data_root"])
 
 
-def source_fingerprint(wildcards) -> str:
+def data_root_fingerprint(wildcards) -> str:
     """Paths, sizes and mtimes of the files a data root holds (a mini set, or the CelebAMask-HQ
     release), hashed when the DAG is built: a param of the rule that reads the root, so adding
     or replacing a file reruns it (Snakemake sees only the folder's own mtime)."""
-    return _source_fingerprint()
+    return _data_root_fingerprint()
 
 
 def validate_input() -> dict:
@@ -114,8 +106,6 @@ REPORT_DIR = "results/report"
 
 @lru_cache(maxsize=1)
 def _code_state() -> dict:
-    from faceparse.report.provenance import code_state  # src/ is on sys.path (top of this file)
-
     return code_state(REPO_ROOT)
 
 

@@ -26,7 +26,7 @@ if is_generated_source():
             data_root=config["data_root"],
             max_images=config["celebamask_hq"]["max_images"],
             size=EXPECTED_IMAGE_SIZE,
-            fingerprint=source_fingerprint,
+            fingerprint=data_root_fingerprint,
         log:
             "logs/data/source.log",
         benchmark:
@@ -46,7 +46,7 @@ rule validate:
     params:
         layout=config["data_layout"],
         size=EXPECTED_IMAGE_SIZE,
-        fingerprint=source_fingerprint,
+        fingerprint=data_root_fingerprint,
     log:
         "logs/data/validate.log",
     benchmark:

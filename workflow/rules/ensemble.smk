@@ -1,11 +1,11 @@
 # Ensembles (config `ensembles`): the members' face-aware TTA probabilities averaged per
-# image, then the same steps as a single model: evaluate on val (val_metrics.json),
-# predict test, colour previews and the Codalab zip. Results under results/ensembles/{ensemble}/,
+# image, through the same rules as a single model (use rule): evaluate on val
+# (val_metrics.json), predict test, colour previews and the Codalab zip. Results under results/ensembles/{ensemble}/,
 # the zip beside the models' in results/submission/. All members run in one job, one batch
 # at a time through every member.
 
 
-rule ensemble_evaluate:
+use rule evaluate as ensemble_evaluate with:
     input:
         unpack(ensemble_inputs),
     output:
@@ -19,23 +19,16 @@ rule ensemble_evaluate:
     params:
         members=ensemble_members,
         weights=ensemble_weights,
-        scales=config["tta"]["scales"],
-        flip=config["tta"]["flip"],
-        batch_size=8,
+        as_ensemble=True,
     log:
         "logs/ensembles/{ensemble}/evaluate.log",
     benchmark:
         "benchmarks/ensembles/{ensemble}/evaluate.tsv"
-    threads: min(8, workflow.cores)
     resources:
         gpu=ensemble_gpus,
-    conda:
-        "../envs/mmseg.yaml"
-    script:
-        "../scripts/ensemble.py"
 
 
-rule ensemble_predict:
+use rule predict as ensemble_predict with:
     input:
         unpack(ensemble_inputs),
     output:
@@ -43,20 +36,12 @@ rule ensemble_predict:
     params:
         members=ensemble_members,
         weights=ensemble_weights,
-        scales=config["tta"]["scales"],
-        flip=config["tta"]["flip"],
-        batch_size=8,
     log:
         "logs/ensembles/{ensemble}/predict.log",
     benchmark:
         "benchmarks/ensembles/{ensemble}/predict.tsv"
-    threads: min(8, workflow.cores)
     resources:
         gpu=ensemble_gpus,
-    conda:
-        "../envs/mmseg.yaml"
-    script:
-        "../scripts/ensemble.py"
 
 
 use rule colourise as ensemble_colourise with:

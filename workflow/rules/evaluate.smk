@@ -2,12 +2,14 @@
 # predict the test split with TTA. Both load the model the train step dumped
 # (train.json -> config) with the checkpoint select picked (best.json), on
 # cuda:0 when the rule holds a GPU (resources gpu=1), else on the CPU.
+# A model is an ensemble of one: ensemble.smk reuses these two rules (use rule)
+# with the members' records in place of the model's.
 
 
 rule evaluate:
     input:
-        best=rules.select.output.best,
-        train=rules.train.output.train,
+        best=[rules.select.output.best],
+        train=[rules.train.output.train],
         validated=rules.validate.output.validation,
     output:
         val_pred=directory("results/models/{model}/val_pred"),
@@ -18,10 +20,13 @@ rule evaluate:
             labels={"model": "{model}", "file": "metrics (JSON)"},
         ),
     params:
+        members=lambda wildcards: [wildcards.model],
+        weights=None,
+        as_ensemble=False,
         scales=config["tta"]["scales"],
         flip=config["tta"]["flip"],
         # Images per forward pass (each TTA augmentation is its own pass).
-        batch_size=8,
+        batch_size=config["inference"]["batch_size"],
     log:
         "logs/models/{model}/evaluate.log",
     benchmark:
@@ -37,15 +42,17 @@ rule evaluate:
 
 rule predict:
     input:
-        best=rules.select.output.best,
-        train=rules.train.output.train,
+        best=[rules.select.output.best],
+        train=[rules.train.output.train],
         validated=rules.validate.output.validation,
     output:
         test_pred=directory("results/models/{model}/test_pred"),
     params:
+        members=lambda wildcards: [wildcards.model],
+        weights=None,
         scales=config["tta"]["scales"],
         flip=config["tta"]["flip"],
-        batch_size=8,
+        batch_size=config["inference"]["batch_size"],
     log:
         "logs/models/{model}/predict.log",
     benchmark:

@@ -5,7 +5,7 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.colourise import colourise  # noqa: E402
+from faceparse.deliver.colourise import colourise  # noqa: E402
 
 colourise(
     snakemake.input.validated,

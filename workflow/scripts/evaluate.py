@@ -1,19 +1,21 @@
-"""Step evaluate: val mIoU/mF1 without and with face-aware TTA; TTA masks to val_pred/."""
+"""Step evaluate (and ensemble_evaluate): val mIoU/mF1 without and with face-aware TTA; TTA masks to val_pred/."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.inference import evaluate_model  # noqa: E402
+from faceparse.predict.steps import evaluate, read_members  # noqa: E402
 
-evaluate_model(
-    snakemake.input.best,
-    snakemake.input.train,
-    snakemake.input.validated,
-    pred_dir=snakemake.output.val_pred,
-    metrics_json=snakemake.output.metrics,
-    scales=snakemake.params.scales,
-    flip=snakemake.params.flip,
-    device="cuda:0" if snakemake.resources.gpu else "cpu",
-    batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
+inp, params = snakemake.input, snakemake.params  # noqa: F821
+evaluate(
+    read_members(params.members, inp.best, inp.train),
+    inp.validated,
+    pred_dir=snakemake.output.val_pred,  # noqa: F821
+    metrics_json=snakemake.output.metrics,  # noqa: F821
+    scales=params.scales,
+    flip=params.flip,
+    weights=params.weights,
+    as_ensemble=params.as_ensemble,
+    device="cuda:0" if snakemake.resources.gpu else "cpu",  # noqa: F821
+    batch_size=params.batch_size,
+    threads=snakemake.threads,  # noqa: F821
 )

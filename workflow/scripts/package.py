@@ -3,7 +3,7 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.package import package  # noqa: E402
+from faceparse.deliver.package import package  # noqa: E402
 
 package(
     snakemake.input.test_pred,

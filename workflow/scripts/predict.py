@@ -1,18 +1,19 @@
-"""Step predict: face-aware TTA masks for the test split into test_pred/."""
+"""Step predict (and ensemble_predict): face-aware TTA masks for the test split into test_pred/."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.inference import predict_model  # noqa: E402
+from faceparse.predict.steps import predict, read_members  # noqa: E402
 
-predict_model(
-    snakemake.input.best,
-    snakemake.input.train,
-    snakemake.input.validated,
-    pred_dir=snakemake.output.test_pred,
-    scales=snakemake.params.scales,
-    flip=snakemake.params.flip,
-    device="cuda:0" if snakemake.resources.gpu else "cpu",
-    batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
+inp, params = snakemake.input, snakemake.params  # noqa: F821
+predict(
+    read_members(params.members, inp.best, inp.train),
+    inp.validated,
+    pred_dir=snakemake.output.test_pred,  # noqa: F821
+    scales=params.scales,
+    flip=params.flip,
+    weights=params.weights,
+    device="cuda:0" if snakemake.resources.gpu else "cpu",  # noqa: F821
+    batch_size=params.batch_size,
+    threads=snakemake.threads,  # noqa: F821
 )

@@ -1,9 +1,9 @@
-"""Step script of rule select: see faceparse.select.select."""
+"""Step script of rule select: see faceparse.train.select.select."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - snakemake injects it
 
-from faceparse.select import select  # noqa: E402
+from faceparse.train.select import select  # noqa: E402
 
 select(
     train_json=snakemake.input.train,  # noqa: F821

@@ -1,9 +1,9 @@
-"""Step script of rule train: see faceparse.train.train."""
+"""Step script of rule train: see faceparse.train.step.train."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - snakemake injects it
 
-from faceparse.train import train  # noqa: E402
+from faceparse.train.step import train  # noqa: E402
 
 train(
     config_file=snakemake.input.config,  # noqa: F821

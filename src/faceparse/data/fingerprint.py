@@ -56,7 +56,7 @@ def _walk(folder: Path, rel: bytes, digest, seen: set[tuple[int, int]]) -> None:
         digest.update(b"%s\0%d\0%d\n" % (name, st.st_size, st.st_mtime_ns))
 
 
-def dataset_fingerprint(root: str | Path) -> str:
+def listing_fingerprint(root: str | Path) -> str:
     """The fingerprint of a `mini` dataset's image and mask folders (every split, both layouts);
     a constant when root is not a dataset (validate then says why)."""
     try:

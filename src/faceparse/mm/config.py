@@ -13,14 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from faceparse.model_configs import keep_iters_problems, load_config
-from faceparse.records import read_index, read_json
-
-def _abs(path: str | Path | None, base: Path) -> str | None:
-    if path is None:
-        return None
-    p = Path(path)
-    return str(p if p.is_absolute() else (base / p).resolve())
-
+from faceparse.records import read_index, read_json, resolve_index_path
 
 def write_split_list(path: Path, names: list[str]) -> str:
     """Write the image stems of a split, one a line (an mmseg ``ann_file``); keep an identical file."""
@@ -59,8 +52,7 @@ def _replace_type(node, old: str, new: str) -> None:
 def build_config(config_file: str | Path, validation: str | Path, stats: str | Path,
                  flip: str | Path | None = None, train_on_val: bool = False,
                  overrides: Mapping | None = None, work_dir: str | Path | None = None,
-                 gpus: int = 0, split_dir: str | Path | None = None,
-                 base_dir: str | Path | None = None, processes: int = 1,
+                 gpus: int = 0, split_dir: str | Path | None = None, processes: int = 1,
                  keep_iters: Iterable[int] = ()):
     """The fully resolved mmseg config of a model.
 
@@ -79,8 +71,6 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
         gpus: 0 trains on the CPU: fp32 ``OptimWrapper`` instead of AMP, BN
             instead of SyncBN, gloo for multi-process runs.
         split_dir: where the split lists (``ann_file``) go; default ``{work_dir}/splits``.
-        base_dir: what relative paths in the data index are relative to
-            (default: the current directory, the Snakemake workdir).
         processes: training processes (one per GPU). The config's
             ``train_dataloader.batch_size`` (after overrides) is the total batch
             of the recipe; each process gets ``batch_size / processes``.
@@ -95,63 +85,80 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
             (:func:`faceparse.model_configs.override_problems`), a total batch that
             does not divide over ``processes``, or a kept iteration that will never be saved.
     """
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
     overrides = dict(overrides or {})
     # Overrides first, so they can change the template datasets (pipelines,
     # batch size) that the split datasets below are made from.
     cfg = load_config(config_file, overrides)
-
-    index = read_index(validation)
-    splits = index["splits"]
     work_dir = Path(work_dir) if work_dir is not None else Path("work_dirs") / Path(config_file).stem
-    split_dir = Path(split_dir) if split_dir is not None else work_dir / "splits"
     cfg.work_dir = str(work_dir.resolve())
+    _use_stats(cfg, read_json(stats), overrides)
+    _fill_datasets(cfg, Path(validation), Path(flip) if flip is not None else None, train_on_val,
+                   Path(split_dir) if split_dir is not None else work_dir / "splits")
+    _split_batch(cfg, config_file, processes)
+    if keep_iters:
+        _keep_checkpoints(cfg, config_file, keep_iters)
+    if gpus <= 0:
+        _adapt_to_cpu(cfg)
+    return cfg
 
-    statistics = read_json(stats)
+
+def _use_stats(cfg, statistics: Mapping, overrides: Mapping) -> None:
+    """The data preprocessor normalises with the dataset's mean/std, unless overridden."""
     for key in ("mean", "std"):
         if not any(k.startswith(f"model.data_preprocessor.{key}") for k in overrides):
             cfg.model.data_preprocessor[key] = [float(v) for v in statistics[key]]
 
-    def split_dataset(name: str, template: Mapping, entry: Mapping, list_name: str | None = None) -> dict:
-        if not entry.get("mask_dir"):
-            raise ValueError(f"{validation}: split {name!r} has no masks; cannot train or validate on it")
-        ann = write_split_list(split_dir / f"{list_name or name}.txt", list(entry["names"]))
-        return dataset_cfg(template, _abs(entry["image_dir"], base), _abs(entry["mask_dir"], base),
-                           entry.get("image_suffix", ".jpg"), ann)
 
-    train_template = cfg.train_dataloader.dataset
-    parts = [split_dataset("train", train_template, splits["train"])]
+def _split_dataset(template: Mapping, entry: Mapping, record: Path, name: str, list_path: Path) -> dict:
+    """A dataset of one index split (or the flip manifest); its folders resolved as the readers of
+    ``record`` resolve them (:func:`faceparse.records.resolve_index_path`)."""
+    if not entry.get("mask_dir"):
+        raise ValueError(f"{record}: split {name!r} has no masks; cannot train or validate on it")
+    ann = write_split_list(list_path, list(entry["names"]))
+    image_dir, mask_dir = (str(resolve_index_path(entry[k], record).resolve()) for k in ("image_dir", "mask_dir"))
+    return dataset_cfg(template, image_dir, mask_dir, entry.get("image_suffix", ".jpg"), ann)
+
+
+def _fill_datasets(cfg, validation: Path, flip: Path | None, train_on_val: bool, split_dir: Path) -> None:
+    """Train on train (+ the flipped copies, + val with ``train_on_val``), validate and test on val."""
+    splits = read_index(validation)["splits"]
+    template = cfg.train_dataloader.dataset
+    parts = [_split_dataset(template, splits["train"], validation, "train", split_dir / "train.txt")]
     if flip is not None:
-        parts.append(split_dataset("flip", train_template, read_json(flip), "train_flip"))
+        parts.append(_split_dataset(template, read_json(flip), flip, "flip", split_dir / "train_flip.txt"))
     if train_on_val:
-        parts.append(split_dataset("val", train_template, splits["val"], "train_val"))
+        parts.append(_split_dataset(template, splits["val"], validation, "val", split_dir / "train_val.txt"))
     cfg.train_dataloader.dataset = parts[0] if len(parts) == 1 else dict(type="ConcatDataset", datasets=parts)
-    cfg.val_dataloader.dataset = split_dataset("val", cfg.val_dataloader.dataset, splits["val"])
+    cfg.val_dataloader.dataset = _split_dataset(cfg.val_dataloader.dataset, splits["val"], validation, "val",
+                                                split_dir / "val.txt")
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         if loader.get("num_workers", 0) == 0:
             loader["persistent_workers"] = False  # torch refuses persistent workers without workers
 
-    if processes > 1:
-        total = int(cfg.train_dataloader.batch_size)
-        if total % processes:
-            raise ValueError(
-                f"{config_file}: train_dataloader.batch_size={total} is the recipe's total batch and does not "
-                f"split over {processes} GPUs; override train_dataloader.batch_size with a multiple of "
-                f"{processes} (the new total batch) or change the model's gpus")
-        cfg.train_dataloader.batch_size = total // processes
-    if keep_iters:
-        _keep_checkpoints(cfg, config_file, keep_iters)
 
-    if gpus <= 0:
-        if cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
-            cfg.optim_wrapper.type = "OptimWrapper"
-            cfg.optim_wrapper.pop("loss_scale", None)
-            cfg.optim_wrapper.pop("dtype", None)
-        _replace_type(cfg.model, "SyncBN", "BN")
-        cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
-        cfg.env_cfg.cudnn_benchmark = False
-    return cfg
+def _split_batch(cfg, config_file: str | Path, processes: int) -> None:
+    """The config's batch size is the recipe's total: each of ``processes`` gets its share."""
+    if processes <= 1:
+        return
+    total = int(cfg.train_dataloader.batch_size)
+    if total % processes:
+        raise ValueError(
+            f"{config_file}: train_dataloader.batch_size={total} is the recipe's total batch and does not "
+            f"split over {processes} GPUs; override train_dataloader.batch_size with a multiple of "
+            f"{processes} (the new total batch) or change the model's gpus")
+    cfg.train_dataloader.batch_size = total // processes
+
+
+def _adapt_to_cpu(cfg) -> None:
+    """A GPU recipe on the CPU: fp32 instead of AMP, BN instead of SyncBN, gloo, no cudnn."""
+    if cfg.optim_wrapper.get("type") == "AmpOptimWrapper":
+        cfg.optim_wrapper.type = "OptimWrapper"
+        cfg.optim_wrapper.pop("loss_scale", None)
+        cfg.optim_wrapper.pop("dtype", None)
+    _replace_type(cfg.model, "SyncBN", "BN")
+    cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
+    cfg.env_cfg.cudnn_benchmark = False
 
 
 def _keep_checkpoints(cfg, config_file: str | Path, keep_iters: Iterable[int]) -> None:

@@ -8,7 +8,7 @@ person's right eye, so a flipped prediction's class-score channels must be
 permuted with :data:`faceparse.labels.SWAP` before they are averaged.
 :class:`FaceSegTTAModel` does that; :func:`tta_pipeline` and :func:`tta_settings`
 build the matching ``tta_pipeline`` / ``tta_model`` config entries, so
-``tools/test.py --tta`` and :mod:`faceparse.inference` run the same thing.
+``tools/test.py --tta`` and :mod:`faceparse.predict.steps` run the same thing.
 """
 from __future__ import annotations
 

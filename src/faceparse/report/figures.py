@@ -22,6 +22,7 @@ from PIL import Image  # noqa: E402
 
 from faceparse.labels import CLASSES, NUM_CLASSES, PALETTE  # noqa: E402
 from faceparse.records import read_mask  # noqa: E402
+from faceparse.report.tables import duration_text  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +330,7 @@ def runtimes_figure(steps: Sequence[dict], path: str | Path) -> Path:
         ax.set_yticklabels([s["step"] for s in steps], fontsize=7)
         top = max(s["s"] for s in steps)
         for i, s in enumerate(steps):
-            ax.text(s["s"] + top * 0.01, i, _duration(s["s"]), va="center", fontsize=7)
+            ax.text(s["s"] + top * 0.01, i, duration_text(s["s"]), va="center", fontsize=7)
         ax.set_xlim(0, top * 1.15 or 1)
     else:
         ax.text(0.5, 0.5, "no benchmark files", ha="center", va="center", transform=ax.transAxes)
@@ -340,9 +341,3 @@ def runtimes_figure(steps: Sequence[dict], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"

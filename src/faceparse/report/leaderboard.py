@@ -14,6 +14,7 @@ from pathlib import Path
 from faceparse.labels import CLASSES
 from faceparse.records import Selection, read_json
 from faceparse.report import tables
+from faceparse.report.figures import NO_TTA_COLOUR, TTA_COLOUR, plt, save_figure
 from faceparse.report.provenance import read_benchmark
 
 __all__ = ["leaderboard_rows", "leaderboard_html", "leaderboard_figure", "write_leaderboard"]
@@ -68,14 +69,6 @@ def leaderboard_rows(models: Mapping[str, Mapping], ensembles: Mapping[str, Mapp
     return sorted(rows.values(), key=key)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    minutes, s = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{s:02d}" if hours else f"{minutes}:{s:02d}"
-
-
 def _held_out(train_on_val: bool | None) -> str:
     if train_on_val is None:
         return "unknown"
@@ -95,7 +88,7 @@ def leaderboard_html(rows: Sequence[dict]) -> str:
               "training time", "val held out", *(f"IoU {c}" for c in CLASSES)]
     body_rows = [[tables.num(i + 1), _entry(r), tables.num(r["mIoU_no_tta"]), tables.num(r["mIoU_tta"]),
                   tables.num(r["mF1_no_tta"]), tables.num(r["mF1_tta"]), tables.esc(r["select_iter"]),
-                  _duration(r["train_seconds"]), _held_out(r["train_on_val"]),
+                  tables.duration_text(r["train_seconds"]), _held_out(r["train_on_val"]),
                   *(tables.num(v) for v in r["IoU_tta"])]
                  for i, r in enumerate(rows)]
     numeric = (0, 2, 3, 4, 5, 7, *range(9, 9 + len(CLASSES)))
@@ -110,8 +103,6 @@ def leaderboard_html(rows: Sequence[dict]) -> str:
 def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
     """Bars of val mIoU and mF1 (no TTA, TTA) per entry, best first, and a per-class IoU heatmap."""
     import numpy as np
-
-    from faceparse.report.figures import NO_TTA_COLOUR, TTA_COLOUR, plt, save_figure
 
     n = len(rows)
     labels = [r["name"] + (" (ensemble)" if r["kind"] == "ensemble" else "")

@@ -33,7 +33,9 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from faceparse.parallel import parallel_map
 from faceparse.records import Selection, TrainSummary, read_index, read_json, sha256_file, split_files, write_json
+from faceparse.report.tables import provenance_html
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,6 @@ def dataset_files(validation_json: str | Path) -> list[tuple[str, str, str]]:
 
 def dataset_fingerprint(validation_json: str | Path, threads: int = 1) -> dict:
     """``{"sha256", "files", "bytes", "splits": {split: {"sha256", "files", "bytes"}}}``."""
-    from faceparse.parallel import parallel_map
-
     files = dataset_files(validation_json)
     records = list(parallel_map(_file_hash_record, [(name, path) for _, name, path in files], threads,
                                 desc="dataset fingerprint"))
@@ -384,11 +384,11 @@ def write_provenance(*, json_out: str | Path, html_out: str | Path | None = None
     prov = build_provenance(**kwargs)
     write_json(json_out, prov)
     if html_out is not None:
-        from faceparse.report.tables import provenance_html
-
         Path(html_out).parent.mkdir(parents=True, exist_ok=True)
         Path(html_out).write_text(provenance_html(prov))
     if runtimes_png is not None:
+        # deferred: matplotlib takes a second to import, and the workflow imports this module
+        # (code_state) every time it builds the DAG
         from faceparse.report.figures import runtimes_figure
 
         runtimes_figure(prov["runtimes"], runtimes_png)

@@ -12,28 +12,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from faceparse.colourise import overlay
-from faceparse.labels import NUM_CLASSES, colourise
-from faceparse.metrics import confusion_matrix, scores
+from faceparse.deliver.colourise import overlay
+from faceparse.labels import NUM_CLASSES, colour_mask
+from faceparse.predict.metrics import confusion_matrix, scores
 from faceparse.parallel import parallel_map
-from faceparse.records import (Selection, TrainSummary, flip_files, read_index, read_json, read_mask,
+from faceparse.records import (Selection, TrainSummary, evenly_spaced, flip_files, read_index, read_json, read_mask,
                                split_files)
 from faceparse.report import tables
 from faceparse.report.figures import (class_frequency_figure, confusion_figure, error_map, image_grid_figure, score_bars_figure,
                                       thumb_mask, thumb_rgb, training_curves_figure)
-from faceparse.scalars import read_scalars
+from faceparse.train.scalars import read_scalars
 
 log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- data
-
-def _spread(n: int, count: int) -> list[int]:
-    """``count`` indices spread evenly over ``range(n)`` (deterministic)."""
-    if n <= count:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
-
 
 def data_section(validation_json: str | Path, flip_json: str | Path | None, stats_json: str | Path, *,
                  samples_png: str | Path, summary_html: str | Path, class_frequency_png: str | Path | None = None,
@@ -48,12 +41,12 @@ def data_section(validation_json: str | Path, flip_json: str | Path | None, stat
     flipped = flip_files(flip_json) if flip_json else None
     flipped_at = {name: i for i, name in enumerate(flipped.names)} if flipped else {}
     rows, row_titles = [], []
-    for i in _spread(len(files.names), count):
+    for i in evenly_spaced(len(files.names), count):
         name = files.names[i]
-        row = [thumb_rgb(files.images[i]), colourise(thumb_mask(files.masks[i]))]
+        row = [thumb_rgb(files.images[i]), colour_mask(thumb_mask(files.masks[i]))]
         j = flipped_at.get(f"{name}_flip")
         if j is not None and Path(flipped.images[j]).exists():
-            row += [thumb_rgb(flipped.images[j]), colourise(thumb_mask(flipped.masks[j]))]
+            row += [thumb_rgb(flipped.images[j]), colour_mask(thumb_mask(flipped.masks[j]))]
         rows.append(row)
         row_titles.append(name)
     title = f"{split} samples: image and label mask" + (", original and flipped" if flip else "")
@@ -136,7 +129,7 @@ def worst_images_figure(validation_json: str | Path, pred_dir: str | Path, image
                           .resize(size, Image.Resampling.NEAREST))
         labelled = truth < NUM_CLASSES  # ignore pixels (255) are neither right nor wrong
         wrong = float(np.mean(truth[labelled] != pred[labelled]) * 100) if labelled.any() else 0.0
-        rows.append([image, colourise(truth), colourise(pred), error_map(image, truth, pred)])
+        rows.append([image, colour_mask(truth), colour_mask(pred), error_map(image, truth, pred)])
         cell_titles.append([f"{s['name']}", "truth", f"prediction: mIoU {s['mIoU']:.1f}",
                             f"errors: {wrong:.1f}% px"])
     return image_grid_figure(rows, path, title=f"{model}: the {len(rows)} worst val images (per-image mIoU)",
@@ -169,14 +162,14 @@ def submission_section(validation_json: str | Path, pred_dir: str | Path, check_
     """A grid of test images with their predicted masks, and the submission check as an HTML table."""
     files = split_files(validation_json, split)
     pred_dir = Path(pred_dir)
-    picks = [i for i in _spread(len(files.names), count) if (pred_dir / f"{files.names[i]}.png").exists()]
+    picks = [i for i in evenly_spaced(len(files.names), count) if (pred_dir / f"{files.names[i]}.png").exists()]
     rows, cell_titles, row, titles = [], [], [], []
     for i in picks:
         image = thumb_rgb(files.images[i])
         size = (image.shape[1], image.shape[0])
         pred = np.asarray(Image.fromarray(read_mask(pred_dir / f"{files.names[i]}.png"))
                           .resize(size, Image.Resampling.NEAREST))
-        row += [image, colourise(pred), overlay(image, pred)]
+        row += [image, colour_mask(pred), overlay(image, pred)]
         titles += [files.names[i], "prediction", "overlay"]
         if len(row) == 6:
             rows.append(row)

@@ -10,7 +10,18 @@ from pathlib import Path
 from faceparse.labels import CLASSES, PALETTE
 
 __all__ = ["page", "table", "data_summary_html", "evaluation_html", "check_html", "provenance_html",
-           "held_out_note"]
+           "held_out_note", "duration_text"]
+
+def duration_text(seconds: float | None) -> str:
+    """A run time for a person: ``41.0 s``, ``3.2 min``, ``1.25 h``; ``n/a`` when unknown."""
+    if seconds is None:
+        return "n/a"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
 
 NOT_HELD_OUT = ("These val scores are not held out: the model was trained on the val images too "
                 "(train_on_val: true). They show how well it fits its training data, not how it does on "
@@ -202,13 +213,27 @@ def _short(sha: str | None, n: int = 16) -> str:
 
 
 def provenance_html(prov: dict) -> str:
-    code, data = prov.get("code", {}), prov.get("data", {})
+    """The provenance record as one page: code, data, models, config, environment, run times, outputs."""
+    body = ["<p>What produced these results: code, data, config, checkpoints; "
+            "the full record is <code>results/provenance/provenance.json</code>.</p>"]
+    body += _code_section(prov.get("code", {}), prov.get("created", ""))
+    body += _data_section(prov.get("data", {}))
+    body.append("<h2>Models and submissions</h2>")
+    for name, m in prov.get("models", {}).items():
+        body += _model_section(name, m)
+    for name, e in prov.get("ensembles", {}).items():
+        body += _ensemble_section(name, e)
+    body += ["<h2>Resolved workflow config</h2>",
+             f"<pre>{esc(prov.get('config_yaml') or json.dumps(prov.get('config'), indent=2))}</pre>"]
+    body += _environment_section(prov.get("environment", {}), prov.get("runtimes", []), prov.get("outputs", {}))
+    return page("Provenance", "\n".join(body))
+
+
+def _code_section(code: dict, created: str) -> list[str]:
     dirty = code.get("dirty")
     dirty_txt = ('<span class="bad">yes (uncommitted changes)</span>' if dirty else
                  '<span class="ok">no</span>' if dirty is not None else "unknown (not a git checkout)")
-    body = ["<p>What produced these results: code, data, config, checkpoints; "
-            "the full record is <code>results/provenance/provenance.json</code>.</p>",
-            "<h2>Code</h2>",
+    return ["<h2>Code</h2>",
             table(None, [
                 ["git commit", f"<code>{esc(code.get('commit') or 'n/a')}</code>"],
                 ["branch", esc(code.get("branch") or "n/a")],
@@ -219,72 +244,77 @@ def provenance_html(prov: dict) -> str:
                  f" <span class='muted'>({num(code.get('files', 0))} files under "
                  f"{esc(', '.join(code.get('paths', [])))})</span>"],
                 ["snakemake", esc(code.get("snakemake") or "n/a")],
-                ["created", esc(prov.get("created", ""))],
+                ["created", esc(created)],
             ])]
+
+
+def _data_section(data: dict) -> list[str]:
     split_rows = [[esc(s), num(v["files"]), num(v["bytes"]), f"<code>{esc(v['sha256'])}</code>"]
                   for s, v in data.get("splits", {}).items()]
     split_rows.append(["<b>all</b>", num(data.get("files", 0)), num(data.get("bytes", 0)),
                        f"<code><b>{esc(data.get('sha256'))}</b></code>"])
-    body += ["<h2>Dataset fingerprint</h2>",
-             "<p class='muted'>sha256 over the sorted (relative name, size, content sha256) of every image and "
-             "mask in <code>results/data/validation.json</code>.</p>",
-             f"<p>Layout <code>{esc(data.get('layout'))}</code>, root <code>{esc(data.get('root'))}</code>; "
-             f"normalisation mean {_rgb(data.get('stats', {}).get('mean'))}, "
-             f"std {_rgb(data.get('stats', {}).get('std'))} (0-255 RGB).</p>",
-             table(["split", "files", "bytes", "sha256"], split_rows, numeric=(1, 2))]
-    body.append("<h2>Models and submissions</h2>")
-    for name, m in prov.get("models", {}).items():
-        ckpt, val = m.get("checkpoint", {}), m.get("val", {})
-        sub = m.get("submission") or {}
-        resolved = m.get("resolved_config", {})
-        rows = [
-            ["config", f"<code>{esc(m.get('config_file'))}</code> → resolved <code>{esc(resolved.get('path'))}</code>"
-                       f" (sha256 <code>{esc(resolved.get('sha256'))}</code>)"],
-            ["checkpoint", f"<code>{esc(ckpt.get('path'))}</code> ({num(ckpt.get('bytes'))} bytes)"],
-            ["checkpoint sha256", f"<code>{esc(ckpt.get('sha256'))}</code>"],
-            ["selected", f"iteration {num(m.get('iter'))} of {num(m.get('max_iters'))}, "
-                         f"val mIoU during training {num(m.get('select_mIoU'))}"],
-            ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"
-                         + (' <span class="bad">(not held out: trained on val)</span>'
-                            if val.get("train_on_val") else "")],
+    return ["<h2>Dataset fingerprint</h2>",
+            "<p class='muted'>sha256 over the sorted (relative name, size, content sha256) of every image and "
+            "mask in <code>results/data/validation.json</code>.</p>",
+            f"<p>Layout <code>{esc(data.get('layout'))}</code>, root <code>{esc(data.get('root'))}</code>; "
+            f"normalisation mean {_rgb(data.get('stats', {}).get('mean'))}, "
+            f"std {_rgb(data.get('stats', {}).get('std'))} (0-255 RGB).</p>",
+            table(["split", "files", "bytes", "sha256"], split_rows, numeric=(1, 2))]
+
+
+def _model_section(name: str, m: dict) -> list[str]:
+    ckpt, val = m.get("checkpoint", {}), m.get("val", {})
+    sub = m.get("submission") or {}
+    resolved = m.get("resolved_config", {})
+    rows = [
+        ["config", f"<code>{esc(m.get('config_file'))}</code> → resolved <code>{esc(resolved.get('path'))}</code>"
+                   f" (sha256 <code>{esc(resolved.get('sha256'))}</code>)"],
+        ["checkpoint", f"<code>{esc(ckpt.get('path'))}</code> ({num(ckpt.get('bytes'))} bytes)"],
+        ["checkpoint sha256", f"<code>{esc(ckpt.get('sha256'))}</code>"],
+        ["selected", f"iteration {num(m.get('iter'))} of {num(m.get('max_iters'))}, "
+                     f"val mIoU during training {num(m.get('select_mIoU'))}"],
+        ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"
+                     + (' <span class="bad">(not held out: trained on val)</span>'
+                        if val.get("train_on_val") else "")],
+        ["val mF1", f"{num(val.get('mF1_no_tta'))} without TTA, {num(val.get('mF1_tta'))} with TTA"],
+    ]
+    if sub:
+        rows += [["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
+                 ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"]]
+    body = [f"<h3>{esc(name)}</h3>", held_out_note(val.get("train_on_val")), table(None, rows)]
+    if resolved.get("text"):
+        body.append(f"<details><summary>the resolved mmseg config of {esc(name)}</summary>"
+                    f"<pre>{esc(resolved['text'])}</pre></details>")
+    return body
+
+
+def _ensemble_section(name: str, e: dict) -> list[str]:
+    val, sub = e.get("val", {}), e.get("submission") or {}
+    members = ", ".join(f"{esc(m['model'])} ×{m['weight']:.3f} (<code>{esc(Path(m['checkpoint']).name)}</code>)"
+                        for m in e.get("members") or [])
+    rows = [["members", members],
+            ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"],
             ["val mF1", f"{num(val.get('mF1_no_tta'))} without TTA, {num(val.get('mF1_tta'))} with TTA"],
-        ]
-        if sub:
-            rows += [["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
-                     ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"]]
-        body += [f"<h3>{esc(name)}</h3>", held_out_note(val.get("train_on_val")), table(None, rows)]
-        if resolved.get("text"):
-            body.append(f"<details><summary>the resolved mmseg config of {esc(name)}</summary>"
-                        f"<pre>{esc(resolved['text'])}</pre></details>")
-    for name, e in prov.get("ensembles", {}).items():
-        val, sub = e.get("val", {}), e.get("submission") or {}
-        members = ", ".join(f"{esc(m['model'])} ×{m['weight']:.3f} (<code>{esc(Path(m['checkpoint']).name)}</code>)"
-                            for m in e.get("members") or [])
-        rows = [["members", members],
-                ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"],
-                ["val mF1", f"{num(val.get('mF1_no_tta'))} without TTA, {num(val.get('mF1_tta'))} with TTA"],
-                ["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
-                ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"]]
-        body += [f"<h3>{esc(name)} (ensemble)</h3>", held_out_note(val.get("train_on_val")), table(None, rows)]
-    body += ["<h2>Resolved workflow config</h2>",
-             f"<pre>{esc(prov.get('config_yaml') or json.dumps(prov.get('config'), indent=2))}</pre>"]
-    env = prov.get("environment", {})
+            ["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
+            ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"]]
+    return [f"<h3>{esc(name)} (ensemble)</h3>", held_out_note(val.get("train_on_val")), table(None, rows)]
+
+
+def _environment_section(env: dict, steps: list[dict], outputs: dict) -> list[str]:
     pkg_rows = [[esc(k), f"<code>{esc(v) if v else '<i>not installed</i>'}</code>"]
                 for k, v in env.get("packages", {}).items()]
-    body += ["<h2>Environment</h2>",
-             table(None, [[esc(k), esc(v)] for k, v in env.items() if k != "packages"]),
-             table(["package", "version"], pkg_rows)]
-    steps = prov.get("runtimes", [])
+    body = ["<h2>Environment</h2>",
+            table(None, [[esc(k), esc(v)] for k, v in env.items() if k != "packages"]),
+            table(["package", "version"], pkg_rows)]
     total = sum(s["s"] for s in steps)
     run_rows = [[esc(s["step"]), num(s["s"], 1), esc(s.get("h:m:s", "")), num(s.get("max_rss")),
                  num(s.get("cpu_time"), 1), num(s.get("runs"))] for s in steps]
     body += [f"<h2>Run time per step (benchmarks/, total {num(total, 1)} s)</h2>",
              table(["step", "seconds", "h:m:s", "max RSS (MB)", "CPU seconds", "runs"], run_rows,
                    numeric=(1, 3, 4, 5))]
-    outputs = prov.get("outputs", {})
     if outputs:
         body += ["<h2>Outputs</h2>",
                  table(["file", "bytes", "sha256"],
                        [[f"<code>{esc(p)}</code>", num(o['bytes']), _short(o['sha256'])] for p, o in outputs.items()],
                        numeric=(1,))]
-    return page("Provenance", "\n".join(body))
+    return body

@@ -1,16 +1,16 @@
-"""The training each process runs: ``python -m faceparse.train_process CONFIG [--launcher pytorch]``.
+"""The training each process runs: ``python -m faceparse.train.process CONFIG [--launcher pytorch]``.
 
-Started by :mod:`faceparse.launch` (through ``torchrun`` for several
+Started by :mod:`faceparse.train.launch` (through ``torchrun`` for several
 processes): resume from the work_dir's newest checkpoint that loads
-(:func:`faceparse.checkpoints.resume_checkpoint`), else start (from ``load_from``
-if the config names one). Its messages carry the step's tag, ``faceparse.train:``.
+(:func:`faceparse.train.checkpoints.resume_checkpoint`), else start (from ``load_from``
+if the config names one). Its messages carry the step's tag, ``faceparse.train.step:``.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from faceparse.checkpoints import checkpoint_iter, resume_checkpoint
+from faceparse.train.checkpoints import checkpoint_iter, resume_checkpoint
 
 
 def _init_cpu_distributed() -> None:
@@ -59,7 +59,7 @@ def run(config_path: str | Path, launcher: str = "none", threads: int | None = N
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m faceparse.train_process", description=run.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m faceparse.train.process", description=run.__doc__)
     parser.add_argument("config", help="a resolved config (results/models/{model}/train/runs/{fingerprint}/config.py)")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")

@@ -1,10 +1,10 @@
 """The train step: train a model on the validated face data, resuming only a run of the same inputs.
 
 :func:`train` resolves the config (:func:`faceparse.mm.config.build_config`),
-takes its training fingerprint (:mod:`faceparse.run_fingerprint`), and trains in
-the run store's folder of that fingerprint (:mod:`faceparse.runs`): a run of the
+takes its training fingerprint (:mod:`faceparse.train.fingerprint`), and trains in
+the run store's folder of that fingerprint (:mod:`faceparse.train.runs`): a run of the
 same inputs is resumed (or found finished), other runs are never touched. It
-dumps the config, runs the training (:func:`faceparse.launch.launch`) and writes
+dumps the config, runs the training (:func:`faceparse.train.launch.launch`) and writes
 ``train.json`` (:func:`summarize`), which names the current run.
 """
 from __future__ import annotations
@@ -15,12 +15,13 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from faceparse.checkpoints import loadable_checkpoints, point_last_checkpoint
-from faceparse.launch import launch
 from faceparse.mm.config import build_config
 from faceparse.records import TrainSummary, read_json, write_json
-from faceparse.run_fingerprint import fingerprint_changes, training_fingerprint
-from faceparse.runs import FINGERPRINT, adopt_legacy_runs, has_run, latest_run, run_dir
+from faceparse.train.checkpoints import loadable_checkpoints, point_last_checkpoint
+from faceparse.train.fingerprint import fingerprint_changes, training_fingerprint
+from faceparse.train.launch import launch
+from faceparse.train.runs import FINGERPRINT, adopt_legacy_runs, has_run, latest_run, run_dir
+from faceparse.train.scalars import read_scalars
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 def read_val_scores(work_dir: str | Path, metric: str = "mIoU") -> list[dict]:
     """Validation ``metric`` per iteration, in percent as mmseg's IoUMetric logs it; an iteration
     validated again by a resumed run (after a checkpoint that did not load) has its last score."""
-    from faceparse.scalars import read_scalars
-
     _, val = read_scalars(work_dir, metric)
     by_iter = {int(row["step"]): round(float(row.get(metric, row.get(f"val/{metric}"))), 6) for row in val}
     return [{"iter": it, metric: score} for it, score in sorted(by_iter.items())]

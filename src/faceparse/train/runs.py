@@ -1,11 +1,11 @@
 """A model's training runs, kept by what they were trained from: ``{train}/runs/{fingerprint}/``.
 
 Every run a model ever trained stays in its own mmengine work_dir, named by the
-first 16 hex digits of its training fingerprint (:mod:`faceparse.run_fingerprint`).
+first 16 hex digits of its training fingerprint (:mod:`faceparse.train.fingerprint`).
 A change of inputs starts a new folder and touches no other, so a revert finds its
 finished run again and trains nothing, and a failed job leaves every run as it was.
 The current run is the one ``train.json`` names. Nothing here deletes a run by
-itself: :func:`remove_runs` removes the runs a user names (``python -m faceparse.runs``).
+itself: :func:`remove_runs` removes the runs a user names (``python -m faceparse.train.runs``).
 
 Work dirs of the layout before this store (the run in ``train/`` itself and one
 generation in ``train.previous/``) are moved into it by :func:`adopt_legacy_runs`.
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceparse.checkpoints import checkpoint_iter, list_checkpoints
+from faceparse.train.checkpoints import checkpoint_iter, list_checkpoints
 from faceparse.records import TrainSummary, read_json, write_json
-from faceparse.run_fingerprint import fingerprint_of
+from faceparse.train.fingerprint import fingerprint_of
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _print_runs(root: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m faceparse.runs",
+    ap = argparse.ArgumentParser(prog="python -m faceparse.train.runs",
                                  description="List a project's stored training runs, or remove the ones you name.")
     ap.add_argument("--models-dir", type=Path, default=Path("results/models"), help="default: results/models")
     sub = ap.add_subparsers(dest="command", required=True)

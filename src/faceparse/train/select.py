@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from faceparse.checkpoints import checkpoint_iter
+from faceparse.train.checkpoints import checkpoint_iter
 from faceparse.records import Selection, TrainSummary
 
 log = logging.getLogger(__name__)

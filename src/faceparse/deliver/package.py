@@ -5,15 +5,13 @@ same base name as the image, values 0..18, the image's size, zipped at the
 archive's top level. :func:`check_predictions` compares a prediction folder
 with the test split of the dataset index (names and each image's size) and
 lists every problem with its file; :func:`package` refuses to write the zip
-while there is any, else writes it atomically (temp file + ``os.replace``)
+while there is any, else writes it atomically (:func:`faceparse.records.atomic_path`)
 with fixed timestamps and sorted entries (the same masks give the same zip)
 and a ``check.json`` summary.
 """
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -23,7 +21,7 @@ from PIL import Image
 
 from faceparse.labels import NUM_CLASSES
 from faceparse.parallel import parallel_map
-from faceparse.records import image_size, sha256_file, split_files, write_json
+from faceparse.records import atomic_path, image_size, sha256_file, split_files, write_json
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +115,7 @@ def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | P
         for p in check["problems"]:
             log.error("%s", p)
         raise SubmissionError(check["problems"])
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=zip_path.parent, prefix=f".{zip_path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in sorted(check["names"]):
                 info = zipfile.ZipInfo(f"{name}.png", date_time=_ZIP_TIME)
@@ -131,11 +126,6 @@ def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | P
             bad = zf.testzip()
             if bad is not None or len(zf.namelist()) != check["expected"]:
                 raise RuntimeError(f"{tmp}: zip verification failed (bad member {bad})")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, zip_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     summary = {
         "ok": True,
         "split": split,

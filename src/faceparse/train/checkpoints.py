@@ -42,6 +42,8 @@ def checkpoint_error(path: str | Path) -> str | None:
     :mod:`faceparse.mm.compat`'s allow-list), memory-mapped, so the tensors are
     not read: a file cut short while saving fails here without reading gigabytes.
     """
+    # deferred: torch and mmseg's registries take seconds to import, which listing or
+    # naming checkpoints (python -m faceparse.train.runs list) does not need
     import torch
 
     from faceparse.mm import compat

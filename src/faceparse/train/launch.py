@@ -1,7 +1,7 @@
 """Run a resolved config's training in a child process: one process, or ``torchrun`` for several GPUs.
 
 :func:`launch` takes the GPUs (:mod:`faceparse.gpus`), starts
-``python -m faceparse.train_process`` (:func:`training_command`) with them and
+``python -m faceparse.train.process`` (:func:`training_command`) with them and
 the thread budget, and stops it with the step: a SIGTERM to the step (Snakemake,
 SLURM) terminates the child, and the child dies with its parent.
 """
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+
+from faceparse import gpus as gpu_locks
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def _die_with_parent() -> None:
 
 def training_command(config_path: str | Path, nproc: int = 1, threads: int | None = None) -> list[str]:
     """The command that trains ``config_path`` with ``nproc`` processes."""
-    entry = ["-m", "faceparse.train_process", str(config_path)]
+    entry = ["-m", "faceparse.train.process", str(config_path)]
     if threads:
         entry += ["--threads", str(threads)]
     if nproc > 1:
@@ -67,8 +69,6 @@ def launch(config_path: str | Path, gpus: int = 0, nproc: int | None = None, thr
     defaults to one process per GPU (one on the CPU); ``threads`` are split
     between the processes.
     """
-    from faceparse import gpus as gpu_locks
-
     nproc = nproc or max(gpus, 1)
     if gpus > 0 and nproc != gpus:
         raise ValueError(f"one process per GPU: gpus={gpus}, nproc={nproc}")

@@ -5,7 +5,7 @@ resolved config without paths, logging and run length; the index entries of the
 splits the model trains on (train, and val only with ``train_on_val``: adding test
 images, or val images when val is held out, changes nothing), stats and the flip
 manifest (their content, not where they are); ``train_on_val``; GPUs and
-processes. :mod:`faceparse.runs` keeps every run under a folder named by it.
+processes. :mod:`faceparse.train.runs` keeps every run under a folder named by it.
 """
 from __future__ import annotations
 

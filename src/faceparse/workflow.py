@@ -1,0 +1,84 @@
+"""What the workflow needs while it builds the DAG, and nothing heavier (no torch, no mmseg, no matplotlib).
+
+The Snakefile and ``rules/common.smk`` import only this module:
+
+- :func:`export_package_path`: the jobs' interpreters find this package;
+- :func:`validate_config`, :func:`check_ensembles`, :func:`check_models`: the config checked
+  before any job (the schema, then what a schema cannot say);
+- :func:`config_sources`: the files a model config inherits (the train rule's inputs);
+- :func:`source_fingerprint`: a cheap fingerprint of a dataset read in place (a rule param);
+- :func:`code_state`: the git state and code fingerprint (the provenance rule's param).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, MutableMapping
+from pathlib import Path
+
+import jsonschema
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from faceparse.data.celebamask import release_fingerprint
+from faceparse.data.fingerprint import listing_fingerprint
+from faceparse.model_configs import check_models, config_sources
+from faceparse.report.provenance import code_state
+
+__all__ = ["export_package_path", "validate_config", "check_ensembles", "check_models", "config_sources",
+           "source_fingerprint", "code_state"]
+
+
+def export_package_path() -> str:
+    """Put this package's source folder first on PYTHONPATH for the jobs' interpreters.
+
+    In `.venv` the package is installed (editable) anyway; `--sdm conda` envs and
+    cluster jobs only find it this way. Returns the folder.
+    """
+    src = str(Path(__file__).resolve().parents[1])
+    paths = [src] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return src
+
+
+def validate_config(config: MutableMapping, schema: str | Path) -> None:
+    """Snakemake's schema validation (defaults filled in), failing with the problem and where it
+    is in the config, not the whole schema that jsonschema's message prints after it."""
+    try:
+        validate(config, str(schema))
+    except WorkflowError as err:
+        cause = err.__context__  # snakemake raises it while handling jsonschema's error
+        if not isinstance(cause, jsonschema.ValidationError):
+            raise
+        where = ".".join(str(p) for p in cause.absolute_path) or "the top level"
+        raise WorkflowError(f"config: {where}: {cause.message} (schema: {schema})") from None
+
+
+def check_ensembles(ensembles: Mapping[str, Mapping], models: Iterable[str]) -> None:
+    """Refuse, with one message naming every problem, ensembles the schema cannot check:
+    members that are not configured models, a name that is also a model's (their results
+    and zips would collide), and a weight list of the wrong length."""
+    models = list(models)
+    problems = []
+    for name, spec in ensembles.items():
+        members = list(spec.get("models", []))
+        unknown = [m for m in members if m not in models]
+        if unknown:
+            problems.append(f"ensembles.{name}.models: {unknown} not among the configured models {models}")
+        if name in models:
+            problems.append(f"ensembles.{name}: the name is also a model's (results/submission/{name}.zip "
+                            "would be both); rename the ensemble")
+        weights = spec.get("weights")
+        if weights is not None and len(weights) != len(members):
+            problems.append(f"ensembles.{name}.weights: {len(weights)} weights for {len(members)} models")
+    if problems:
+        raise ValueError("config: " + "; ".join(problems))
+
+
+def source_fingerprint(layout: str, root: str | Path | None) -> str:
+    """Paths, sizes and mtimes of the files a data root holds (a mini set, or the CelebAMask-HQ
+    release); empty for generated data."""
+    if layout == "mini":
+        return listing_fingerprint(root)
+    if layout == "celebamask-hq":
+        return release_fingerprint(root)
+    return ""
