@@ -47,7 +47,8 @@ def test_prefers_plain_checkpoint_and_skips_deleted(tmp_path):
 def test_pinned_iteration(tmp_path):
     _, summary = fabricate(tmp_path)
     assert choose(summary, select_iter=8) == {
-        "checkpoint": str(tmp_path / "train" / "iter_8.pth"), "iter": 8, "mIoU": 0.51}
+        "checkpoint": str(tmp_path / "train" / "iter_8.pth"), "iter": 8, "mIoU": 0.51, "metric": "mIoU",
+        "score": 0.51}
     with pytest.raises(ValueError, match="select_iter=12"):
         choose(summary, select_iter=12)
 
@@ -58,3 +59,20 @@ def test_unvalidated_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="no val mIoU"):
         choose(summary)
     assert choose(summary, select_iter=32)["mIoU"] is None
+
+
+def test_selection_by_f_score(tmp_path):
+    """selection.metric: mF1 picks the best val mF1 (not the best mIoU) and best.json says so."""
+    path, summary = fabricate(tmp_path, scores=(0.5, 0.9, 0.6, 0.7))
+    for row, f1 in zip(summary["val"], (0.7, 0.6, 0.8, 0.75)):
+        row["mF1"] = f1
+    path.write_text(json.dumps(summary))
+    best = select(path, tmp_path / "best.json", metric="mF1")
+    assert best["iter"] == 24 and best["metric"] == "mF1" and best["score"] == 0.8 and best["mIoU"] == 0.6
+    assert Selection.read(tmp_path / "best.json").metric == "mF1"
+    assert select(path, tmp_path / "best_iou.json")["iter"] == 16  # the default: mIoU
+
+    for row in summary["val"]:
+        del row["mF1"]  # a run validated before mF1 was logged
+    with pytest.raises(ValueError, match="no val mF1 .*FaceParseMetric"):
+        choose(summary, metric="mF1")

@@ -187,6 +187,8 @@ def test_train_resumes_from_last_checkpoint(data, tmp_path):
     run = _run(out)
     assert run.parent == (work_dir / "runs").resolve()
     assert first["config"] == str(run / "config.py") and first["max_iters"] == 4
+    assert first["parameters"] == 12_039_443  # demo_tiny's, as the challenge counts them
+    assert set(first["val"][0]) == {"iter", "mIoU", "mF1", "mF1_19"}  # FaceParseMetric's scores
 
     # A longer rerun continues from iter 4, not from 0, with the schedule stretched to 6.
     second = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"],

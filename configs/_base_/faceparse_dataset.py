@@ -57,5 +57,6 @@ val_dataloader = dict(
         data_prefix=dict(img_path='', seg_map_path=''),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mmseg's mIoU plus mF1 (18 foreground classes) and mF1_19 (all 19): faceparse.mm.evaluation
+val_evaluator = dict(type='FaceParseMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator

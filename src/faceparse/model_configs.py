@@ -24,7 +24,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 __all__ = ["OVERRIDE_KEY", "NEW_KEYS", "config_sources", "override_problems", "load_config",
-           "keep_iters_problems", "check_models"]
+           "keep_iters_problems", "pretrained_sources", "check_models"]
 
 # A Config.merge_from_dict key: dotted names, list indices as numbers (param_scheduler.1.end).
 OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))*")
@@ -175,6 +175,29 @@ def keep_iters_problems(cfg: Config, keep_iters: Iterable[int]) -> list[str]:
             problems.append(f"select_iter={it} is not a checkpoint iteration (default_hooks.checkpoint.interval="
                             f"{interval}, max_iters={max_iters}); pin a multiple of the interval or override it")
     return problems
+
+
+def pretrained_sources(cfg: Mapping, where: str = "") -> list[str]:
+    """Every place a config would load pretrained weights: ``pretrained`` set (True: timm's hub,
+    a path: a file), ``pretrained_file``, an ``init_cfg`` of type ``Pretrained``, ``load_from``."""
+    found = []
+    if isinstance(cfg, Mapping):
+        for key, value in cfg.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key == "pretrained" and value not in (False, None, ""):
+                found.append(f"{path}={value!r} ({'weights from the hub' if value is True else 'a weights file'})")
+            elif key == "pretrained_file" and value:
+                found.append(f"{path}={value!r} (a weights file)")
+            elif key == "load_from" and value and not where:
+                found.append(f"{path}={value!r} (a checkpoint to start from)")
+            elif key == "init_cfg" and isinstance(value, Mapping) and value.get("type") == "Pretrained":
+                found.append(f"{path}: Pretrained from {value.get('checkpoint')!r}")
+            else:
+                found += pretrained_sources(value, path)
+    elif isinstance(cfg, list | tuple):
+        for i, value in enumerate(cfg):
+            found += pretrained_sources(value, f"{where}.{i}")
+    return found
 
 
 def _model_problems(name: str, spec: Mapping, base_dir: Path) -> list[str]:

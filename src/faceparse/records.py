@@ -180,8 +180,9 @@ def _from_json(cls, path: Path, kind: str):
 
 @dataclass
 class TrainSummary:
-    """train.json: a model's work dir, its dumped config, the checkpoints that exist and load,
-    the val scores per validated iteration and what the run was trained on."""
+    """train.json: a model's work dir (its run), its dumped config, the checkpoints that exist and
+    load, the val scores per validated iteration (mIoU, and mF1/mF1_19 where logged), what the run
+    was trained on, and the model's parameter count (as the challenge counts it)."""
 
     work_dir: str
     config: str
@@ -190,6 +191,7 @@ class TrainSummary:
     train_on_val: bool = False
     fingerprint: str | None = None
     val: list[dict] = field(default_factory=list)
+    parameters: int | None = None
 
     def write(self, path: str | Path) -> None:
         path = Path(path)
@@ -211,12 +213,14 @@ class TrainSummary:
 
 @dataclass
 class Selection:
-    """best.json: the checkpoint a model is evaluated and submitted with, its iteration and
-    val mIoU (None when that iteration was not validated)."""
+    """best.json: the checkpoint a model is evaluated and submitted with, its iteration, its val
+    mIoU, and the metric that picked it with its value (None when that iteration was not validated)."""
 
     checkpoint: str
     iter: int
     mIoU: float | None = None
+    metric: str = "mIoU"
+    score: float | None = None
 
     def write(self, path: str | Path) -> None:
         path = Path(path)

@@ -3,8 +3,9 @@
 The Snakefile and ``rules/common.smk`` import only this module:
 
 - :func:`export_package_path`: the jobs' interpreters find this package;
-- :func:`validate_config`, :func:`check_ensembles`, :func:`check_models`: the config checked
-  before any job (the schema, then what a schema cannot say);
+- :func:`validate_config`, :func:`check_ensembles`, :func:`check_models`, :func:`check_rules`:
+  the config checked before any job (the schema, then what a schema cannot say, then the
+  challenge's rules);
 - :func:`config_sources`: the files a model config inherits (the train rule's inputs);
 - :func:`source_fingerprint`: a cheap fingerprint of a dataset read in place (a rule param);
 - :func:`code_state`: the git state and code fingerprint (the provenance rule's param).
@@ -21,11 +22,11 @@ from snakemake.utils import validate
 
 from faceparse.data.celebamask import release_fingerprint
 from faceparse.data.fingerprint import listing_fingerprint
-from faceparse.model_configs import check_models, config_sources
+from faceparse.model_configs import check_models, config_sources, load_config, pretrained_sources
 from faceparse.report.provenance import code_state
 
-__all__ = ["export_package_path", "validate_config", "check_ensembles", "check_models", "config_sources",
-           "source_fingerprint", "code_state"]
+__all__ = ["export_package_path", "validate_config", "check_ensembles", "check_models", "check_rules",
+           "config_sources", "source_fingerprint", "code_state"]
 
 
 def export_package_path() -> str:
@@ -82,3 +83,28 @@ def source_fingerprint(layout: str, root: str | Path | None) -> str:
     if layout == "celebamask-hq":
         return release_fingerprint(root)
     return ""
+
+
+def check_rules(config: Mapping, base_dir: str | Path) -> None:
+    """Refuse, in one ``ValueError`` naming every problem, what the config's ``rules`` forbid:
+    a model with ``max_params`` parameters or more, pretrained weights, an ensemble."""
+    rules, problems = config.get("rules") or {}, []
+    if rules.get("ensembles") is False and config.get("ensembles"):
+        problems.append(f"ensembles: {sorted(config['ensembles'])}: the rules allow no ensembles "
+                        "(rules.ensembles: false)")
+    for name, spec in config["models"].items():
+        cfg = load_config(Path(base_dir) / spec["config"], spec.get("overrides") or {})
+        if rules.get("pretrained") is False:
+            problems += [f"models.{name}: loads pretrained weights, which the rules forbid (rules.pretrained: "
+                         f"false): {source}" for source in pretrained_sources(cfg.to_dict())]
+        limit = rules.get("max_params")
+        if limit is not None:
+            # deferred: torch and mmseg take seconds to import, paid only under a parameter budget
+            from faceparse.mm.params import count_parameters
+
+            count = count_parameters(cfg.model)
+            if count >= limit:
+                problems.append(f"models.{name}: {count:,} parameters; the rules allow fewer than {limit:,} "
+                                f"(rules.max_params, counted as sum(p.numel() for p in model.parameters()))")
+    if problems:
+        raise ValueError("config: " + "\n  ".join(["the challenge's rules refuse:", *problems]))

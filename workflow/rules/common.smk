@@ -9,13 +9,16 @@ REPO_ROOT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).res
 MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
 
-from faceparse.workflow import check_ensembles, check_models, code_state, config_sources, source_fingerprint
+from faceparse.workflow import (check_ensembles, check_models, check_rules, code_state, config_sources,
+                                source_fingerprint)
 
 # What the schema cannot say, refused here, before any job: members must be configured
 # models; override keys must exist in the model's config and keep their values' kinds;
-# a pinned select_iter must be a checkpoint the run will save.
+# a pinned select_iter must be a checkpoint the run will save; the challenge's rules
+# (parameter budget, no pretrained weights, no ensembles) hold.
 check_ensembles(config["ensembles"], MODELS)
 check_models(config["models"], REPO_ROOT)
+check_rules(config, REPO_ROOT)
 ENSEMBLES = list(config["ensembles"])
 
 
@@ -164,11 +167,12 @@ def per_model(*outputs) -> list[str]:
 
 
 def leaderboard_input(wildcards) -> dict:
-    """Every model's and ensemble's val_metrics.json, the models' best.json and the train jobs'
-    benchmarks (their training time)."""
+    """Every model's and ensemble's val_metrics.json, the models' best.json, train.json (their
+    parameter count) and the train jobs' benchmarks (their training time)."""
     return {
         "metrics": per_model(rules.evaluate.output.metrics),
         "best": per_model(rules.select.output.best),
+        "train": per_model(rules.train.output.train),
         "train_benchmarks": per_model(rules.train.benchmark),
         "ensemble_metrics": per_ensemble(rules.ensemble_evaluate.output.metrics),
     }

@@ -37,6 +37,8 @@ rule select:
         best="results/models/{model}/best.json",
     params:
         select_iter=model_select_iter,
+        # the val score that picks the checkpoint: mIoU (2022 rules) or mF1 (later editions)
+        metric=config["selection"]["metric"],
     log:
         "logs/models/{model}/select.log",
     threads: 1

@@ -7,7 +7,8 @@ from faceparse.report.leaderboard import write_leaderboard  # noqa: E402
 
 inp, params = snakemake.input, snakemake.params  # noqa: F821
 models = {
-    model: {"metrics": inp.metrics[i], "best": inp.best[i], "train_benchmark": inp.train_benchmarks[i]}
+    model: {"metrics": inp.metrics[i], "best": inp.best[i], "train": inp.train[i],
+            "train_benchmark": inp.train_benchmarks[i]}
     for i, model in enumerate(params.models)
 }
 ensembles = {

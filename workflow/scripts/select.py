@@ -9,4 +9,5 @@ select(
     train_json=snakemake.input.train,  # noqa: F821
     best_json=snakemake.output.best,  # noqa: F821
     select_iter=snakemake.params.select_iter,  # noqa: F821
+    metric=snakemake.params.metric,  # noqa: F821
 )

@@ -4,7 +4,10 @@ Configs load them with
 ``custom_imports = dict(imports=['faceparse.mm'], allow_failed_imports=False)``.
 Importing this package first allow-lists the globals mmengine checkpoints need
 under torch's ``weights_only`` loading (:mod:`faceparse.mm.compat`), then
-registers each module below. One line per module.
+registers each module below. One line per module. (:mod:`.config` and :mod:`.pipelines`
+resolve configs and are imported where they are used.)
+
+May import: the ground floor and :mod:`faceparse.model_configs`. Not the stages: they import mm.
 """
 from . import compat
 
@@ -12,6 +15,7 @@ compat.apply()
 
 from . import backbone  # noqa: E402,F401  TimmFeatureBackbone
 from . import datasets  # noqa: E402,F401  FaceParseDataset
+from . import evaluation  # noqa: E402,F401  FaceParseMetric
 from . import hooks  # noqa: E402,F401  ResumeScheduleHook, PinnedCheckpointHook
 from . import losses  # noqa: E402,F401  ClassWeightedCrossEntropyLoss
 from . import optim  # noqa: E402,F401  TimmLayerDecayOptimizerConstructor

@@ -1,10 +1,13 @@
-"""The predict stage: selected checkpoints in, masks and scores out.
+"""The predict stage: selected checkpoints in, masks, scores and portable models out.
 
 A model is an ensemble of one: :mod:`.models` loads the members a rule names,
 :mod:`.runner` streams a split through their views batch by batch (TTA included),
 :mod:`.steps` are the evaluate and predict steps over one or several members, and
-:mod:`.metrics` scores confusion matrices (mIoU, mF1).
+:mod:`.metrics` scores confusion matrices (mIoU, mF1). :mod:`.export` writes a model to
+ONNX and checks it against PyTorch; :mod:`.onnx` holds the ONNX contract, the model
+backends and the face-aware TTA parser; :mod:`.parse` is the command that parses a
+folder of photos with them.
 
 May import: the ground floor (records, labels, parallel), :mod:`faceparse.mm`, and
-:mod:`faceparse.train.scalars`/records through :mod:`faceparse.records`. Not deliver or report.
+:func:`faceparse.deliver.colourise.overlay` (parse's overlays). Not train or report.
 """

@@ -8,4 +8,8 @@
 - :mod:`faceparse.report.provenance` — what produced a result: git commit and
   dirty state, code and dataset fingerprints, package versions, checkpoint
   hashes, per-step run times from Snakemake's benchmark files.
+
+May import: the ground floor, and the torch-free readers of the stages before it
+(:mod:`faceparse.train.scalars`, :mod:`faceparse.predict.metrics`,
+:func:`faceparse.deliver.colourise.overlay`). No torch, no mmseg.
 """

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from faceparse.labels import CLASSES
-from faceparse.records import Selection, read_json
+from faceparse.records import Selection, TrainSummary, read_json
 from faceparse.report import tables
 from faceparse.report.figures import NO_TTA_COLOUR, TTA_COLOUR, plt, save_figure
 from faceparse.report.provenance import read_benchmark
@@ -39,14 +39,16 @@ def leaderboard_rows(models: Mapping[str, Mapping], ensembles: Mapping[str, Mapp
     """Rows, best first (val mIoU with TTA, then without; missing scores last).
 
     ``models[name]``: ``metrics`` (val_metrics.json), ``best`` (best.json), ``train_benchmark``
-    (benchmarks/models/{name}/train.tsv). ``ensembles[name]``: ``metrics`` and ``members``
-    (model names); an ensemble's weights are read from its val_metrics.json.
+    (benchmarks/models/{name}/train.tsv), optionally ``train`` (train.json: the parameter count).
+    ``ensembles[name]``: ``metrics`` and ``members`` (model names); an ensemble's weights are
+    read from its val_metrics.json, its parameters are its members'.
     """
     rows = {}
     for name, files in models.items():
         selection = Selection.read(files["best"])
+        parameters = TrainSummary.read(files["train"]).parameters if files.get("train") else None
         rows[name] = {"name": name, "kind": "model", "iter": selection.iter, "select_iter": str(selection.iter),
-                      "train_seconds": _train_seconds(files["train_benchmark"]),
+                      "train_seconds": _train_seconds(files["train_benchmark"]), "parameters": parameters,
                       **_scores(read_json(files["metrics"]))}
     for name, files in (ensembles or {}).items():
         metrics = read_json(files["metrics"])
@@ -55,11 +57,13 @@ def leaderboard_rows(models: Mapping[str, Mapping], ensembles: Mapping[str, Mapp
         if missing:
             raise ValueError(f"{files['metrics']}: ensemble {name} has members {missing} without a leaderboard row")
         seconds = [rows[m]["train_seconds"] for m in files["members"]]
+        parameters = [rows[m]["parameters"] for m in files["members"]]
         rows[name] = {
             "name": name, "kind": "ensemble", "iter": None,
             "members": [(m["model"], m["weight"]) for m in members],
             "select_iter": " + ".join(f"{m}@{rows[m]['iter']}" for m in files["members"]),
             "train_seconds": None if None in seconds else sum(seconds),
+            "parameters": None if None in parameters else sum(parameters),
             **_scores(metrics),
         }
 
@@ -84,16 +88,17 @@ def _entry(row: dict) -> str:
 
 def leaderboard_html(rows: Sequence[dict]) -> str:
     """The leaderboard as one HTML table."""
-    header = ["rank", "model", "mIoU no TTA", "mIoU TTA", "mF1 no TTA", "mF1 TTA", "selected iteration",
-              "training time", "val held out", *(f"IoU {c}" for c in CLASSES)]
+    header = ["rank", "model", "mIoU no TTA", "mIoU TTA", "mF1 no TTA", "mF1 TTA", "parameters",
+              "selected iteration", "training time", "val held out", *(f"IoU {c}" for c in CLASSES)]
     body_rows = [[tables.num(i + 1), _entry(r), tables.num(r["mIoU_no_tta"]), tables.num(r["mIoU_tta"]),
-                  tables.num(r["mF1_no_tta"]), tables.num(r["mF1_tta"]), tables.esc(r["select_iter"]),
-                  tables.duration_text(r["train_seconds"]), _held_out(r["train_on_val"]),
-                  *(tables.num(v) for v in r["IoU_tta"])]
+                  tables.num(r["mF1_no_tta"]), tables.num(r["mF1_tta"]), tables.num(r.get("parameters")),
+                  tables.esc(r["select_iter"]), tables.duration_text(r["train_seconds"]),
+                  _held_out(r["train_on_val"]), *(tables.num(v) for v in r["IoU_tta"])]
                  for i, r in enumerate(rows)]
-    numeric = (0, 2, 3, 4, 5, 7, *range(9, 9 + len(CLASSES)))
+    numeric = (0, 2, 3, 4, 5, 6, 8, *range(10, 10 + len(CLASSES)))
     notes = ("<p>Val scores in %, best mIoU with TTA first; mIoU over the 19 classes, mF1 over the 18 foreground "
-             "classes; per-class IoU with TTA. Training time: the model's last train job (benchmarks/); an "
+             "classes; per-class IoU with TTA. Parameters: sum(p.numel() for p in model.parameters()), as the "
+             "challenge counts them (an ensemble's: its members'). Training time: the model's last train job (benchmarks/); an "
              "ensemble's is the sum of its members'. An ensemble averages its members' TTA probabilities "
              "(×: normalised weights). <i>val held out: no</i> means the model saw the val images in training, "
              "so its val scores do not measure unseen faces.</p>")

@@ -238,6 +238,9 @@ def checkpoint_record(best_json: str | Path, train_json: str | Path) -> dict:
     record = {
         "iter": best.iter,
         "select_mIoU": best.mIoU,
+        "select_metric": best.metric,
+        "select_score": best.score,
+        "parameters": train.parameters,
         "max_iters": train.max_iters,
         "work_dir": train.work_dir,
         "checkpoint": file_record(best.checkpoint),

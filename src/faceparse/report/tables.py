@@ -271,8 +271,10 @@ def _model_section(name: str, m: dict) -> list[str]:
                    f" (sha256 <code>{esc(resolved.get('sha256'))}</code>)"],
         ["checkpoint", f"<code>{esc(ckpt.get('path'))}</code> ({num(ckpt.get('bytes'))} bytes)"],
         ["checkpoint sha256", f"<code>{esc(ckpt.get('sha256'))}</code>"],
-        ["selected", f"iteration {num(m.get('iter'))} of {num(m.get('max_iters'))}, "
-                     f"val mIoU during training {num(m.get('select_mIoU'))}"],
+        ["parameters", num(m.get("parameters"))],
+        ["selected", f"iteration {num(m.get('iter'))} of {num(m.get('max_iters'))} by val "
+                     f"{esc(m.get('select_metric') or 'mIoU')} during training "
+                     f"{num(m.get('select_score', m.get('select_mIoU')))}"],
         ["val mIoU", f"{num(val.get('mIoU_no_tta'))} without TTA, {num(val.get('mIoU_tta'))} with TTA"
                      + (' <span class="bad">(not held out: trained on val)</span>'
                         if val.get("train_on_val") else "")],

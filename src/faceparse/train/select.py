@@ -10,13 +10,14 @@ from faceparse.records import Selection, TrainSummary
 log = logging.getLogger(__name__)
 
 
-def choose(summary: dict, select_iter: int | None = None) -> dict:
-    """``{"checkpoint", "iter", "mIoU"}`` from a ``train.json`` summary.
+def choose(summary: dict, select_iter: int | None = None, metric: str = "mIoU") -> dict:
+    """``{"checkpoint", "iter", "mIoU", "metric", "score"}`` from a ``train.json`` summary.
 
-    With ``select_iter`` the checkpoint of that iteration (its val mIoU, or null
-    when it was not validated); otherwise the checkpoint with the best val mIoU,
-    the later one on a tie. Checkpoints deleted since (``max_keep_ckpts``) are
-    not candidates. A plain ``iter_N.pth`` is preferred to its ``best_*`` copy.
+    With ``select_iter`` the checkpoint of that iteration (its val scores, or null
+    when it was not validated); otherwise the checkpoint with the best val ``metric``
+    (``mIoU`` or ``mF1``), the later one on a tie. Checkpoints deleted since
+    (``max_keep_ckpts``) are not candidates. A plain ``iter_N.pth`` is preferred to
+    its ``best_*`` copy.
     """
     by_iter: dict[int, str] = {}
     for path in summary.get("checkpoints", []):
@@ -27,7 +28,8 @@ def choose(summary: dict, select_iter: int | None = None) -> dict:
             by_iter[it] = path
     if not by_iter:
         raise ValueError("train.json lists no existing checkpoint")
-    scores = {int(v["iter"]): float(v["mIoU"]) for v in summary.get("val", []) if v.get("mIoU") is not None}
+    val = {int(v["iter"]): v for v in summary.get("val", [])}
+    scores = {it: float(v[metric]) for it, v in val.items() if v.get(metric) is not None}
     if select_iter is not None:
         if select_iter not in by_iter:
             raise ValueError(f"select_iter={select_iter}: no such checkpoint; have {sorted(by_iter)} (a "
@@ -38,17 +40,21 @@ def choose(summary: dict, select_iter: int | None = None) -> dict:
     else:
         scored = [it for it in by_iter if it in scores]
         if not scored:
-            raise ValueError(f"no val mIoU for any checkpoint ({sorted(by_iter)}); "
-                             "validate at the checkpoint interval or pin select_iter")
+            hint = (" (mF1 is logged by val_evaluator type='FaceParseMetric', configs/_base_/faceparse_dataset.py)"
+                    if metric != "mIoU" else "")
+            raise ValueError(f"no val {metric} for any checkpoint ({sorted(by_iter)}); validate at the "
+                             f"checkpoint interval or pin select_iter{hint}")
         it = max(scored, key=lambda i: (scores[i], i))
-        reason = "best val mIoU"
-    choice = {"checkpoint": by_iter[it], "iter": it, "mIoU": scores.get(it)}
-    log.info("selected %s (%s, val mIoU %s)", choice["checkpoint"], reason, choice["mIoU"])
+        reason = f"best val {metric}"
+    choice = {"checkpoint": by_iter[it], "iter": it, "mIoU": val.get(it, {}).get("mIoU"), "metric": metric,
+              "score": scores.get(it)}
+    log.info("selected %s (%s, val %s %s)", choice["checkpoint"], reason, metric, choice["score"])
     return choice
 
 
-def select(train_json: str | Path, best_json: str | Path, select_iter: int | None = None) -> dict:
+def select(train_json: str | Path, best_json: str | Path, select_iter: int | None = None,
+           metric: str = "mIoU") -> dict:
     """The select step: read ``train.json``, write ``best.json``."""
-    choice = choose(vars(TrainSummary.read(train_json)), select_iter)
+    choice = choose(vars(TrainSummary.read(train_json)), select_iter, metric)
     Selection(**choice).write(best_json)
     return choice

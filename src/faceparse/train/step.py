@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from faceparse.mm.config import build_config
+from faceparse.mm.params import count_parameters
 from faceparse.records import TrainSummary, read_json, write_json
 from faceparse.train.checkpoints import loadable_checkpoints, point_last_checkpoint
 from faceparse.train.fingerprint import fingerprint_changes, training_fingerprint
@@ -26,16 +27,23 @@ from faceparse.train.scalars import read_scalars
 log = logging.getLogger(__name__)
 
 
-def read_val_scores(work_dir: str | Path, metric: str = "mIoU") -> list[dict]:
-    """Validation ``metric`` per iteration, in percent as mmseg's IoUMetric logs it; an iteration
-    validated again by a resumed run (after a checkpoint that did not load) has its last score."""
-    _, val = read_scalars(work_dir, metric)
-    by_iter = {int(row["step"]): round(float(row.get(metric, row.get(f"val/{metric}"))), 6) for row in val}
-    return [{"iter": it, metric: score} for it, score in sorted(by_iter.items())]
+VAL_SCORES = ("mIoU", "mF1", "mF1_19")
+
+
+def read_val_scores(work_dir: str | Path) -> list[dict]:
+    """The validation scores per iteration (``VAL_SCORES`` that were logged; mF1 and mF1_19 by
+    :class:`faceparse.mm.evaluation.FaceParseMetric`), in percent; an iteration validated again
+    by a resumed run (after a checkpoint that did not load) has its last scores."""
+    _, val = read_scalars(work_dir, "mIoU")
+    by_iter = {}
+    for row in val:
+        scores = {m: row.get(m, row.get(f"val/{m}")) for m in VAL_SCORES}
+        by_iter[int(row["step"])] = {m: round(float(v), 6) for m, v in scores.items() if v is not None}
+    return [{"iter": it, **scores} for it, scores in sorted(by_iter.items())]
 
 
 def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, train_on_val: bool = False,
-              fingerprint: str | None = None) -> dict:
+              fingerprint: str | None = None, parameters: int | None = None) -> dict:
     """The content of ``train.json``: only checkpoints that exist and load are listed."""
     return {
         "work_dir": str(work_dir),
@@ -45,6 +53,7 @@ def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, tra
         "train_on_val": bool(train_on_val),
         "fingerprint": fingerprint,
         "val": read_val_scores(work_dir),
+        "parameters": parameters,
     }
 
 
@@ -107,7 +116,8 @@ def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_
     log.info("resolved config: %s (fingerprint %s)", config_path, fingerprint["sha256"][:16])
     launch(config_path, gpus=gpus, nproc=nproc, threads=threads)
     summary = summarize(run.resolve(), config_path.resolve(), cfg.train_cfg.max_iters,
-                        train_on_val=train_on_val, fingerprint=fingerprint["sha256"])
+                        train_on_val=train_on_val, fingerprint=fingerprint["sha256"],
+                        parameters=count_parameters(cfg.model))
     if not summary["checkpoints"]:
         raise RuntimeError(f"training finished without a checkpoint that loads in {run}")
     point_last_checkpoint(run, summary["checkpoints"])
