@@ -12,7 +12,10 @@ Conventions (the ones of the face-parsing literature, e.g. EHANet, FaRL, SegFace
   left out of the means (as mmseg's ``IoUMetric`` does with ``nanmean``).
 - ``mIoU``: mean over the 19 classes (background included), as the challenge
   and mmseg score it. ``mF1``: mean over the 18 foreground classes
-  (background excluded), as published CelebAMask-HQ F1 results are reported.
+  (background excluded), as published CelebAMask-HQ F1 results are reported;
+  ``mF1_19``: mean over all 19 - the later editions' F-score scorer is not
+  public, so both variants are reported (the training's validation logs both,
+  :class:`faceparse.mm.evaluation.FaceParseMetric`).
 - Scores are percentages (0..100), like mmseg's ``IoUMetric`` and the
   ``mIoU`` it logs during training (what ``best.json`` holds).
 """
@@ -47,7 +50,7 @@ def confusion_matrix(truth: np.ndarray, pred: np.ndarray, num_classes: int = NUM
 def scores(confusion: np.ndarray, background: int = 0) -> dict:
     """IoU and F1 per class and their means from a summed confusion matrix.
 
-    Returns ``{"mIoU", "mF1", "aAcc", "IoU": array, "F1": array, "pixels"}``;
+    Returns ``{"mIoU", "mF1", "mF1_19", "aAcc", "IoU": array, "F1": array, "pixels"}``;
     the arrays hold NaN for classes absent from truth and prediction alike.
     """
     confusion = np.asarray(confusion, dtype=np.float64)
@@ -66,6 +69,7 @@ def scores(confusion: np.ndarray, background: int = 0) -> dict:
     return {
         "mIoU": _nanmean(iou) * 100,
         "mF1": _nanmean(f1[foreground]) * 100,
+        "mF1_19": _nanmean(f1) * 100,
         "aAcc": (tp.sum() / total * 100) if total else math.nan,
         "IoU": iou * 100,
         "F1": f1 * 100,
@@ -92,6 +96,7 @@ def scores_to_json(confusion: np.ndarray, classes=CLASSES) -> dict:
     return {
         "mIoU": _json_float(result["mIoU"]),
         "mF1": _json_float(result["mF1"]),
+        "mF1_19": _json_float(result["mF1_19"]),
         "aAcc": _json_float(result["aAcc"]),
         "IoU": {name: _json_float(v) for name, v in zip(classes, result["IoU"])},
         "F1": {name: _json_float(v) for name, v in zip(classes, result["F1"])},
