@@ -4,13 +4,13 @@ Timed over the same images (synthetic faces of ``faceparse.data.synthetic``,
 512x512 by default; or a pipeline's val split), one process, the same number
 of CPU threads for both:
 
-- ``pytorch``           ``faceparse.predict.inference.run_split`` without TTA - the evaluate
+- ``pytorch``           ``faceparse.predict.runner.run_split`` without TTA - the evaluate
                         step's plain pass: the config's test pipeline, mmseg's
                         ``test_step``, masks at each image's size;
-- ``onnxruntime``       ``faceparse.parse.Parser`` at scale 1.0 with the exported
+- ``onnxruntime``       ``faceparse.predict.parse.Parser`` at scale 1.0 with the exported
                         model - the same decode, resize, the ONNX graph, logits resized
                         back, argmax - writing the same label PNGs;
-- ``faceparse.parse``   the CLI's :func:`faceparse.parse.parse_folder` at scale 1.0 over
+- ``faceparse.predict.parse``   the CLI's :func:`faceparse.predict.parse.parse_folder` at scale 1.0 over
                         the same images: also the overlay JPEGs and parse.json, every
                         file written atomically (more output than ``pytorch`` writes);
 - ``pytorch forward`` / ``onnxruntime forward``  the network alone, 10 calls on one image
@@ -42,11 +42,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceparse.export import export_onnx, exportable, input_resize
+from faceparse.mm.pipelines import input_resize
+from faceparse.predict.export import export_onnx
+from faceparse.predict.exportable import exportable
 from faceparse.mm.pipelines import config_test_pipeline, without_annotations
 from faceparse.predict.models import load_model, model_paths
 from faceparse.predict.runner import run_split
-from faceparse.parse import OnnxBackend, Parser, parse_folder, read_image
+from faceparse.predict.parse import parse_folder
+from faceparse.predict.photo_parser import OnnxBackend, Parser, read_image
 from faceparse.records import SplitFiles, split_files
 
 from bench_predict import _random_checkpoint  # the same random-weight model (bench/ is the script's path)
@@ -134,7 +137,7 @@ def _bench(args, tmp: Path) -> int:
             session.run(["logits"], {"image": x.numpy()})
 
     plan = {"pytorch": (pytorch, len(files.names)), "onnxruntime": (onnxruntime, len(files.names)),
-            "faceparse.parse": (parse_cli, len(files.names)),
+            "faceparse.predict.parse": (parse_cli, len(files.names)),
             "pytorch forward": (pytorch_forward, FORWARDS), "onnxruntime forward": (onnx_forward, FORWARDS)}
     best = _best_times(plan, args.repeat)
     import onnxruntime as ort
@@ -147,7 +150,7 @@ def _bench(args, tmp: Path) -> int:
         "threads": args.threads, "repeat": args.repeat, "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__, "onnxruntime": ort.__version__, "runs": runs,
         "speedup": {"end_to_end": rate["onnxruntime"] / rate["pytorch"],
-                    "parse_cli": rate["faceparse.parse"] / rate["pytorch"],
+                    "parse_cli": rate["faceparse.predict.parse"] / rate["pytorch"],
                     "network": rate["onnxruntime forward"] / rate["pytorch forward"]},
         "mask_agreement_percent": _agreement(tmp / "pred_torch", tmp / "pred_onnx", files.names),
     }

@@ -1,8 +1,8 @@
-"""Peak memory and time of `python -m faceparse.parse` per photo size.
+"""Peak memory and time of `python -m faceparse.predict.parse` per photo size.
 
 One photo per size (a synthetic face of ``faceparse.data.synthetic`` scaled up
 to the size, 4:3, JPEG quality 90) in a folder of its own, parsed by a fresh
-process running the CLI (``faceparse.parse.main``) with an ONNX export on the
+process running the CLI (``faceparse.predict.parse.main``) with an ONNX export on the
 CPU; the process reports its peak resident memory (``VmHWM`` of
 ``/proc/self/status``, else ``getrusage`` ``ru_maxrss``) and its wall time. A
 process that only loads the model gives the baseline. Prints a table, writes
@@ -38,11 +38,11 @@ import json, resource, sys, time
 argv = json.loads(sys.argv[1])
 start = time.perf_counter()
 if argv[0] == "--load-only":
-    from faceparse.parse import load_backend
+    from faceparse.predict.photo_parser import load_backend
     load_backend(argv[1], threads=int(argv[2]))
     status = 0
 else:
-    from faceparse.parse import main
+    from faceparse.predict.parse import main
     status = main(argv)
 seconds = time.perf_counter() - start
 try:
@@ -72,8 +72,9 @@ def _random_onnx(config: str, tmp: Path) -> Path:
     """``config`` with random weights, exported (bench_onnx's model; needs the training stack)."""
     from bench_predict import _random_checkpoint  # bench/ is the script's path
 
-    from faceparse.export import export_onnx, input_resize
-    from faceparse.predict.inference import load_model
+    from faceparse.mm.pipelines import input_resize
+    from faceparse.predict.export import export_onnx
+    from faceparse.predict.models import load_model
 
     model, cfg = load_model(config, _random_checkpoint(config, tmp / "random.pth"), "cpu")
     scale = input_resize(cfg)["scale"] or [512, 512]

@@ -1,4 +1,4 @@
-"""`python -m faceparse.parse`: a folder of photos -> label PNGs and overlays, with face-aware TTA."""
+"""`python -m faceparse.predict.parse`: a folder of photos -> label PNGs and overlays, with face-aware TTA."""
 from __future__ import annotations
 
 import json
@@ -15,12 +15,14 @@ from PIL import Image
 pytest.importorskip("mmcv.ops")
 pytest.importorskip("onnxruntime")
 
-import faceparse.parse as parse_module  # noqa: E402
-from faceparse.export import export_onnx  # noqa: E402
-from faceparse.predict.models import load_model  # noqa: E402
+import faceparse.predict.parse as parse_module  # noqa: E402
+import faceparse.predict.photo_parser as photo_parser  # noqa: E402
+from faceparse.predict.export import export_onnx  # noqa: E402
+from faceparse.predict.models import Member, load_model  # noqa: E402
 from faceparse.predict.steps import predict  # noqa: E402
 from faceparse.labels import NUM_CLASSES, SWAP  # noqa: E402
-from faceparse.parse import ModelError, OnnxBackend, Parser, load_backend, main, read_image  # noqa: E402
+from faceparse.predict.parse import main  # noqa: E402
+from faceparse.predict.photo_parser import ModelError, OnnxBackend, Parser, load_backend, read_image  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
 
 from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
@@ -79,31 +81,31 @@ def test_folder_with_an_unreadable_file(tiny, tmp_path, capsys):
 
 
 def test_cli_runs_as_a_module(tiny, tmp_path):
-    """`python -m faceparse.parse` with a run's best.json; --scales/--no-flip override the TTA; exit 0."""
+    """`python -m faceparse.predict.parse` with a run's best.json; --scales/--no-flip override the TTA; exit 0."""
     root, *_ = tiny
     folder = tmp_path / "in"
     folder.mkdir()
     Image.fromarray(np.full((SIZE, SIZE, 3), 128, np.uint8)).save(folder / "grey.jpg")
-    proc = subprocess.run([sys.executable, "-m", "faceparse.parse", str(folder), str(tmp_path / "out"),
+    proc = subprocess.run([sys.executable, "-m", "faceparse.predict.parse", str(folder), str(tmp_path / "out"),
                            "--model", str(root / "best.json"), "--scales", "1.0", "--no-flip", "--threads", "1"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "1 of 1 images" in proc.stderr
     assert json.loads((tmp_path / "out" / "parse.json").read_text())["tta"] == {"scales": [1.0], "flip": False}
-    bad = subprocess.run([sys.executable, "-m", "faceparse.parse", str(folder), str(tmp_path / "o2"),
+    bad = subprocess.run([sys.executable, "-m", "faceparse.predict.parse", str(folder), str(tmp_path / "o2"),
                           "--model", str(root / "iter_10.pth")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "needs --config" in bad.stderr
 
 
 @pytest.mark.parametrize("kind,strip_rows", [("checkpoint", None), ("onnx", None), ("onnx", 3)])
 def test_tta_matches_faceparse_inference(tiny, tmp_path, monkeypatch, kind, strip_rows):
-    """Multi-scale + face-aware flip TTA of the CLI predicts what faceparse.predict.inference.predict does,
+    """Multi-scale + face-aware flip TTA of the CLI predicts what faceparse.predict.steps.predict does,
     also when the photo is resized back in many row strips (strip_rows rows each)."""
     if strip_rows:
-        monkeypatch.setattr(parse_module, "STRIP_VALUES", NUM_CLASSES * SIZE * strip_rows)
+        monkeypatch.setattr(photo_parser, "STRIP_VALUES", NUM_CLASSES * SIZE * strip_rows)
     root, config, checkpoint, onnx_path, index = tiny
     pred_dir = tmp_path / "pred"
-    predict(config, checkpoint, index, pred_dir=pred_dir, scales=TTA["scales"], flip=TTA["flip"], batch_size=2,
+    predict([Member("m", str(config), str(checkpoint))], index, pred_dir=pred_dir, scales=TTA["scales"], flip=TTA["flip"], batch_size=2,
             threads=1, device="cpu")
     backend = load_backend(onnx_path if kind == "onnx" else root / "best.json", threads=1)
     parser = Parser(backend, TTA["scales"], TTA["flip"])
@@ -404,7 +406,7 @@ def test_overlay_blends_as_colourise(monkeypatch, alpha):
     """The CLI's overlay (table lookups, row strips) is faceparse.deliver.colourise.overlay's, value for value."""
     from faceparse.deliver.colourise import overlay
 
-    monkeypatch.setattr(parse_module, "STRIP_VALUES", 257 * 7)  # strips of 7 rows
+    monkeypatch.setattr(photo_parser, "STRIP_VALUES", 257 * 7)  # strips of 7 rows
     rng = np.random.default_rng(0)
     bgr = rng.integers(0, 256, (300, 257, 3), dtype=np.uint8)
     mask = rng.integers(0, NUM_CLASSES, (300, 257), dtype=np.uint8)

@@ -2,7 +2,7 @@
 # normalisation inside the graph) and check it against PyTorch on the val images (up to
 # parity_images of them): the ONNX masks must equal PyTorch's on >= 99.9% of the pixels
 # (parity.json), else the job fails.
-# onnxruntime runs it on the CPU; `python -m faceparse.parse` takes the .onnx file.
+# onnxruntime runs it on the CPU; `python -m faceparse.predict.parse` takes the .onnx file.
 
 
 rule export:
@@ -19,7 +19,7 @@ rule export:
             labels={"model": "{model}", "file": "ONNX parity (JSON)"},
         ),
     params:
-        # The TTA evaluate and predict use, recorded in the model for faceparse.parse.
+        # The TTA evaluate and predict use, recorded in the model for faceparse.predict.parse.
         tta=config["tta"],
         # Val images compared (evenly spaced; all of a smaller split): both runtimes run on the
         # CPU, and a full CelebAMask-HQ val split (2993 images) would take hours with a big model.

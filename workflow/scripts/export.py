@@ -3,7 +3,7 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.export import export_model  # noqa: E402
+from faceparse.predict.export import export_model  # noqa: E402
 
 export_model(
     snakemake.input.best,
