@@ -3,7 +3,7 @@ VENV ?= .venv
 CORES ?= 2
 SNAKEMAKE = $(VENV)/bin/snakemake
 
-.PHONY: setup demo test test-fast report lock lint clean
+.PHONY: setup demo test test-fast report tensorboard lock lint clean
 
 ## setup: create .venv from requirements.lock (+ cached mmcv wheel, + this project)
 setup:
@@ -25,6 +25,10 @@ test-fast: setup
 report: setup
 	$(SNAKEMAKE) --report results/report.html
 	$(SNAKEMAKE) --report results/report.zip
+
+## tensorboard: live training curves of every run (results/models/*/train/runs/*/tensorboard)
+tensorboard: setup
+	$(VENV)/bin/tensorboard --logdir results/models
 
 ## lint: snakemake's linter
 lint: setup

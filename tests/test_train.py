@@ -605,3 +605,33 @@ def test_config_values_cannot_become_code(data, tmp_path):
                 config(key="a.b)\nimport os"), config(key="a..b"), config(key="a.b\n"), config(key="1a")):
         with pytest.raises(Exception, match="does not match"):
             validate(bad, schema)
+
+
+def _tensorboard_scalars(folder: Path) -> dict[str, list[int]]:
+    """{tag: steps} of every event file in ``folder``, read by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_curves_continue_across_a_resume_and_mark_the_selection(data, tmp_path):
+    from faceparse.train.select import select
+    from faceparse.train.step import train
+
+    config = tiny_config(tmp_path)
+    out = tmp_path / "train.json"
+    train(config, data["validation"], data["stats"], out, tmp_path / "train", overrides=FAST, threads=1)
+    folder = _run(out) / "tensorboard"
+    first = _tensorboard_scalars(folder)
+    assert {"loss", "lr", "mIoU", "mF1"} <= set(first), sorted(first)
+    assert first["loss"] == [1, 2, 3, 4] and first["mIoU"] == [2, 4]
+
+    longer = {**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6}
+    train(config, data["validation"], data["stats"], out, tmp_path / "train", overrides=longer, threads=1)
+    resumed = _tensorboard_scalars(folder)  # the same folder: one curve, continued
+    assert resumed["loss"] == [1, 2, 3, 4, 5, 6] and resumed["mIoU"] == [2, 4, 6]
+
+    best = select(out, tmp_path / "best.json", metric="mF1")
+    assert _tensorboard_scalars(folder)["selected/mF1"] == [best["iter"]]

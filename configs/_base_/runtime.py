@@ -6,7 +6,9 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     # build_config switches this to gloo for CPU runs
     dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]
+# TensorBoard event files of a run go to {run}/tensorboard (faceparse.mm.config sets save_dir):
+# one curve per run that continues across resumes; `make tensorboard` serves results/models.
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'

@@ -27,7 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "evenly_spaced", "resolve_index_path", "write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files", "flip_files",
+# A training run's TensorBoard event files: {run}/tensorboard (mmengine's TensorboardVisBackend
+# during training, the select step's marker of the chosen checkpoint).
+TENSORBOARD = "tensorboard"
+
+__all__ = ["TENSORBOARD", "atomic_path", "evenly_spaced", "resolve_index_path", "write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files", "flip_files",
            "image_size", "TrainSummary", "Selection"]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from faceparse.model_configs import keep_iters_problems, load_config
-from faceparse.records import read_index, read_json, resolve_index_path
+from faceparse.records import TENSORBOARD, read_index, read_json, resolve_index_path
 
 def write_split_list(path: Path, names: list[str]) -> str:
     """Write the image stems of a split, one a line (an mmseg ``ann_file``); keep an identical file."""
@@ -91,6 +91,7 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
     cfg = load_config(config_file, overrides)
     work_dir = Path(work_dir) if work_dir is not None else Path("work_dirs") / Path(config_file).stem
     cfg.work_dir = str(work_dir.resolve())
+    _tensorboard_into_run(cfg, work_dir)
     _use_stats(cfg, read_json(stats), overrides)
     _fill_datasets(cfg, Path(validation), Path(flip) if flip is not None else None, train_on_val,
                    Path(split_dir) if split_dir is not None else work_dir / "splits")
@@ -100,6 +101,14 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
     if gpus <= 0:
         _adapt_to_cpu(cfg)
     return cfg
+
+
+def _tensorboard_into_run(cfg, work_dir: Path) -> None:
+    """TensorBoard's event files in ``{work_dir}/tensorboard``, not in each (re)start's timestamped
+    folder: a resumed run's curves continue in the same TensorBoard run."""
+    for backend in (cfg.get("visualizer") or {}).get("vis_backends") or []:
+        if backend.get("type") == "TensorboardVisBackend" and not backend.get("save_dir"):
+            backend["save_dir"] = str((work_dir / TENSORBOARD).resolve())
 
 
 def _use_stats(cfg, statistics: Mapping, overrides: Mapping) -> None:

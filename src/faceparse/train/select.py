@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from faceparse.records import TENSORBOARD, Selection, TrainSummary
 from faceparse.train.checkpoints import checkpoint_iter
-from faceparse.records import Selection, TrainSummary
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,25 @@ def choose(summary: dict, select_iter: int | None = None, metric: str = "mIoU") 
     return choice
 
 
+def mark_in_tensorboard(work_dir: str | Path, choice: dict) -> None:
+    """The selected checkpoint in the run's TensorBoard curves: ``selected/{metric}`` at its iteration."""
+    # deferred: torch's TensorBoard writer is needed here only, not by choose()
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(Path(work_dir) / TENSORBOARD))
+    try:
+        if choice["score"] is not None:
+            writer.add_scalar(f"selected/{choice['metric']}", choice["score"], choice["iter"])
+        writer.add_text("selected", f"{Path(choice['checkpoint']).name} (by val {choice['metric']})", choice["iter"])
+    finally:
+        writer.close()
+
+
 def select(train_json: str | Path, best_json: str | Path, select_iter: int | None = None,
            metric: str = "mIoU") -> dict:
-    """The select step: read ``train.json``, write ``best.json``."""
-    choice = choose(vars(TrainSummary.read(train_json)), select_iter, metric)
+    """The select step: read ``train.json``, write ``best.json``, mark the choice in TensorBoard."""
+    summary = TrainSummary.read(train_json)
+    choice = choose(vars(summary), select_iter, metric)
     Selection(**choice).write(best_json)
+    mark_in_tensorboard(summary.work_dir, choice)
     return choice
