@@ -1,6 +1,7 @@
 """The export's check: the ONNX model's masks against PyTorch's on the val split."""
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from faceparse.mm.pipelines import config_test_pipeline, without_annotations
 from faceparse.predict.models import load_model
@@ -51,7 +53,8 @@ def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, va
                   workers=0)
         torch_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        for name, image in zip(files.names, files.images):
+        for name, image in tqdm(list(zip(files.names, files.images)), desc="parity (onnxruntime)", unit="img",
+                                file=sys.stderr, mininterval=2.0):
             ours = parser.parse(read_image(image))
             ref = np.asarray(Image.open(Path(tmp) / f"{name}.png"))
             same = int((ours == ref).sum())

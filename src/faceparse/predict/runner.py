@@ -11,6 +11,7 @@ waits on the disk.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,7 @@ import torch
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from PIL import Image
+from tqdm import tqdm
 
 from faceparse.labels import NUM_CLASSES
 from faceparse.records import SplitFiles, read_mask
@@ -143,6 +145,7 @@ def run_views(labels: LabelFn, files: SplitFiles, pipelines: Sequence[Sequence[d
     writer = _PngWriter(out)
     seen = 0
     start = time.perf_counter()
+    bar = tqdm(total=len(files.images), desc=files.split, unit="img", file=sys.stderr, mininterval=2.0)
     try:
         with torch.inference_mode():
             for views, truths, indices in loader:
@@ -160,7 +163,9 @@ def run_views(labels: LabelFn, files: SplitFiles, pipelines: Sequence[Sequence[d
                     for mask, i in zip(masks, indices):
                         writer.submit(files.names[i], mask)
                 seen += len(indices)
+                bar.update(len(indices))
     finally:
+        bar.close()
         writer.close()
     seconds = time.perf_counter() - start
     log.info("%s: %d images in %.1f s (%.2f images/s)", files.split, seen, seconds, seen / max(seconds, 1e-9))
