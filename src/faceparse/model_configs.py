@@ -139,12 +139,17 @@ def _fit_schedule(schedulers: list, old_max: int, new_max: int, overrides: Mappi
 def load_config(config_file: str | Path, overrides: Mapping | None = None) -> Config:
     """The model's config with ``overrides`` checked and merged (``ValueError`` naming
     ``config_file`` and every problem) and the lr schedule fitted to a changed ``max_iters``."""
-    overrides = dict(overrides or {})
-    cfg = Config.fromfile(str(config_file), import_custom_modules=False)
-    problems = override_problems(cfg.to_dict(), overrides)
+    cfg, problems = _checked_config(config_file, dict(overrides or {}))
     if problems:
         raise ValueError(f"{config_file}: " + "; ".join(problems))
-    return _merged(cfg, overrides)
+    return cfg
+
+
+def _checked_config(config_file: str | Path, overrides: Mapping) -> tuple[Config, list[str]]:
+    """(the config with ``overrides`` merged, []) or (the config as read, the overrides' problems)."""
+    cfg = Config.fromfile(str(config_file), import_custom_modules=False)
+    problems = override_problems(cfg.to_dict(), overrides)
+    return (cfg, problems) if problems else (_merged(cfg, overrides), [])
 
 
 def _merged(cfg: Config, overrides: Mapping) -> Config:
@@ -204,15 +209,12 @@ def _model_problems(name: str, spec: Mapping, base_dir: Path) -> list[str]:
     config_file = base_dir / spec["config"]
     if not config_file.is_file():
         return [f"models.{name}.config: {config_file} does not exist"]
-    overrides = dict(spec.get("overrides") or {})
     try:
-        cfg = Config.fromfile(str(config_file), import_custom_modules=False)
+        cfg, problems = _checked_config(config_file, dict(spec.get("overrides") or {}))
     except Exception as err:  # noqa: BLE001 - a config that does not load, for whatever reason
         return [f"models.{name}.config: {config_file} does not load ({type(err).__name__}: {err})"]
-    problems = override_problems(cfg.to_dict(), overrides)
     if problems:
         return [f"models.{name}.overrides: {p}" for p in problems]
-    cfg = _merged(cfg, overrides)
     select_iter = spec.get("select_iter")
     return [f"models.{name}.select_iter: {config_file}: {p}" for p in keep_iters_problems(cfg, [select_iter])] \
         if select_iter else []

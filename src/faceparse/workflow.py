@@ -92,12 +92,14 @@ def check_rules(config: Mapping, base_dir: str | Path) -> None:
     if rules.get("ensembles") is False and config.get("ensembles"):
         problems.append(f"ensembles: {sorted(config['ensembles'])}: the rules allow no ensembles "
                         "(rules.ensembles: false)")
-    for name, spec in config["models"].items():
+    no_pretrained, limit = rules.get("pretrained") is False, rules.get("max_params")
+    # without a rule on models no config is loaded again (check_models has loaded each already)
+    models = config["models"] if no_pretrained or limit is not None else {}
+    for name, spec in models.items():
         cfg = load_config(Path(base_dir) / spec["config"], spec.get("overrides") or {})
-        if rules.get("pretrained") is False:
+        if no_pretrained:
             problems += [f"models.{name}: loads pretrained weights, which the rules forbid (rules.pretrained: "
                          f"false): {source}" for source in pretrained_sources(cfg.to_dict())]
-        limit = rules.get("max_params")
         if limit is not None:
             # deferred: torch and mmseg take seconds to import, paid only under a parameter budget
             from faceparse.mm.params import count_parameters

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -86,3 +87,11 @@ def apply() -> None:
     torch.serialization.add_safe_globals(safe_globals())
     _APPLIED = True
     log.debug("faceparse.mm.compat: allow-listed mmengine checkpoint globals for weights_only loading")
+
+
+def open_checkpoint(path: str | Path):
+    """A checkpoint opened as mmengine's resume opens it (torch's ``weights_only`` loader with this
+    allow-list), memory-mapped: the tensors are not read, so a file cut short while saving fails
+    here without reading gigabytes. Raises whatever torch raises for a file that does not load."""
+    apply()
+    return torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)

@@ -246,15 +246,12 @@ def load_backend(model: str | Path, config: str | Path | None = None, device: st
 
 
 def _checkpoint_meta(path: Path) -> dict:
-    """The ``meta`` of a checkpoint, opened as the train step checks checkpoints (torch's
-    ``weights_only`` loader, memory-mapped): a damaged file is a :class:`ModelError`."""
-    import torch
+    """The ``meta`` of a checkpoint, opened as the train step checks checkpoints
+    (:func:`faceparse.mm.compat.open_checkpoint`): a damaged file is a :class:`ModelError`."""
+    from faceparse.mm.compat import open_checkpoint
 
-    from faceparse.mm import compat
-
-    compat.apply()
     try:
-        checkpoint = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        checkpoint = open_checkpoint(path)
     except Exception as err:  # noqa: BLE001 - any failure means the file cannot be used
         raise ModelError(f"{path}: not a usable checkpoint ({type(err).__name__}: {one_line(err)})") from err
     meta = checkpoint.get("meta") if isinstance(checkpoint, dict) else None

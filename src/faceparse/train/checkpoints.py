@@ -38,19 +38,14 @@ def list_checkpoints(work_dir: str | Path) -> list[str]:
 def checkpoint_error(path: str | Path) -> str | None:
     """Why a checkpoint does not load (None: it does).
 
-    Opens it as mmengine's resume will (torch's ``weights_only`` loader with
-    :mod:`faceparse.mm.compat`'s allow-list), memory-mapped, so the tensors are
-    not read: a file cut short while saving fails here without reading gigabytes.
+    Opens it as mmengine's resume will (:func:`faceparse.mm.compat.open_checkpoint`).
     """
     # deferred: torch and mmseg's registries take seconds to import, which listing or
     # naming checkpoints (python -m faceparse.train.runs list) does not need
-    import torch
+    from faceparse.mm.compat import open_checkpoint
 
-    from faceparse.mm import compat
-
-    compat.apply()
     try:
-        torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        open_checkpoint(path)
     except Exception as e:  # noqa: BLE001 - any failure means "cannot resume from it"
         return f"{type(e).__name__}: {e}"
     return None

@@ -3,7 +3,7 @@
 Started by :mod:`faceparse.train.launch` (through ``torchrun`` for several
 processes): resume from the work_dir's newest checkpoint that loads
 (:func:`faceparse.train.checkpoints.resume_checkpoint`), else start (from ``load_from``
-if the config names one). Its messages carry the step's tag, ``faceparse.train.step:``.
+if the config names one). Its messages carry the step's tag, ``faceparse.train:``.
 """
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceparse.train.checkpoints import checkpoint_iter, list_checkpoints
 from faceparse.records import TrainSummary, read_json, write_json
+from faceparse.train.checkpoints import checkpoint_iter, list_checkpoints
 from faceparse.train.fingerprint import fingerprint_of
 
 log = logging.getLogger(__name__)
@@ -71,16 +71,20 @@ def _adopt(old: Path, root: Path) -> Path:
     return target
 
 
+def legacy_work_dirs(root: str | Path) -> list[Path]:
+    """Work dirs of the layout before the store that hold a run: ``root`` itself, ``{root}.previous``."""
+    root = Path(root)
+    return [d for d in (root, root.with_name(root.name + ".previous")) if d.is_dir() and has_run(d)]
+
+
 def adopt_legacy_runs(root: str | Path) -> list[Path]:
-    """Move runs of the layout before the store (``root`` itself, ``{root}.previous``) into ``root/runs/``."""
+    """Move the runs of :func:`legacy_work_dirs` into ``root/runs/``."""
     root = Path(root)
     adopted = []
-    if root.is_dir() and has_run(root):
-        adopted.append(_adopt(root, root))
-    previous = root.with_name(root.name + ".previous")
-    if previous.is_dir() and has_run(previous):
-        adopted.append(_adopt(previous, root))
-        previous.rmdir()
+    for old in legacy_work_dirs(root):
+        adopted.append(_adopt(old, root))
+        if old != root:
+            old.rmdir()  # train.previous/, emptied
     return adopted
 
 
@@ -164,10 +168,9 @@ def _print_runs(root: Path) -> None:
         last = "-" if run.last_iter is None else run.last_iter
         print(f"{root.parent.name:<20} {run.name:<18} {_human(run.bytes):>9}  {when}  iter {last:<8}"
               f"{' current' if run.current else ''}")
-    for old in (root, root.with_name(root.name + ".previous")):
-        if old.is_dir() and has_run(old):
-            print(f"{root.parent.name:<20} {old} holds a run of the layout before runs/; "
-                  "the model's next train job moves it into runs/")
+    for old in legacy_work_dirs(root):
+        print(f"{root.parent.name:<20} {old} holds a run of the layout before runs/; "
+              "the model's next train job moves it into runs/")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
