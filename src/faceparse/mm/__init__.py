@@ -14,6 +14,7 @@ from . import compat
 compat.apply()
 
 from . import backbone  # noqa: E402,F401  TimmFeatureBackbone
+from . import compact  # noqa: E402,F401  CompactFaceBackbone, LogitsHead
 from . import datasets  # noqa: E402,F401  FaceParseDataset
 from . import evaluation  # noqa: E402,F401  FaceParseMetric
 from . import hooks  # noqa: E402,F401  ResumeScheduleHook, PinnedCheckpointHook

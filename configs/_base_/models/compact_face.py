@@ -1,0 +1,20 @@
+# faceparse's CompactFaceNet (src/faceparse/networks/compact.py, plain PyTorch) as an mmseg
+# segmentor: the network is the backbone and returns logits at 1/4; LogitsHead only adds
+# mmseg's losses and resizing (no parameters). 1,108,611 parameters with these widths.
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[132.529, 106.677, 92.839],
+    std=[77.060, 69.735, 68.295],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size_divisor=32)
+num_classes = 19
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(type='CompactFaceBackbone', num_classes=num_classes, detail=(32, 48, 64),
+                  context=(64, 96, 128), blocks=(3, 3, 3), decoder=64),
+    decode_head=dict(type='LogitsHead', num_classes=num_classes, align_corners=False),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
