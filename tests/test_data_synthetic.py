@@ -92,3 +92,25 @@ def test_source_replaces_old_splits(tmp_path):
     assert sorted(p.name for p in (out / "train" / "images").iterdir()) == ["train_00000.jpg", "train_00001.jpg"]
     assert len(list((out / "train" / "masks").iterdir())) == 2
     assert (out / "test" / "masks").is_dir()
+
+
+def _face_width(mask: np.ndarray) -> float:
+    """Horizontal extent of the skin, as a fraction of the image width."""
+    cols = np.flatnonzero((mask == 1).any(axis=0))
+    return (cols[-1] - cols[0] + 1) / mask.shape[1]
+
+
+def test_held_out_framing_draws_heads_the_pipeline_never_draws():
+    """The held-out framing (a generalisation test) changes only where heads are and how they
+    turn: the same sample otherwise, heads both smaller and larger than any generated before."""
+    from faceparse.data.synthetic.faces import CELEBA_FRAMING, HELD_OUT_FRAMING
+
+    default = generate_face(128, seed=0, split="test", index=2)
+    explicit = generate_face(128, seed=0, split="test", index=2, framing=CELEBA_FRAMING)
+    assert default[0] == explicit[0]
+    widths = {framing: [_face_width(generate_face(128, seed=0, split="test", index=i, framing=framing)[1])
+                        for i in range(16)] for framing in (CELEBA_FRAMING, HELD_OUT_FRAMING)}
+    usual, held_out = widths[CELEBA_FRAMING], widths[HELD_OUT_FRAMING]
+    assert min(held_out) < min(usual) and max(held_out) > max(usual)
+    assert HELD_OUT_FRAMING.half_width[0] < CELEBA_FRAMING.half_width[0] < CELEBA_FRAMING.half_width[1] \
+        < HELD_OUT_FRAMING.half_width[1]

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from _pipeline import ROOT
 from test_train import DEMO, SEED, make_tiny_dataset
+
+COMPACT, COMPACT_512 = ROOT / "configs" / "compact.py", ROOT / "configs" / "compact_512.py"
+# (config, the overrides that turn pretrained loading off, the classifier's weight)
+CONFIGS = {
+    "seed_convnext_xl": (SEED, {"model.backbone.pretrained": False}, "decode_head.conv_seg.weight"),
+    "demo_tiny": (DEMO, {"model.backbone.pretrained": False}, "decode_head.conv_seg.weight"),
+    "compact": (COMPACT, {}, "backbone.net.classifier.weight"),
+    "compact_512": (COMPACT_512, {}, "backbone.net.classifier.weight"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +28,8 @@ def full_size_data(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", [SEED, DEMO], ids=["seed_convnext_xl", "demo_tiny"])
-def test_one_full_size_iteration_with_ignored_pixels(config, full_size_data, tmp_path):
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_one_full_size_iteration_with_ignored_pixels(name, full_size_data, tmp_path):
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
@@ -28,8 +38,9 @@ def test_one_full_size_iteration_with_ignored_pixels(config, full_size_data, tmp
     import faceparse.mm  # noqa: F401
     from faceparse.mm.config import build_config
 
+    config, pretrained_off, classifier = CONFIGS[name]
     cfg = build_config(config, full_size_data["validation"], full_size_data["stats"], work_dir=tmp_path, gpus=0,
-                       overrides={"model.backbone.pretrained": False, "train_dataloader.batch_size": 2})
+                       overrides={**pretrained_off, "train_dataloader.batch_size": 2})
     init_default_scope("mmseg")
     torch.manual_seed(0)
     np.random.seed(0)  # mmcv's random transforms
@@ -41,7 +52,7 @@ def test_one_full_size_iteration_with_ignored_pixels(config, full_size_data, tmp
     model = MODELS.build(cfg.model)
     model.train()
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    head = model.decode_head.conv_seg.weight
+    head = model.get_parameter(classifier)
     before = head.detach().clone()
     start = time.monotonic()
     losses = model.train_step(batch, wrapper)

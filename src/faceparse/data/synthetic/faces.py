@@ -44,6 +44,27 @@ P_GLASSES, P_HAT, P_EARRINGS, P_NECKLACE = 0.35, 0.3, 0.4, 0.38
 
 
 @dataclass(frozen=True)
+class Framing:
+    """Where heads are put and how they are turned: each field is a (low, high) uniform range."""
+
+    half_width: tuple[float, float] = (0.19, 0.26)  # face half width, x image size
+    aspect: tuple[float, float] = (1.22, 1.42)      # face half height / half width
+    tilt: tuple[float, float] = (-0.3, 0.3)         # roll, radians
+    shift_x: tuple[float, float] = (-0.07, 0.07)    # face centre - image centre, x image size
+    centre_y: tuple[float, float] = (0.38, 0.47)    # face centre height, x image size
+    yaw: tuple[float, float] = (-0.4, 0.4)          # how far the features slide sideways
+
+
+# About CelebA-HQ's framing: every dataset the pipeline generates.
+CELEBA_FRAMING = Framing()
+# A geometry the pipeline never generates (smaller and larger heads, more roll and yaw, further
+# off centre, rounder and longer faces), to test how models trained on CELEBA_FRAMING
+# generalise: bench/bench_compact.py.
+HELD_OUT_FRAMING = Framing(half_width=(0.15, 0.31), aspect=(1.12, 1.55), tilt=(-0.5, 0.5),
+                           shift_x=(-0.12, 0.12), centre_y=(0.35, 0.52), yaw=(-0.55, 0.55))
+
+
+@dataclass(frozen=True)
 class Head:
     """Where the head is and how it is turned; all part geometry is in head units (a = 1)."""
 
@@ -80,11 +101,12 @@ class Features:
         return self.brow_y - self.brow_t - 0.1  # above the highest arch (0.08)
 
 
-def generate_face(size: int = 512, seed: int = 0, split: str = "train", index: int = 0) -> tuple[bytes, np.ndarray]:
+def generate_face(size: int = 512, seed: int = 0, split: str = "train", index: int = 0,
+                  framing: Framing = CELEBA_FRAMING) -> tuple[bytes, np.ndarray]:
     """One sample: the JPEG bytes of the photo and its (size, size) uint8 label mask."""
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     canvas = Canvas(size)
-    head = _place_head(rng, size)
+    head = _place_head(rng, size, framing)
     feats = _features(rng, head)
     skin = C.skin(rng)
     hair = C.hair(rng)
@@ -132,16 +154,16 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> bytes:
 
 # --- placement ---------------------------------------------------------------------------
 
-def _place_head(rng: np.random.Generator, size: int) -> Head:
-    a = size * rng.uniform(0.19, 0.26)  # face half width: about CelebA-HQ framing
-    b = rng.uniform(1.22, 1.42)
-    tilt = rng.uniform(-0.3, 0.3)
-    centre = (size * (0.5 + rng.uniform(-0.07, 0.07)), size * rng.uniform(0.38, 0.47))
+def _place_head(rng: np.random.Generator, size: int, framing: Framing) -> Head:
+    a = size * rng.uniform(*framing.half_width)
+    b = rng.uniform(*framing.aspect)
+    tilt = rng.uniform(*framing.tilt)
+    centre = (size * (0.5 + rng.uniform(*framing.shift_x)), size * rng.uniform(*framing.centre_y))
     frame = Frame(centre, a, tilt)
     neck_len = rng.uniform(0.3, 0.55)
     base = frame(np.array([[0.0, b + neck_len]]))[0]
     body = Frame((float(base[0]), float(base[1])), a, 0.3 * tilt + rng.uniform(-0.05, 0.05))
-    return Head(frame, body, rng.uniform(-0.4, 0.4), b, rng.uniform(0.12, 0.35))
+    return Head(frame, body, rng.uniform(*framing.yaw), b, rng.uniform(0.12, 0.35))
 
 
 def _features(rng: np.random.Generator, head: Head) -> Features:
@@ -492,9 +514,9 @@ def _earrings(canvas: Canvas, rng: np.random.Generator, head: Head, lobes: list[
 
 # --- dataset -----------------------------------------------------------------------------------
 
-def _write_sample(task: tuple[str, str, int, int, int]) -> str:
-    out_dir, split, index, seed, size = task
-    jpeg, mask = generate_face(size, seed, split, index)
+def _write_sample(task: tuple[str, str, int, int, int, Framing]) -> str:
+    out_dir, split, index, seed, size, framing = task
+    jpeg, mask = generate_face(size, seed, split, index, framing)
     stem = f"{split}_{index:05d}"
     root = Path(out_dir) / split
     (root / "images" / f"{stem}.jpg").write_bytes(jpeg)
@@ -503,7 +525,7 @@ def _write_sample(task: tuple[str, str, int, int, int]) -> str:
 
 
 def generate_dataset(out_dir: str | Path, counts: dict[str, int], size: int = 512, seed: int = 0,
-                     threads: int = 1) -> dict[str, int]:
+                     threads: int = 1, framing: Framing = CELEBA_FRAMING) -> dict[str, int]:
     """Write {out_dir}/{split}/images/*.jpg and masks/*.png (test masks too), replacing old splits."""
     out_dir = Path(out_dir)
     for split in SPLITS:
@@ -514,7 +536,7 @@ def generate_dataset(out_dir: str | Path, counts: dict[str, int], size: int = 51
         if n:
             (out_dir / split / "images").mkdir(parents=True)
             (out_dir / split / "masks").mkdir(parents=True)
-        tasks += [(str(out_dir), split, i, seed, size) for i in range(n)]
+        tasks += [(str(out_dir), split, i, seed, size, framing) for i in range(n)]
     for _ in parallel_map(_write_sample, tasks, threads, "synthetic faces"):
         pass
     return {split: int(counts.get(split, 0)) for split in SPLITS}

@@ -1,0 +1,104 @@
+"""The compact model: under the later editions' budget, plain PyTorch, the same network in mmseg."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from _pipeline import ROOT
+from faceparse.model_configs import load_config
+from faceparse.networks.compact import CompactFaceNet
+from faceparse.workflow import check_rules
+
+BUDGET = 1_821_085
+NET_FILE = ROOT / "src" / "faceparse" / "networks" / "compact.py"
+CONFIG = ROOT / "configs" / "compact.py"
+TRAINING_STACK = ("faceparse", "mmseg", "mmcv", "mmengine", "timm", "onnxruntime")
+
+
+def _segmentor():
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import faceparse.mm  # noqa: F401  registers CompactFaceBackbone, LogitsHead
+
+    init_default_scope("mmseg")
+    return MODELS.build(load_config(CONFIG).model)
+
+
+def _net_kwargs() -> dict:
+    backbone = dict(load_config(CONFIG).model.backbone)
+    backbone.pop("type")
+    return backbone
+
+
+def test_the_network_file_imports_only_torch():
+    tree = ast.parse(NET_FILE.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"__future__", "torch"}, imported
+
+
+def test_the_network_file_runs_without_the_training_stack(tmp_path):
+    """Copied alone into a folder, it builds and runs where faceparse, mmseg, mmcv, mmengine,
+    timm and onnxruntime cannot be imported."""
+    (tmp_path / "compact.py").write_bytes(NET_FILE.read_bytes())
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {TRAINING_STACK!r}:\n"
+        "            raise ImportError(f'{name} is not available to the grader')\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    script = (blocker + "import torch\nfrom compact import CompactFaceNet\n"
+              "net = CompactFaceNet().eval()\n"
+              "print(tuple(net.segment(torch.zeros(1, 3, 100, 76)).shape))\n")
+    for name in TRAINING_STACK:
+        script += f"\ntry:\n    import {name}\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('{name} imported')\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "(1, 19, 100, 76)"
+
+
+def test_under_the_budget_by_the_challenges_own_count():
+    net = CompactFaceNet(**_net_kwargs())
+    count = sum(p.numel() for p in net.parameters())
+    assert count < BUDGET
+    # the segmentor mmseg trains has exactly the network's parameters (the head has none)
+    segmentor = _segmentor()
+    assert sum(p.numel() for p in segmentor.parameters()) == count
+    assert list(segmentor.decode_head.parameters()) == []
+
+
+def test_the_rules_accept_the_compact_model_and_it_loads_nothing_pretrained():
+    rules = {"max_params": BUDGET, "pretrained": False, "ensembles": False}
+    check_rules({"models": {"compact": {"config": "configs/compact.py"}}, "rules": rules, "ensembles": {}}, ROOT)
+
+
+@pytest.mark.parametrize("size", [(192, 192), (100, 76), (33, 65)])
+def test_logits_at_a_quarter_and_segment_at_the_input_size(size):
+    net = CompactFaceNet().eval()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        quarter, full = net(x), net.segment(x)
+    assert quarter.shape == (2, 19, -(-size[0] // 4), -(-size[1] // 4))
+    assert full.shape == (2, 19, *size)
+
+
+def test_a_checkpoint_becomes_the_plain_network_exactly():
+    from faceparse.mm.compact import plain_state_dict
+
+    segmentor = _segmentor().eval()
+    net = CompactFaceNet(**_net_kwargs()).eval()
+    state = plain_state_dict(segmentor.state_dict())
+    net.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        assert torch.equal(segmentor.backbone(x)[0], net(x))
+    with pytest.raises(ValueError, match="not a CompactFaceNet checkpoint: 1 weights outside"):
+        plain_state_dict({**segmentor.state_dict(), "decode_head.conv_seg.weight": torch.zeros(1)})
