@@ -55,12 +55,13 @@ def test_the_2022_rules_allow_everything_and_a_budget_is_a_strict_bound():
 
 def test_workflow_refuses_before_any_job(tmp_path):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["rules"] = RULES
-    config["selection"] = {"metric": "mF1"}
+    assert config["rules"] == RULES and config["selection"] == {"metric": "mF1"}  # the demo's own rules
+    config["models"]["demo_tiny"] = {"config": "configs/demo_tiny.py", "gpus": 0}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = run_snakemake(tmp_path, "-n")
     text = run.stdout + run.stderr
     assert run.returncode != 0 and "models.demo_tiny: 12,039,443 parameters" in text
+    assert "models.compact" not in text  # the compact model keeps to the rules
     assert "Job stats" not in text and not (tmp_path / "results").exists()
 
 
