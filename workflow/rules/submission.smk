@@ -39,3 +39,17 @@ rule package:
         "../envs/data.yaml"
     script:
         "../scripts/package.py"
+
+
+# The later editions' masks archive: the same checked masks as the Codalab zip, in a masks/ folder.
+use rule package as package_masks with:
+    output:
+        zip="results/submission/{model}.masks.zip",
+        check="results/submission/{model}.masks.check.json",
+    params:
+        folder="masks",
+    log:
+        "logs/submission/{model}.masks.log",
+    benchmark:
+        "benchmarks/submission/{model}.masks.tsv"
+
