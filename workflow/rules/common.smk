@@ -219,11 +219,12 @@ def solution_input(wildcards) -> dict:
         raise WorkflowError(f"results/submission/{wildcards.model}_solution: model {wildcards.model} is not a "
                             f"CompactFaceNet (its config's model.backbone.type is not CompactFaceBackbone); only "
                             f"those have a solution folder (configured: {', '.join(SOLUTION_MODELS) or 'none'})")
+    of_model = {"model": wildcards.model}
     return {
-        "best": expand(str.__str__(rules.select.output.best), model=wildcards.model),
-        "train": expand(str.__str__(rules.train.output.train), model=wildcards.model),
-        "metrics": expand(str.__str__(rules.evaluate.output.metrics), model=wildcards.model),
-        "val_pred": expand(str.__str__(rules.evaluate.output.val_pred), model=wildcards.model),
+        "best": str.__str__(rules.select.output.best).format(**of_model),
+        "train": str.__str__(rules.train.output.train).format(**of_model),
+        "metrics": str.__str__(rules.evaluate.output.metrics).format(**of_model),
+        "val_pred": str.__str__(rules.evaluate.output.val_pred).format(**of_model),
         "validated": rules.validate.output.validation,
         "template": str(REPO_ROOT / "src" / "faceparse" / "deliver" / "solution_run.py"),
         "network": str(REPO_ROOT / "src" / "faceparse" / "networks" / "compact.py"),
