@@ -7,6 +7,7 @@ The Snakefile and ``rules/common.smk`` import only this module:
   the config checked before any job (the schema, then what a schema cannot say, then the
   challenge's rules);
 - :func:`config_sources`: the files a model config inherits (the train rule's inputs);
+- :func:`solution_models`: the models that can have a solution folder (CompactFaceNet's);
 - :func:`source_fingerprint`: a cheap fingerprint of a dataset read in place (a rule param);
 - :func:`code_state`: the git state and code fingerprint (the provenance rule's param).
 """
@@ -26,7 +27,11 @@ from faceparse.model_configs import check_models, config_sources, load_config, p
 from faceparse.report.provenance import code_state
 
 __all__ = ["export_package_path", "validate_config", "check_ensembles", "check_models", "check_rules",
-           "config_sources", "source_fingerprint", "code_state"]
+           "config_sources", "source_fingerprint", "code_state", "SOLUTION_BACKBONE", "solution_models"]
+
+# The backbone of the models with a solution folder: faceparse.mm.compact.CompactFaceBackbone (named,
+# not imported: no mmseg here; faceparse.deliver.solution checks the rest of the config).
+SOLUTION_BACKBONE = "CompactFaceBackbone"
 
 
 def export_package_path() -> str:
@@ -110,3 +115,14 @@ def check_rules(config: Mapping, base_dir: str | Path) -> None:
                                 f"(rules.max_params, counted as sum(p.numel() for p in model.parameters()))")
     if problems:
         raise ValueError("config: " + "\n  ".join(["the challenge's rules refuse:", *problems]))
+
+
+def solution_models(models: Mapping[str, Mapping], base_dir: str | Path) -> list[str]:
+    """The configured models whose backbone (overrides merged) is :data:`SOLUTION_BACKBONE`: the
+    ones the later editions' code submission (rule solution) can be made of."""
+    names = []
+    for name, spec in models.items():
+        cfg = load_config(Path(base_dir) / spec["config"], spec.get("overrides") or {})
+        if (cfg.model.get("backbone") or {}).get("type") == SOLUTION_BACKBONE:
+            names.append(name)
+    return names

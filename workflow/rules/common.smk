@@ -3,6 +3,8 @@
 from functools import lru_cache
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 # The repository: two levels above this file (workflow/rules/), whichever Snakefile includes it.
 REPO_ROOT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).resolve().parents[1]
 
@@ -10,7 +12,7 @@ MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
 
 from faceparse.workflow import (check_ensembles, check_models, check_rules, code_state, config_sources,
-                                source_fingerprint)
+                                solution_models, source_fingerprint)
 
 # What the schema cannot say, refused here, before any job: members must be configured
 # models; override keys must exist in the model's config and keep their values' kinds;
@@ -20,6 +22,8 @@ check_ensembles(config["ensembles"], MODELS)
 check_models(config["models"], REPO_ROOT)
 check_rules(config, REPO_ROOT)
 ENSEMBLES = list(config["ensembles"])
+# The CompactFaceNet models: each gets the later editions' deliverables (rules package_masks, solution).
+SOLUTION_MODELS = solution_models(config["models"], REPO_ROOT)
 
 
 wildcard_constraints:
@@ -207,6 +211,33 @@ def provenance_input(wildcards) -> dict:
     return inputs
 
 
+def solution_input(wildcards) -> dict:
+    """The solution job's inputs: the selected checkpoint's records, the val scores and the evaluate
+    step's TTA masks (its run.py is checked against them), the template and the network file.
+    A model that is not a CompactFaceNet stops the DAG here, in one line."""
+    if wildcards.model not in SOLUTION_MODELS:
+        raise WorkflowError(f"results/submission/{wildcards.model}_solution: model {wildcards.model} is not a "
+                            f"CompactFaceNet (its config's model.backbone.type is not CompactFaceBackbone); only "
+                            f"those have a solution folder (configured: {', '.join(SOLUTION_MODELS) or 'none'})")
+    of_model = {"model": wildcards.model}
+    return {
+        "best": str.__str__(rules.select.output.best).format(**of_model),
+        "train": str.__str__(rules.train.output.train).format(**of_model),
+        "metrics": str.__str__(rules.evaluate.output.metrics).format(**of_model),
+        "val_pred": str.__str__(rules.evaluate.output.val_pred).format(**of_model),
+        "validated": rules.validate.output.validation,
+        "template": str(REPO_ROOT / "src" / "faceparse" / "deliver" / "solution_run.py"),
+        "network": str(REPO_ROOT / "src" / "faceparse" / "networks" / "compact.py"),
+    }
+
+
+def solution_outputs() -> list[str]:
+    """The later editions' deliverables of every CompactFaceNet model: the masks/ archive and the
+    solution folder (none for other models)."""
+    return [path for output in (rules.package_masks.output.zip, rules.solution.output.solution)
+            for path in expand(str.__str__(output), model=SOLUTION_MODELS)]
+
+
 def export_outputs() -> list[str]:
     """Each model's ONNX export and its parity record with PyTorch (rule export)."""
     return per_model(*rules.export.output)
@@ -217,7 +248,7 @@ def all_outputs() -> list[str]:
     outputs = [rules.validate.output.validation, rules.stats.output.stats]
     outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics,
                          rules.colourise.output.done, rules.package.output.zip)
-    outputs += export_outputs()
+    outputs += export_outputs() + solution_outputs()
     outputs += per_ensemble(rules.ensemble_evaluate.output.metrics, rules.ensemble_colourise.output.done,
                             rules.ensemble_package.output.zip)
     return outputs + report_outputs() + [rules.provenance.output.provenance]

@@ -39,3 +39,41 @@ rule package:
         "../envs/data.yaml"
     script:
         "../scripts/package.py"
+
+
+# The later editions' masks archive: the same checked masks as the Codalab zip, in a masks/ folder.
+use rule package as package_masks with:
+    output:
+        zip="results/submission/{model}.masks.zip",
+        check="results/submission/{model}.masks.check.json",
+    params:
+        folder="masks",
+    log:
+        "logs/submission/{model}.masks.log",
+    benchmark:
+        "benchmarks/submission/{model}.masks.tsv"
+
+
+# The later editions' code submission of a CompactFaceNet model: run.py (PyTorch, OpenCV, Pillow
+# and numpy only), the network's file, ckpt.pth, solution.json and Readme.txt. Its run.py must
+# label parity_images val images as the evaluate step did (>= 99.9% of the pixels), else the job
+# fails. Another model requested here stops the DAG with one line (solution_input).
+rule solution:
+    input:
+        unpack(solution_input),
+    output:
+        solution=directory("results/submission/{model}_solution"),
+        parity="results/submission/{model}_solution.parity.json",
+    params:
+        scales=config["tta"]["scales"],
+        flip=config["tta"]["flip"],
+        parity_images=20,
+    log:
+        "logs/submission/{model}_solution.log",
+    benchmark:
+        "benchmarks/submission/{model}_solution.tsv"
+    threads: min(4, workflow.cores)
+    conda:
+        "../envs/mmseg.yaml"
+    script:
+        "../scripts/solution.py"

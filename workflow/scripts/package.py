@@ -1,4 +1,5 @@
-"""Step package: check the test predictions and zip them for Codalab."""
+"""Step package (and package_masks): check the test predictions and zip them for Codalab (at the
+archive's top level) or for the later editions (params.folder: masks/)."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
@@ -12,4 +13,5 @@ package(
     snakemake.output.check,
     split="test",
     threads=snakemake.threads,
+    folder=snakemake.params.get("folder", ""),
 )

@@ -2,7 +2,8 @@
 
 The challenge's format: one single-channel 8-bit PNG per test image, the
 same base name as the image, values 0..18, the image's size, zipped at the
-archive's top level. :func:`check_predictions` compares a prediction folder
+archive's top level. The later editions want the same masks in a ``masks/`` folder of the
+archive (``folder="masks"``). :func:`check_predictions` compares a prediction folder
 with the test split of the dataset index (names and each image's size) and
 lists every problem with its file; :func:`package` refuses to write the zip
 while there is any, else writes it atomically (:func:`faceparse.records.atomic_path`)
@@ -104,12 +105,17 @@ def check_predictions(pred_dir: str | Path, validation_json: str | Path, split: 
 
 
 def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | Path,
-            check_json: str | Path, split: str = "test", threads: int = 1) -> dict:
+            check_json: str | Path, split: str = "test", threads: int = 1, folder: str = "") -> dict:
     """Check ``pred_dir`` against the split, then write ``zip_path`` and ``check_json``.
+
+    ``folder``: the archive's folder of the masks (``"masks"``: ``masks/{name}.png``); empty
+    (Codalab 2022): at the archive's top level.
 
     Raises :class:`SubmissionError` (nothing written) when any file is wrong.
     """
     pred_dir, zip_path = Path(pred_dir), Path(zip_path)
+    folder = folder.strip("/")
+    prefix = f"{folder}/" if folder else ""
     check = check_predictions(pred_dir, validation_json, split, threads)
     if check["problems"]:
         for p in check["problems"]:
@@ -118,7 +124,7 @@ def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | P
     with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in sorted(check["names"]):
-                info = zipfile.ZipInfo(f"{name}.png", date_time=_ZIP_TIME)
+                info = zipfile.ZipInfo(f"{prefix}{name}.png", date_time=_ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, (pred_dir / f"{name}.png").read_bytes())
@@ -131,6 +137,7 @@ def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | P
         "split": split,
         "zip": str(zip_path),
         "files": check["expected"],
+        "members": f"{prefix}{{name}}.png",
         "zip_bytes": zip_path.stat().st_size,
         "sha256": sha256_file(zip_path),
         "modes": check["modes"],
