@@ -117,7 +117,7 @@ def _trained(data: Path, out: Path, config: str = "configs/compact.py", override
 def _delivered(data: Path, out: Path, **kwargs) -> dict[str, Path]:
     """The pipeline's evaluate (val TTA masks, scores) and predict (test TTA masks) steps on a
     trained model, then its solution folder."""
-    from faceparse.deliver.solution import build_solution
+    from faceparse.predict.solution import build_solution
     from faceparse.predict.steps import evaluate, predict, read_members
 
     paths = _trained(data, out, **kwargs)
@@ -186,7 +186,7 @@ def test_run_py_alone_predicts_what_the_pipeline_predicted(delivered, data, tmp_
 def test_the_parity_check_would_see_a_wrong_preprocessing(delivered, data):
     """What run.py is compared with tells its settings apart: a wrong mean or no mirrored views
     change the labels of well over 0.1% of the pixels."""
-    from faceparse.deliver.solution import load_run
+    from faceparse.predict.solution import load_run
 
     run = load_run(delivered["solution"])
     settings = json.loads((delivered["solution"] / "solution.json").read_text())
@@ -212,7 +212,7 @@ def test_solution_folder_holds_the_plain_network_and_says_what_it_is(delivered):
     assert sorted(p.name for p in folder.iterdir()) == ["Readme.txt", "ckpt.pth", "compact.py", "run.py",
                                                         "solution.json"]
     assert (folder / "compact.py").read_bytes() == (ROOT / "src/faceparse/networks/compact.py").read_bytes()
-    assert (folder / "run.py").read_bytes() == (ROOT / "src/faceparse/deliver/solution_run.py").read_bytes()
+    assert (folder / "run.py").read_bytes() == (ROOT / "src/faceparse/predict/solution_run.py").read_bytes()
     settings = json.loads((folder / "solution.json").read_text())
     assert settings["network_kwargs"] == {"num_classes": 19, **{k.split(".")[-1]: v for k, v in TINY.items()}}
     assert settings["normalisation"]["mean"] == STATS["mean"] and settings["normalisation"]["std"] == STATS["std"]
@@ -268,7 +268,7 @@ def test_run_py_follows_test_time_padding(data, tmp_path):
 
 
 def test_only_a_compact_model_has_a_solution_folder(data, tmp_path):
-    from faceparse.deliver.solution import build_solution
+    from faceparse.predict.solution import build_solution
 
     paths = _trained(data, tmp_path, config="configs/demo_tiny.py", overrides={})
     with pytest.raises(ValueError) as err:

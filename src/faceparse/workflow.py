@@ -30,7 +30,7 @@ __all__ = ["export_package_path", "validate_config", "check_ensembles", "check_m
            "config_sources", "source_fingerprint", "code_state", "SOLUTION_BACKBONE", "solution_models"]
 
 # The backbone of the models with a solution folder: faceparse.mm.compact.CompactFaceBackbone (named,
-# not imported: no mmseg here; faceparse.deliver.solution checks the rest of the config).
+# not imported: no mmseg here; faceparse.predict.solution checks the rest of the config).
 SOLUTION_BACKBONE = "CompactFaceBackbone"
 
 

@@ -226,7 +226,7 @@ def solution_input(wildcards) -> dict:
         "metrics": str.__str__(rules.evaluate.output.metrics).format(**of_model),
         "val_pred": str.__str__(rules.evaluate.output.val_pred).format(**of_model),
         "validated": rules.validate.output.validation,
-        "template": str(REPO_ROOT / "src" / "faceparse" / "deliver" / "solution_run.py"),
+        "template": str(REPO_ROOT / "src" / "faceparse" / "predict" / "solution_run.py"),
         "network": str(REPO_ROOT / "src" / "faceparse" / "networks" / "compact.py"),
     }
 

@@ -4,7 +4,7 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from faceparse.deliver.solution import build_solution  # noqa: E402
+from faceparse.predict.solution import build_solution  # noqa: E402
 
 inp, params = snakemake.input, snakemake.params  # noqa: F821
 build_solution(

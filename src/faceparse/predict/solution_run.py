@@ -10,7 +10,7 @@ resized bilinearly to the network's input and then to the photo, and the pipelin
 augmentation: every scale, also mirrored with the left/right classes swapped back, softmaxed,
 averaged, argmaxed. The mask has the photo's size and values 0..18 (the CelebAMask-HQ classes).
 
-(faceparse copies this file verbatim into a model's solution folder: faceparse.deliver.solution.)
+(faceparse copies this file verbatim into a model's solution folder: faceparse.predict.solution.)
 """
 from __future__ import annotations
 

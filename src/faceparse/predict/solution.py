@@ -4,7 +4,7 @@ with PyTorch, OpenCV, Pillow and numpy alone.
 :func:`build_solution` writes ``{out_dir}/``:
 
 - ``run.py``: ``python run.py --input IMAGE --output MASK.png --weights ckpt.pth``, a verbatim
-  copy of :mod:`faceparse.deliver.solution_run` (the template is code, linted and tested as such);
+  copy of :mod:`faceparse.predict.solution_run` (the template is code, linted and tested as such);
 - ``compact.py``: a byte-identical copy of :mod:`faceparse.networks.compact` (imports only torch);
 - ``ckpt.pth``: ``{"state_dict": ...}`` of the plain network (:func:`faceparse.mm.compact.plain_state_dict`);
 - ``solution.json``: what run.py needs to predict what the pipeline predicted - the network's
