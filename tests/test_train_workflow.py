@@ -1,4 +1,4 @@
-"""Through Snakemake: what does not change the weights (TTA, select_iter) does not retrain."""
+"""Through Snakemake: what does not change the weights (TTA, tracking, select_iter) does not retrain."""
 from __future__ import annotations
 
 import re
@@ -27,6 +27,7 @@ def test_tta_and_select_iter_do_not_retrain(tiny_run: Path, tmp_path: Path):
     config = yaml.safe_load((work / "config.yaml").read_text())
 
     config["tta"] = {"scales": [1.0], "flip": False}
+    config["tracking"] = "mlflow"  # read by the train and select scripts, not a param: reruns nothing
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     dry = run_snakemake(work, "-n")
     planned = _planned(dry.stdout + dry.stderr)

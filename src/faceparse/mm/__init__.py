@@ -20,6 +20,7 @@ from . import evaluation  # noqa: E402,F401  FaceParseMetric
 from . import hooks  # noqa: E402,F401  ResumeScheduleHook, PinnedCheckpointHook
 from . import losses  # noqa: E402,F401  ClassWeightedCrossEntropyLoss
 from . import optim  # noqa: E402,F401  TimmLayerDecayOptimizerConstructor
+from . import tracking  # noqa: E402,F401  MLflowRunVisBackend
 from . import transforms  # noqa: E402,F401  RandomFlipSwapLR
 from . import tta  # noqa: E402,F401  FaceSegTTAModel
 from . import wrappers  # noqa: E402,F401  CPUDistributedDataParallel

@@ -111,6 +111,16 @@ def _tensorboard_into_run(cfg, work_dir: Path) -> None:
             backend["save_dir"] = str((work_dir / TENSORBOARD).resolve())
 
 
+def track_with_mlflow(cfg, tracking_uri: str, experiment: str, run_name: str, params: Mapping,
+                      artifact_location: str | None = None) -> None:
+    """Log the run to MLflow too (config ``tracking: mlflow``): a
+    :class:`faceparse.mm.tracking.MLflowRunVisBackend` next to the TensorBoard backend, logging the
+    config, ``params`` and the curves into the run ``run_name`` of ``experiment`` at ``tracking_uri``."""
+    backend = dict(type="MLflowRunVisBackend", tracking_uri=tracking_uri, exp_name=experiment,
+                   run_name=run_name, params=dict(params), artifact_location=artifact_location)
+    cfg.visualizer.vis_backends = [*(cfg.visualizer.get("vis_backends") or []), backend]
+
+
 def _use_stats(cfg, statistics: Mapping, overrides: Mapping) -> None:
     """The data preprocessor normalises with the dataset's mean/std, unless overridden."""
     for key in ("mean", "std"):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from faceparse.records import TENSORBOARD, Selection, TrainSummary
 from faceparse.train.checkpoints import checkpoint_iter
+from faceparse.train.tracking import Tracking, log_selection
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,13 @@ def mark_in_tensorboard(work_dir: str | Path, choice: dict) -> None:
 
 
 def select(train_json: str | Path, best_json: str | Path, select_iter: int | None = None,
-           metric: str = "mIoU") -> dict:
-    """The select step: read ``train.json``, write ``best.json``, mark the choice in TensorBoard."""
+           metric: str = "mIoU", tracking: Tracking | None = None) -> dict:
+    """The select step: read ``train.json``, write ``best.json``, mark the choice in TensorBoard
+    (and, with ``tracking``, in the run's MLflow run: :func:`faceparse.train.tracking.log_selection`)."""
     summary = TrainSummary.read(train_json)
     choice = choose(vars(summary), select_iter, metric)
     Selection(**choice).write(best_json)
     mark_in_tensorboard(summary.work_dir, choice)
+    if tracking is not None:
+        log_selection(tracking, Path(summary.work_dir).name, choice)
     return choice

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from faceparse.mm.config import build_config
+from faceparse.mm.config import build_config, track_with_mlflow
 from faceparse.mm.params import count_parameters
 from faceparse.records import TrainSummary, read_json, write_json
 from faceparse.train.checkpoints import loadable_checkpoints, point_last_checkpoint
@@ -23,6 +23,7 @@ from faceparse.train.fingerprint import fingerprint_changes, training_fingerprin
 from faceparse.train.launch import launch
 from faceparse.train.runs import FINGERPRINT, adopt_legacy_runs, has_run, latest_run, run_dir
 from faceparse.train.scalars import read_scalars
+from faceparse.train.tracking import Tracking, backend_args
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _explain(run: Path, root: Path, fingerprint: dict) -> None:
 def train(config_file: str | Path, validation: str | Path, stats: str | Path, train_json: str | Path,
           work_dir: str | Path, flip: str | Path | None = None, train_on_val: bool = False,
           overrides: Mapping | None = None, gpus: int = 0, threads: int = 1,
-          nproc: int | None = None, select_iter: int | None = None) -> dict:
+          nproc: int | None = None, select_iter: int | None = None, tracking: Tracking | None = None) -> dict:
     """The train step: resolve the config, take its fingerprint, train in the run store's
     folder of that fingerprint (``{work_dir}/runs/{fingerprint}``), write ``train.json``.
 
@@ -82,7 +83,8 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
     found finished; a new one starts from 0 in its own folder, which a job that fails
     before its first checkpoint removes again (other runs are never touched).
     ``select_iter`` (a pinned checkpoint) is kept through checkpoint rotation and
-    checked before training starts; it is not part of the fingerprint.
+    checked before training starts; it is not part of the fingerprint. With ``tracking`` the run
+    is logged to MLflow too (:mod:`faceparse.train.tracking`), which is not part of it either.
     """
     root = Path(work_dir)
     processes = nproc or max(gpus, 1)
@@ -100,7 +102,7 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
     _explain(run, root, fingerprint)
     created = not run.exists()
     try:
-        return _train_run(resolve(run), run, fingerprint, train_json, train_on_val, gpus, nproc, threads)
+        return _train_run(resolve(run), run, fingerprint, train_json, train_on_val, gpus, nproc, threads, tracking)
     except BaseException:
         if created and run.is_dir() and not has_run(run):
             shutil.rmtree(run)  # nothing trained: leave the store as it was
@@ -108,8 +110,11 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
 
 
 def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_on_val: bool, gpus: int,
-               nproc: int | None, threads: int) -> dict:
+               nproc: int | None, threads: int, tracking: Tracking | None) -> dict:
     """Train (or resume) the resolved ``cfg`` in its run folder and write ``train.json``."""
+    parameters = count_parameters(cfg.model)
+    if tracking is not None:
+        track_with_mlflow(cfg, **backend_args(tracking, run.name, fingerprint["sha256"], parameters))
     write_json(run / FINGERPRINT, fingerprint)
     config_path = run / "config.py"
     cfg.dump(str(config_path))
@@ -117,7 +122,7 @@ def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_
     launch(config_path, gpus=gpus, nproc=nproc, threads=threads)
     summary = summarize(run.resolve(), config_path.resolve(), cfg.train_cfg.max_iters,
                         train_on_val=train_on_val, fingerprint=fingerprint["sha256"],
-                        parameters=count_parameters(cfg.model))
+                        parameters=parameters)
     if not summary["checkpoints"]:
         raise RuntimeError(f"training finished without a checkpoint that loads in {run}")
     point_last_checkpoint(run, summary["checkpoints"])
