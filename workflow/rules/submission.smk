@@ -4,7 +4,7 @@
 
 rule colourise:
     input:
-        val_pred=rules.evaluate.output.val_pred,
+        val_pred=val_predictions,
         test_pred=rules.predict.output.test_pred,
         validated=rules.validate.output.validation,
     output:
@@ -30,6 +30,8 @@ rule package:
     output:
         zip="results/submission/{model}.zip",
         check="results/submission/{model}.check.json",
+    params:
+        split="test",
     log:
         "logs/submission/{model}.log",
     benchmark:
@@ -39,3 +41,21 @@ rule package:
         "../envs/data.yaml"
     script:
         "../scripts/package.py"
+
+
+if not VAL_HAS_MASKS:
+
+    # Val without masks: its predictions zipped like test's (the development-phase submission).
+    use rule package as package_val with:
+        input:
+            test_pred=rules.predict_val.output.test_pred,
+            validated=rules.validate.output.validation,
+        output:
+            zip="results/submission/val/{model}.zip",
+            check="results/submission/val/{model}.check.json",
+        params:
+            split="val",
+        log:
+            "logs/submission/val/{model}.log",
+        benchmark:
+            "benchmarks/submission/val/{model}.tsv"

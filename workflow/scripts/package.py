@@ -1,4 +1,4 @@
-"""Step package: check the test predictions and zip them for Codalab."""
+"""Step package (and package_val): check the test (or val) predictions and zip them for Codalab."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
@@ -10,6 +10,6 @@ package(
     snakemake.input.validated,
     snakemake.output.zip,
     snakemake.output.check,
-    split="test",
+    split=snakemake.params.split,  # noqa: F821 - test, or val in package_val
     threads=snakemake.threads,
 )
