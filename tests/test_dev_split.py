@@ -320,9 +320,8 @@ def test_mini_without_val_masks_end_to_end(tmp_path):
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     model = work / "results" / "models" / "demo_tiny"
-    targets = [str(model / "dev_metrics.json"), str(model / "colour" / "done.json"),
-               str(work / "results" / "submission" / "val" / "demo_tiny.zip"),
-               str(work / "results" / "submission" / "demo_tiny.zip")]
+    targets = ["results/models/demo_tiny/dev_metrics.json", "results/models/demo_tiny/colour/done.json",
+               "results/submission/val/demo_tiny.zip", "results/submission/demo_tiny.zip"]
     run = run_snakemake(work, *targets, timeout=1800)
     assert run.returncode == 0, run.stderr[-6000:]
 

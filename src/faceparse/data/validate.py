@@ -123,8 +123,9 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, thread
         for task, check in zip(tasks, checks):
             if task[0] == split and check.size and split_size and check.size != split_size:
                 problems.append((_rel(task[2], root), f"size {_hw(check.size)}, expected {_hw(split_size)}"))
-        parts = {split: sorted(set(results) - dev_set), "dev": sorted(dev_set)} if split == "train" and dev \
-            else {split: sorted(results)}
+        parts = {split: sorted(results)}
+        if split == "train" and dev:  # train without its dev images, then dev (in train's folders)
+            parts = {split: [n for n in parts[split] if n not in dev_set], "dev": sorted(dev_set)}
         for name, names in parts.items():
             index["splits"][name] = _entry(dirs[split].image_dir, mask_dirs[split], splits[split].image_suffix,
                                            names, [results[n] for n in names], split_size)
