@@ -322,7 +322,7 @@ def test_mini_without_val_masks_end_to_end(tmp_path):
     model = work / "results" / "models" / "demo_tiny"
     targets = ["results/models/demo_tiny/dev_metrics.json", "results/models/demo_tiny/colour/done.json",
                "results/submission/val/demo_tiny.zip", "results/submission/demo_tiny.zip"]
-    run = run_snakemake(work, *targets, timeout=1800)
+    run = run_snakemake(work, "--printshellcmds", *targets, timeout=1800)  # (a flag ends --resources' list)
     assert run.returncode == 0, run.stderr[-6000:]
 
     index = read_index(work / "results" / "data" / "validation.json")
