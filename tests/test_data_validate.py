@@ -110,9 +110,10 @@ def test_every_problem_is_named_and_nothing_is_written(dataset, tmp_path):
 
 
 def test_missing_split_folder_is_a_problem(dataset, tmp_path):
-    for f in (dataset / "val" / "masks").iterdir():
+    """Train without masks is a problem (val may come without: tests/test_dev_split.py)."""
+    for f in (dataset / "train" / "masks").iterdir():
         f.unlink()
-    (dataset / "val" / "masks").rmdir()
-    with pytest.raises(DataValidationError, match="val/masks: missing folder") as err:
+    (dataset / "train" / "masks").rmdir()
+    with pytest.raises(DataValidationError, match="train/masks: missing folder") as err:
         validate_dataset(dataset, "mini", tmp_path / "v.json")
     assert len(err.value.problems) == 1  # not one "no mask" per image on top

@@ -48,7 +48,7 @@ def test_pinned_iteration(tmp_path):
     _, summary = fabricate(tmp_path)
     assert choose(summary, select_iter=8) == {
         "checkpoint": str(tmp_path / "train" / "iter_8.pth"), "iter": 8, "mIoU": 0.51, "metric": "mIoU",
-        "score": 0.51}
+        "score": 0.51, "split": "val"}
     with pytest.raises(ValueError, match="select_iter=12"):
         choose(summary, select_iter=12)
 

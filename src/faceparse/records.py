@@ -3,7 +3,7 @@ file helpers they share (atomic JSON, sha256 of a file, reading a label mask).
 
 | record | written by | here |
 |---|---|---|
-| results/data/validation.json (the dataset index) | validate | :func:`split_files`, :func:`read_index` |
+| results/data/validation.json (the dataset index) | validate | :func:`split_files`, :func:`read_index`, :func:`selection_split` |
 | results/data/flip.json (the flipped set) | flip | :func:`flip_files` (same fields as an index split) |
 | results/data/stats.json | stats | :func:`read_json` |
 | results/models/{m}/train.json | train | :class:`TrainSummary` |
@@ -30,8 +30,10 @@ import numpy as np
 # A training run's TensorBoard event files: {run}/tensorboard (mmengine's TensorboardVisBackend
 # during training, the select step's marker of the chosen checkpoint).
 TENSORBOARD = "tensorboard"
+# The flip step's name of an image's mirrored copy: {name}{FLIP_SUFFIX} (in the flip manifest).
+FLIP_SUFFIX = "_flip"
 
-__all__ = ["TENSORBOARD", "atomic_path", "evenly_spaced", "resolve_index_path", "write_json", "read_json", "sha256_file", "read_mask", "read_index", "SplitFiles", "split_files", "flip_files",
+__all__ = ["TENSORBOARD", "FLIP_SUFFIX", "atomic_path", "evenly_spaced", "resolve_index_path", "write_json", "read_json", "sha256_file", "read_mask", "read_index", "selection_split", "SplitFiles", "split_files", "flip_files",
            "image_size", "TrainSummary", "Selection"]
 
 
@@ -119,8 +121,15 @@ def _absolute(path: str, record: Path) -> str:
 # --------------------------------------------------------------------------- dataset index
 
 def read_index(validation_json: str | Path) -> dict:
-    """The dataset index validate writes: ``{"root", "layout", "splits": {split: entry}}``."""
+    """The dataset index validate writes: ``{"root", "layout", "splits": {split: entry}, "dev_split"}``
+    (``splits.dev`` and ``dev_split`` set when train was cut into train and dev)."""
     return read_json(validation_json)
+
+
+def selection_split(index: dict) -> str:
+    """The split of an index (:func:`read_index`) that selects the checkpoint: ``dev`` when train
+    was cut into train and dev, else ``val``."""
+    return "dev" if "dev" in index["splits"] else "val"
 
 
 @dataclass(frozen=True)
@@ -185,8 +194,9 @@ def _from_json(cls, path: Path, kind: str):
 @dataclass
 class TrainSummary:
     """train.json: a model's work dir (its run), its dumped config, the checkpoints that exist and
-    load, the val scores per validated iteration (mIoU, and mF1/mF1_19 where logged), what the run
-    was trained on, and the model's parameter count (as the challenge counts it)."""
+    load, the val scores per validated iteration (mIoU, and mF1/mF1_19 where logged) and the split
+    they were scored on (``val_split``: val, or dev), what the run was trained on, and the model's
+    parameter count (as the challenge counts it)."""
 
     work_dir: str
     config: str
@@ -196,6 +206,7 @@ class TrainSummary:
     fingerprint: str | None = None
     val: list[dict] = field(default_factory=list)
     parameters: int | None = None
+    val_split: str = "val"
 
     def write(self, path: str | Path) -> None:
         path = Path(path)
@@ -218,13 +229,15 @@ class TrainSummary:
 @dataclass
 class Selection:
     """best.json: the checkpoint a model is evaluated and submitted with, its iteration, its val
-    mIoU, and the metric that picked it with its value (None when that iteration was not validated)."""
+    mIoU, the metric that picked it with its value (None when that iteration was not validated),
+    and the split those scores are on (``split``: val, or dev)."""
 
     checkpoint: str
     iter: int
     mIoU: float | None = None
     metric: str = "mIoU"
     score: float | None = None
+    split: str = "val"
 
     def write(self, path: str | Path) -> None:
         path = Path(path)

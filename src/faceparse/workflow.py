@@ -9,6 +9,8 @@ The Snakefile and ``rules/common.smk`` import only this module:
 - :func:`config_sources`: the files a model config inherits (the train rule's inputs);
 - :func:`solution_models`: the models that can have a solution folder (CompactFaceNet's);
 - :func:`source_fingerprint`: a cheap fingerprint of a dataset read in place (a rule param);
+- :func:`val_has_masks`, :func:`check_dev_split`: whether val is labelled and whether a dev split
+  is carved out of train (the DAG's shape: what selects and what is scored, packaged);
 - :func:`code_state`: the git state and code fingerprint (the provenance rule's param).
 """
 from __future__ import annotations
@@ -22,12 +24,15 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from faceparse.data.celebamask import release_fingerprint
+from faceparse.data.devsplit import DevSplitError, dev_count, resolve_dev_split
 from faceparse.data.fingerprint import listing_fingerprint
+from faceparse.data.layouts import IMAGE_SUFFIXES, LayoutError, has_masks, split_dirs
 from faceparse.model_configs import check_models, config_sources, load_config, pretrained_sources
 from faceparse.report.provenance import code_state
 
 __all__ = ["export_package_path", "validate_config", "check_ensembles", "check_models", "check_rules",
-           "config_sources", "source_fingerprint", "code_state", "SOLUTION_BACKBONE", "solution_models"]
+           "config_sources", "source_fingerprint", "val_has_masks", "check_dev_split", "code_state",
+           "SOLUTION_BACKBONE", "solution_models"]
 
 # The backbone of the models with a solution folder: faceparse.mm.compact.CompactFaceBackbone (named,
 # not imported: no mmseg here; faceparse.predict.solution checks the rest of the config).
@@ -88,6 +93,56 @@ def source_fingerprint(layout: str, root: str | Path | None) -> str:
     if layout == "celebamask-hq":
         return release_fingerprint(root)
     return ""
+
+
+def val_has_masks(config: Mapping) -> bool:
+    """Whether the val split comes with masks: generated data always; a mini root when its val masks
+    folder exists (a root that is no dataset counts as labelled: validate reports it)."""
+    if config["data_layout"] != "mini":
+        return True
+    try:
+        return has_masks(config["data_root"], "val")
+    except LayoutError:
+        return True
+
+
+def _train_images(config: Mapping) -> int | None:
+    """How many train images the run will have, where that is cheap to know (None: not before the
+    CelebAMask-HQ conversion; validate checks it then)."""
+    if config["data_layout"] == "synthetic":
+        return int(config["synthetic"]["counts"]["train"])
+    if config["data_layout"] != "mini":
+        return None
+    try:
+        image_dir = split_dirs(config["data_root"])["train"].image_dir
+        return sum(1 for e in os.scandir(image_dir)
+                   if not e.name.startswith(".") and Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
+    except (LayoutError, OSError):
+        return None  # validate names the problem
+
+
+def check_dev_split(config: Mapping, labelled_val: bool) -> dict | None:
+    """The dev split the run carves out of train (:func:`faceparse.data.devsplit.resolve_dev_split`:
+    the config's ``dev_split``, or the default when val has no masks), or None; refuses in one
+    ``ValueError`` what cannot work: a bad fraction, a split that leaves train empty,
+    ``train_on_val`` without val masks."""
+    problems = []
+    try:
+        dev = resolve_dev_split(config.get("dev_split"), labelled_val)
+    except DevSplitError as exc:
+        raise ValueError(f"config: {exc}") from None
+    if config["train_on_val"] and not labelled_val:
+        problems.append("train_on_val: val has no masks (no val masks folder in data_root), so it cannot be "
+                        "trained on; set train_on_val: false")
+    train_images = _train_images(config) if dev else None
+    if train_images is not None:
+        try:
+            dev_count(train_images, dev["fraction"])
+        except DevSplitError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValueError("config: " + "; ".join(problems))
+    return dev
 
 
 def check_rules(config: Mapping, base_dir: str | Path) -> None:

@@ -11,8 +11,8 @@ REPO_ROOT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).res
 MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
 
-from faceparse.workflow import (check_ensembles, check_models, check_rules, code_state, config_sources,
-                                solution_models, source_fingerprint)
+from faceparse.workflow import (check_dev_split, check_ensembles, check_models, check_rules, code_state,
+                                config_sources, solution_models, source_fingerprint, val_has_masks)
 
 # What the schema cannot say, refused here, before any job: members must be configured
 # models; override keys must exist in the model's config and keep their values' kinds;
@@ -24,6 +24,14 @@ check_rules(config, REPO_ROOT)
 ENSEMBLES = list(config["ensembles"])
 # The CompactFaceNet models: each gets the later editions' deliverables (rules package_masks, solution).
 SOLUTION_MODELS = solution_models(config["models"], REPO_ROOT)
+# Val without masks (one edition ships val images only), or a configured dev_split: a dev split
+# carved out of train (by validate, recorded in the dataset index) selects the checkpoint; val is
+# then scored when it has masks, else predicted and packaged like test. Refused here, before any
+# job: a bad fraction, a split that leaves train empty, train_on_val without val masks.
+VAL_HAS_MASKS = val_has_masks(config)
+DEV_SPLIT = check_dev_split(config, VAL_HAS_MASKS)
+# The split evaluate scores: val, or dev when val has no masks.
+EVAL_SPLIT = "val" if VAL_HAS_MASKS else "dev"
 
 
 wildcard_constraints:
@@ -59,6 +67,16 @@ def validate_input() -> dict:
     if is_generated_source():
         return {"source": "results/data/source/source.json"}
     return {"source": data_root()}
+
+
+def val_predictions(wildcards) -> str:
+    """The val split's TTA masks (colour previews): evaluate's, or predict_val's when val has no masks."""
+    return rules.evaluate.output.val_pred if VAL_HAS_MASKS else rules.predict_val.output.test_pred
+
+
+def ensemble_val_predictions(wildcards) -> str:
+    """An ensemble's val TTA masks, as :func:`val_predictions`."""
+    return rules.ensemble_evaluate.output.val_pred if VAL_HAS_MASKS else rules.ensemble_predict_val.output.test_pred
 
 
 def model_cfg(model: str) -> dict:
@@ -251,4 +269,8 @@ def all_outputs() -> list[str]:
     outputs += export_outputs() + solution_outputs()
     outputs += per_ensemble(rules.ensemble_evaluate.output.metrics, rules.ensemble_colourise.output.done,
                             rules.ensemble_package.output.zip)
+    if not VAL_HAS_MASKS:  # the development-phase submission: val predicted and zipped like test
+        outputs += per_model(rules.package_val.output.zip) + per_ensemble(rules.ensemble_package_val.output.zip)
+    elif DEV_SPLIT:  # val is held out: the dev scores beside val's
+        outputs += per_model(rules.evaluate_dev.output.metrics)
     return outputs + report_outputs() + [rules.provenance.output.provenance]

@@ -5,7 +5,8 @@
 
 # Values the rules below share. Constants, not functions: `snakemake --lint` wants functions
 # in common.smk, and these are plain config lookups.
-# The splits the model trains on, which flip and stats cover: train, plus val with train_on_val.
+# The splits the model trains on, which flip and stats cover: train (without its dev images, which
+# validate moved to a dev split), plus val with train_on_val.
 TRAINING_SPLITS = ["train", "val"] if config["train_on_val"] else ["train"]
 # The image size validate insists on: known for generated data, else each split's most common.
 EXPECTED_IMAGE_SIZE = {"synthetic": config["synthetic"]["size"], "celebamask-hq": 512}.get(config["data_layout"])
@@ -47,6 +48,8 @@ rule validate:
         layout=config["data_layout"],
         size=EXPECTED_IMAGE_SIZE,
         fingerprint=data_root_fingerprint,
+        # the config's (null: none, unless val has no masks); validate records the split in the index
+        dev_split=config["dev_split"],
     log:
         "logs/data/validate.log",
     benchmark:

@@ -4,7 +4,7 @@
 
 rule colourise:
     input:
-        val_pred=rules.evaluate.output.val_pred,
+        val_pred=val_predictions,
         test_pred=rules.predict.output.test_pred,
         validated=rules.validate.output.validation,
     output:
@@ -30,6 +30,8 @@ rule package:
     output:
         zip="results/submission/{model}.zip",
         check="results/submission/{model}.check.json",
+    params:
+        split="test",
     log:
         "logs/submission/{model}.log",
     benchmark:
@@ -47,6 +49,7 @@ use rule package as package_masks with:
         zip="results/submission/{model}.masks.zip",
         check="results/submission/{model}.masks.check.json",
     params:
+        split="test",
         folder="masks",
     log:
         "logs/submission/{model}.masks.log",
@@ -77,3 +80,21 @@ rule solution:
         "../envs/mmseg.yaml"
     script:
         "../scripts/solution.py"
+
+
+if not VAL_HAS_MASKS:
+
+    # Val without masks: its predictions zipped like test's (the development-phase submission).
+    use rule package as package_val with:
+        input:
+            test_pred=rules.predict_val.output.test_pred,
+            validated=rules.validate.output.validation,
+        output:
+            zip="results/submission/val/{model}.zip",
+            check="results/submission/val/{model}.check.json",
+        params:
+            split="val",
+        log:
+            "logs/submission/val/{model}.log",
+        benchmark:
+            "benchmarks/submission/val/{model}.tsv"

@@ -1,4 +1,4 @@
-"""Step evaluate (and ensemble_evaluate): val mIoU/mF1 without and with face-aware TTA; TTA masks to val_pred/."""
+"""Step evaluate (and ensemble_evaluate, evaluate_dev): mIoU/mF1 of val (or dev) without and with face-aware TTA; TTA masks to val_pred/."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
@@ -15,6 +15,7 @@ evaluate(
     flip=params.flip,
     weights=params.weights,
     as_ensemble=params.as_ensemble,
+    split=params.split,
     device="cuda:0" if snakemake.resources.gpu else "cpu",  # noqa: F821
     batch_size=params.batch_size,
     threads=snakemake.threads,  # noqa: F821

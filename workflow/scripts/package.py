@@ -1,5 +1,5 @@
-"""Step package (and package_masks): check the test predictions and zip them for Codalab (at the
-archive's top level) or for the later editions (params.folder: masks/)."""
+"""Step package (and package_val, package_masks): check the test (or val) predictions and zip
+them for Codalab (at the archive's top level) or for the later editions (params.folder: masks/)."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
@@ -11,7 +11,7 @@ package(
     snakemake.input.validated,
     snakemake.output.zip,
     snakemake.output.check,
-    split="test",
+    split=snakemake.params.split,  # noqa: F821 - test, or val in package_val
     threads=snakemake.threads,
     folder=snakemake.params.get("folder", ""),
 )

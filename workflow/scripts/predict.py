@@ -1,4 +1,4 @@
-"""Step predict (and ensemble_predict): face-aware TTA masks for the test split into test_pred/."""
+"""Step predict (and ensemble_predict, predict_val): face-aware TTA masks of a split (test, or val) into test_pred/."""
 from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
@@ -9,7 +9,8 @@ inp, params = snakemake.input, snakemake.params  # noqa: F821
 predict(
     read_members(params.members, inp.best, inp.train),
     inp.validated,
-    pred_dir=snakemake.output.test_pred,  # noqa: F821
+    pred_dir=snakemake.output.test_pred,  # noqa: F821 - val's predictions in predict_val
+    split=params.split,
     scales=params.scales,
     flip=params.flip,
     weights=params.weights,

@@ -15,4 +15,5 @@ validate_dataset(
     snakemake.output.validation,
     threads=snakemake.threads,
     size=snakemake.params.size,
+    dev_split=snakemake.params.dev_split,
 )

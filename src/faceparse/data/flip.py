@@ -22,11 +22,11 @@ from PIL import Image
 from faceparse.data.png import write_label_png
 from faceparse.labels import SWAP_LUT
 from faceparse.parallel import parallel_map
-from faceparse.records import split_files, write_json
+from faceparse.records import FLIP_SUFFIX, split_files, write_json
 
 log = logging.getLogger(__name__)
 
-SUFFIX = "_flip"
+SUFFIX = FLIP_SUFFIX
 
 
 def flip_jpeg(src: str | Path, dst: str | Path) -> bool:

@@ -6,7 +6,8 @@ Two folder layouts are read in place:
   (the generated sources in results/data/source use it too);
 - the seed solution's variant ``{root}/image/{split}`` and ``{root}/mask/{split}``.
 
-The test split needs images only: its masks, if any, are not read.
+The test split needs images only: its masks, if any, are not read. Val may come without masks
+(one of the challenge's later editions ships val images only): its masks folder is then absent.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 SPLITS = ("train", "val", "test")
 LABELLED_SPLITS = ("train", "val")
+MASKS_OPTIONAL = ("val",)  # labelled splits whose masks may be withheld (no masks folder)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_SUFFIX = ".png"
 
@@ -55,3 +57,9 @@ def split_dirs(root: str | Path) -> dict[str, SplitDirs]:
         mask_dir = (root / "mask" / split if seed else root / split / "masks") if split in LABELLED_SPLITS else None
         dirs[split] = SplitDirs(split, image_dir, mask_dir)
     return dirs
+
+
+def has_masks(root: str | Path, split: str) -> bool:
+    """Whether ``split`` of the dataset at root ships masks (its masks folder exists)."""
+    mask_dir = split_dirs(root)[split].mask_dir
+    return mask_dir is not None and mask_dir.is_dir()

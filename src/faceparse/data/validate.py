@@ -7,7 +7,8 @@ Checked, per split:
   split lists mmseg reads strip it); images end in .jpg/.jpeg/.png in any case, one suffix per
   split; masks end in .png exactly; no stem appears twice (``a.jpg`` and ``a.jpeg``); no
   sub-folders (they would not be read); every image has a mask and every mask an image (test:
-  images only, its masks are not read);
+  images only, its masks are not read; val: without a masks folder, images only, recorded with
+  ``mask_dir: null``);
 - images: decode completely (JPEG strictly: libjpeg's "corrupt JPEG data" and "premature end"
   warnings, which fill the damaged part with garbage, are errors), hold what their suffix says,
   are 3-channel RGB, carry no EXIF rotation (OpenCV would apply it, the mask does not), and have
@@ -20,6 +21,10 @@ All problems are collected and raised together as one DataValidationError; each 
 once, in a worker, and also yields the mask's class histogram (for the index; the report draws it) and
 the image's RGB value histogram (summed per split as ``pixel_histogram``, which the stats step
 turns into exact mean and std without decoding anything again).
+
+The dev split (:mod:`faceparse.data.devsplit`), when there is one, is recorded here: ``splits.train``
+holds the train images trained on, ``splits.dev`` the held-out rest (same folders, own histograms),
+and ``dev_split`` the settings (``fraction``, ``seed``, ``reason``, ``images``; null without one).
 """
 from __future__ import annotations
 
@@ -27,12 +32,14 @@ import io
 import logging
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import ExifTags, Image
 
-from faceparse.data.layouts import IMAGE_SUFFIXES, MASK_SUFFIX, SPLITS, split_dirs
+from faceparse.data.devsplit import dev_names, resolve_dev_split
+from faceparse.data.layouts import IMAGE_SUFFIXES, MASKS_OPTIONAL, MASK_SUFFIX, SPLITS, SplitDirs, split_dirs
 from faceparse.labels import IGNORE_INDEX, NUM_CLASSES
 from faceparse.parallel import parallel_map
 from faceparse.records import write_json
@@ -82,49 +89,47 @@ class _Split:
 
 
 def validate_dataset(root: str | Path, layout: str, out_json: str | Path, threads: int = 1,
-                     size: int | tuple[int, int] | None = None) -> dict:
-    """Validate the dataset at root (mini layout); write the index or raise."""
+                     size: int | tuple[int, int] | None = None, dev_split: Mapping | None = None) -> dict:
+    """Validate the dataset at root (mini layout); write the index or raise.
+
+    ``dev_split`` is the config's (None: not set): with it, or when val has no masks, train is
+    cut into ``train`` and ``dev`` (:mod:`faceparse.data.devsplit`) and the index records it.
+    A bad fraction, or a split that leaves train empty, raises :class:`faceparse.data.devsplit.DevSplitError` before any
+    image is decoded."""
     root = Path(root)
     expected = (size, size) if isinstance(size, int) else (tuple(size) if size else None)
     dirs = split_dirs(root)
     problems: list[Problem] = []
+    mask_dirs = {split: _mask_dir(dirs[split], root, problems) for split in SPLITS}
+    dev = resolve_dev_split(dev_split, val_has_masks=mask_dirs["val"] is not None)
     splits: dict[str, _Split] = {}
     for split in SPLITS:
-        found, listing_problems = _list_split(root, dirs[split].image_dir, dirs[split].mask_dir)
+        found, listing_problems = _list_split(root, dirs[split].image_dir, mask_dirs[split])
         splits[split] = found
         problems += listing_problems
+    dev_set = set(dev_names(splits["train"].pairs, dev["fraction"], dev["seed"])) if dev else set()
 
     tasks = [(split, stem, str(image), str(mask) if mask else None, str(root))
              for split, found in splits.items() for stem, (image, mask) in sorted(found.pairs.items())]
     checks = list(parallel_map(_check_pair, tasks, threads, "validate"))
 
-    index = {"root": str(root), "layout": layout, "splits": {}}
+    index: dict = {"root": str(root), "layout": layout, "splits": {}}
     for split in SPLITS:
-        results = [(task, check) for task, check in zip(tasks, checks) if task[0] == split]
-        for _, check in results:
+        results = {task[1]: check for task, check in zip(tasks, checks) if task[0] == split}
+        for check in results.values():
             problems += check.problems
-        sizes = Counter(check.size for _, check in results if check.size)
+        sizes = Counter(check.size for check in results.values() if check.size)
         split_size = expected or (sizes.most_common(1)[0][0] if sizes else None)
-        for task, check in results:
-            if check.size and split_size and check.size != split_size:
+        for task, check in zip(tasks, checks):
+            if task[0] == split and check.size and split_size and check.size != split_size:
                 problems.append((_rel(task[2], root), f"size {_hw(check.size)}, expected {_hw(split_size)}"))
-        mask_dir = dirs[split].mask_dir
-        entry = {
-            "image_dir": str(dirs[split].image_dir),
-            "mask_dir": str(mask_dir) if mask_dir else None,
-            "image_suffix": splits[split].image_suffix,
-            "names": sorted(splits[split].pairs),
-            "images": len(splits[split].pairs),
-            "size": list(split_size) if split_size else None,
-        }
-        histograms = [check.histogram for _, check in results if check.histogram]
-        entry["pixel_histogram"] = [sum(column) for column in zip(*histograms)] if histograms else [0] * 768
-        if mask_dir:
-            counts = [check.counts for _, check in results if check.counts]
-            totals = [sum(column) for column in zip(*counts)] if counts else [0] * (NUM_CLASSES + 1)
-            entry["class_pixels"] = totals[:NUM_CLASSES]
-            entry["ignore_pixels"] = totals[NUM_CLASSES]
-        index["splits"][split] = entry
+        parts = {split: sorted(results)}
+        if split == "train" and dev:  # train without its dev images, then dev (in train's folders)
+            parts = {split: [n for n in parts[split] if n not in dev_set], "dev": sorted(dev_set)}
+        for name, names in parts.items():
+            index["splits"][name] = _entry(dirs[split].image_dir, mask_dirs[split], splits[split].image_suffix,
+                                           names, [results[n] for n in names], split_size)
+    index["dev_split"] = {**dev, "from": "train", "images": len(dev_set)} if dev else None
 
     if problems:
         for file, problem in problems:
@@ -132,7 +137,50 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, thread
         raise DataValidationError(str(root), problems)
     write_json(out_json, index)
     log.info("validated %s: %s", root, {s: e["images"] for s, e in index["splits"].items()})
+    if mask_dirs["val"] is None:
+        log.warning("val: %d images without masks: predicted and packaged like test; the dev split selects "
+                    "the checkpoint", index["splits"]["val"]["images"])
+    if dev:
+        log.warning("dev split: %d of the %d train images held out of training to select the checkpoint "
+                    "(fraction %s, seed %s; %s)", len(dev_set), len(splits["train"].pairs), dev["fraction"],
+                    dev["seed"], dev["reason"])
     return index
+
+
+def _mask_dir(dirs: SplitDirs, root: Path, problems: list[Problem]) -> Path | None:
+    """A split's mask folder; None for test, and for a split that may come without masks (val)
+    and does (no folder; an empty one is reported: it says neither)."""
+    mask_dir = dirs.mask_dir
+    if mask_dir is None or dirs.split not in MASKS_OPTIONAL:
+        return mask_dir
+    if not mask_dir.is_dir():
+        return None
+    if not any(not e.name.startswith(".") for e in os.scandir(mask_dir)):
+        problems.append((_rel(mask_dir, root), f"an empty masks folder: remove it if {dirs.split} comes without "
+                                                "masks, or put the masks in it"))
+        return None
+    return mask_dir
+
+
+def _entry(image_dir: Path, mask_dir: Path | None, image_suffix: str | None, names: list[str],
+           checks: list[_Check], size: tuple[int, int] | None) -> dict:
+    """The index entry of a split (or part of one): its folders, names, size and summed histograms."""
+    entry = {
+        "image_dir": str(image_dir),
+        "mask_dir": str(mask_dir) if mask_dir else None,
+        "image_suffix": image_suffix,
+        "names": names,
+        "images": len(names),
+        "size": list(size) if size else None,
+    }
+    histograms = [check.histogram for check in checks if check.histogram]
+    entry["pixel_histogram"] = [sum(column) for column in zip(*histograms)] if histograms else [0] * 768
+    if mask_dir:
+        counts = [check.counts for check in checks if check.counts]
+        totals = [sum(column) for column in zip(*counts)] if counts else [0] * (NUM_CLASSES + 1)
+        entry["class_pixels"] = totals[:NUM_CLASSES]
+        entry["ignore_pixels"] = totals[NUM_CLASSES]
+    return entry
 
 
 def _hw(size: tuple[int, int]) -> str:

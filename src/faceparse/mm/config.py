@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from faceparse.model_configs import keep_iters_problems, load_config
-from faceparse.records import TENSORBOARD, read_index, read_json, resolve_index_path
+from faceparse.records import FLIP_SUFFIX, TENSORBOARD, read_index, read_json, resolve_index_path, selection_split
 
 def write_split_list(path: Path, names: list[str]) -> str:
     """Write the image stems of a split, one a line (an mmseg ``ann_file``); keep an identical file."""
@@ -139,17 +139,25 @@ def _split_dataset(template: Mapping, entry: Mapping, record: Path, name: str, l
 
 
 def _fill_datasets(cfg, validation: Path, flip: Path | None, train_on_val: bool, split_dir: Path) -> None:
-    """Train on train (+ the flipped copies, + val with ``train_on_val``), validate and test on val."""
-    splits = read_index(validation)["splits"]
+    """Train on train (+ the flipped copies, + val with ``train_on_val``); validate and test on the
+    split that selects the checkpoint (dev when the index has one, else val)."""
+    index = read_index(validation)
+    splits = index["splits"]
     template = cfg.train_dataloader.dataset
     parts = [_split_dataset(template, splits["train"], validation, "train", split_dir / "train.txt")]
     if flip is not None:
-        parts.append(_split_dataset(template, read_json(flip), flip, "flip", split_dir / "train_flip.txt"))
+        flipped = read_json(flip)
+        leaked = sorted(set(flipped["names"]) & {n + FLIP_SUFFIX for n in splits.get("dev", {}).get("names", [])})
+        if leaked:
+            raise ValueError(f"{flip}: flipped copies of dev images ({', '.join(leaked[:5])}"
+                             f"{', ...' if len(leaked) > 5 else ''}) would be trained on; rerun flip")
+        parts.append(_split_dataset(template, flipped, flip, "flip", split_dir / "train_flip.txt"))
     if train_on_val:
         parts.append(_split_dataset(template, splits["val"], validation, "val", split_dir / "train_val.txt"))
     cfg.train_dataloader.dataset = parts[0] if len(parts) == 1 else dict(type="ConcatDataset", datasets=parts)
-    cfg.val_dataloader.dataset = _split_dataset(cfg.val_dataloader.dataset, splits["val"], validation, "val",
-                                                split_dir / "val.txt")
+    select_on = selection_split(index)
+    cfg.val_dataloader.dataset = _split_dataset(cfg.val_dataloader.dataset, splits[select_on], validation,
+                                                select_on, split_dir / f"{select_on}.txt")
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         if loader.get("num_workers", 0) == 0:

@@ -115,7 +115,7 @@ def per_image_scores(validation_json: str | Path, pred_dir: str | Path, split: s
 
 def worst_images_figure(validation_json: str | Path, pred_dir: str | Path, image_scores: Sequence[dict],
                         path: str | Path, *, model: str, count: int = 6, split: str = "val") -> Path:
-    """The ``count`` val images with the lowest per-image mIoU: image | truth | prediction | errors."""
+    """The ``count`` images of ``split`` with the lowest per-image mIoU: image | truth | prediction | errors."""
     files = split_files(validation_json, split, need_masks=True)
     where = {n: i for i, n in enumerate(files.names)}
     worst = sorted((s for s in image_scores if not math.isnan(s["mIoU"])), key=lambda s: s["mIoU"])[:count]
@@ -132,7 +132,7 @@ def worst_images_figure(validation_json: str | Path, pred_dir: str | Path, image
         rows.append([image, colour_mask(truth), colour_mask(pred), error_map(image, truth, pred)])
         cell_titles.append([f"{s['name']}", "truth", f"prediction: mIoU {s['mIoU']:.1f}",
                             f"errors: {wrong:.1f}% px"])
-    return image_grid_figure(rows, path, title=f"{model}: the {len(rows)} worst val images (per-image mIoU)",
+    return image_grid_figure(rows, path, title=f"{model}: the {len(rows)} worst {split} images (per-image mIoU)",
                              col_titles=["image", "truth", "prediction", "errors"], cell_titles=cell_titles)
 
 
@@ -140,15 +140,17 @@ def evaluation_section(metrics_json: str | Path, validation_json: str | Path, pr
                        bars_png: str | Path, confusion_png: str | Path, worst_png: str | Path,
                        table_html: str | Path, model: str, count: int = 6, threads: int = 1) -> dict:
     """Per-class IoU/F1 bars (no TTA vs TTA), the row-normalised confusion heatmap, the grid of the
-    worst val images, and the numbers (per class and per image) as an HTML table, of one model."""
+    worst images, and the numbers (per class and per image) as an HTML table, of one model, on the
+    split the metrics were scored on (val, or dev when val has no masks)."""
     metrics = read_json(metrics_json)
+    split = metrics.get("split", "val")
     score_bars_figure(metrics, bars_png, model=model)
     key = "tta" if "tta" in metrics else "no_tta"
     variant = "with TTA" if key == "tta" else "no TTA"
     confusion_figure(np.array(metrics[key]["confusion"]), confusion_png,
-                     title=f"{model}: confusion on val, {variant} (row-normalised, %)")
-    image_scores = per_image_scores(validation_json, pred_dir, threads=threads)
-    worst_images_figure(validation_json, pred_dir, image_scores, worst_png, model=model, count=count)
+                     title=f"{model}: confusion on {split}, {variant} (row-normalised, %)")
+    image_scores = per_image_scores(validation_json, pred_dir, split=split, threads=threads)
+    worst_images_figure(validation_json, pred_dir, image_scores, worst_png, model=model, count=count, split=split)
     Path(table_html).parent.mkdir(parents=True, exist_ok=True)
     Path(table_html).write_text(tables.evaluation_html(metrics, image_scores, model=model))
     return {"images": len(image_scores), "confusion": key}

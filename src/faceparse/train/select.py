@@ -12,11 +12,12 @@ log = logging.getLogger(__name__)
 
 
 def choose(summary: dict, select_iter: int | None = None, metric: str = "mIoU") -> dict:
-    """``{"checkpoint", "iter", "mIoU", "metric", "score"}`` from a ``train.json`` summary.
+    """``{"checkpoint", "iter", "mIoU", "metric", "score", "split"}`` from a ``train.json`` summary.
 
     With ``select_iter`` the checkpoint of that iteration (its val scores, or null
     when it was not validated); otherwise the checkpoint with the best val ``metric``
-    (``mIoU`` or ``mF1``), the later one on a tie. Checkpoints deleted since
+    (``mIoU`` or ``mF1``), the later one on a tie. The val scores are those of the
+    summary's ``val_split`` (the dev split when the index has one). Checkpoints deleted since
     (``max_keep_ckpts``) are not candidates. A plain ``iter_N.pth`` is preferred to
     its ``best_*`` copy.
     """
@@ -29,6 +30,7 @@ def choose(summary: dict, select_iter: int | None = None, metric: str = "mIoU") 
             by_iter[it] = path
     if not by_iter:
         raise ValueError("train.json lists no existing checkpoint")
+    split = summary.get("val_split", "val")
     val = {int(v["iter"]): v for v in summary.get("val", [])}
     scores = {it: float(v[metric]) for it, v in val.items() if v.get(metric) is not None}
     if select_iter is not None:
@@ -43,13 +45,13 @@ def choose(summary: dict, select_iter: int | None = None, metric: str = "mIoU") 
         if not scored:
             hint = (" (mF1 is logged by val_evaluator type='FaceParseMetric', configs/_base_/faceparse_dataset.py)"
                     if metric != "mIoU" else "")
-            raise ValueError(f"no val {metric} for any checkpoint ({sorted(by_iter)}); validate at the "
+            raise ValueError(f"no {split} {metric} for any checkpoint ({sorted(by_iter)}); validate at the "
                              f"checkpoint interval or pin select_iter{hint}")
         it = max(scored, key=lambda i: (scores[i], i))
-        reason = f"best val {metric}"
+        reason = f"best {split} {metric}"
     choice = {"checkpoint": by_iter[it], "iter": it, "mIoU": val.get(it, {}).get("mIoU"), "metric": metric,
-              "score": scores.get(it)}
-    log.info("selected %s (%s, val %s %s)", choice["checkpoint"], reason, metric, choice["score"])
+              "score": scores.get(it), "split": split}
+    log.info("selected %s (%s, %s %s %s)", choice["checkpoint"], reason, split, metric, choice["score"])
     return choice
 
 
@@ -62,7 +64,8 @@ def mark_in_tensorboard(work_dir: str | Path, choice: dict) -> None:
     try:
         if choice["score"] is not None:
             writer.add_scalar(f"selected/{choice['metric']}", choice["score"], choice["iter"])
-        writer.add_text("selected", f"{Path(choice['checkpoint']).name} (by val {choice['metric']})", choice["iter"])
+        writer.add_text("selected", f"{Path(choice['checkpoint']).name} (by {choice['split']} {choice['metric']})",
+                        choice["iter"])
     finally:
         writer.close()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from faceparse.mm.config import build_config, track_with_mlflow
 from faceparse.mm.params import count_parameters
-from faceparse.records import TrainSummary, read_json, write_json
+from faceparse.records import TrainSummary, read_index, read_json, selection_split, write_json
 from faceparse.train.checkpoints import loadable_checkpoints, point_last_checkpoint
 from faceparse.train.fingerprint import fingerprint_changes, training_fingerprint
 from faceparse.train.launch import launch
@@ -44,8 +44,9 @@ def read_val_scores(work_dir: str | Path) -> list[dict]:
 
 
 def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, train_on_val: bool = False,
-              fingerprint: str | None = None, parameters: int | None = None) -> dict:
-    """The content of ``train.json``: only checkpoints that exist and load are listed."""
+              fingerprint: str | None = None, parameters: int | None = None, val_split: str = "val") -> dict:
+    """The content of ``train.json``: only checkpoints that exist and load are listed; ``val_split``
+    is the split the val scores are on (dev when the index has one)."""
     return {
         "work_dir": str(work_dir),
         "config": str(config_path),
@@ -55,6 +56,7 @@ def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, tra
         "fingerprint": fingerprint,
         "val": read_val_scores(work_dir),
         "parameters": parameters,
+        "val_split": val_split,
     }
 
 
@@ -102,7 +104,8 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
     _explain(run, root, fingerprint)
     created = not run.exists()
     try:
-        return _train_run(resolve(run), run, fingerprint, train_json, train_on_val, gpus, nproc, threads, tracking)
+        return _train_run(resolve(run), run, fingerprint, train_json, train_on_val, gpus, nproc, threads,
+                          tracking, selection_split(read_index(validation)))
     except BaseException:
         if created and run.is_dir() and not has_run(run):
             shutil.rmtree(run)  # nothing trained: leave the store as it was
@@ -110,7 +113,7 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
 
 
 def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_on_val: bool, gpus: int,
-               nproc: int | None, threads: int, tracking: Tracking | None) -> dict:
+               nproc: int | None, threads: int, tracking: Tracking | None, val_split: str) -> dict:
     """Train (or resume) the resolved ``cfg`` in its run folder and write ``train.json``."""
     parameters = count_parameters(cfg.model)
     if tracking is not None:
@@ -122,11 +125,11 @@ def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_
     launch(config_path, gpus=gpus, nproc=nproc, threads=threads)
     summary = summarize(run.resolve(), config_path.resolve(), cfg.train_cfg.max_iters,
                         train_on_val=train_on_val, fingerprint=fingerprint["sha256"],
-                        parameters=parameters)
+                        parameters=parameters, val_split=val_split)
     if not summary["checkpoints"]:
         raise RuntimeError(f"training finished without a checkpoint that loads in {run}")
     point_last_checkpoint(run, summary["checkpoints"])
     TrainSummary(**summary).write(train_json)
-    log.info("%d checkpoint(s), val mIoU: %s", len(summary["checkpoints"]),
+    log.info("%d checkpoint(s), %s mIoU: %s", len(summary["checkpoints"]), val_split,
              ", ".join(f"{v['iter']}: {v['mIoU']:.4f}" for v in summary["val"]) or "none")
     return summary
