@@ -7,6 +7,11 @@
 # outside the checkout, keyed by mmcv, torch and Python versions, so a second
 # setup (even from a fresh clone) only installs it.
 #
+# No debug info (-g0 after Python's own "-g -O3"): the same -O3 code, compiled in half the
+# time (nms.cpp: 8.7 s instead of 15-18 s on this machine's cores) into a wheel a fraction of
+# the size; the ~80 files all parse torch's headers, and writing their debug info was half the
+# cold setup's build.
+#
 # CPU ops are built even on a GPU machine (CUDA_VISIBLE_DEVICES is hidden
 # during the build): faceparse's models use no mmcv CUDA op. Set
 # FACEPARSE_MMCV_CUDA=1 to build the CUDA ops instead (needs nvcc matching
@@ -45,7 +50,7 @@ done
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 echo "build_mmcv: building mmcv $MMCV_VERSION for torch $TORCH_VERSION ($PY_TAG, $VARIANT); log: $LOG" >&2
-echo "build_mmcv: this takes about 12 minutes on 2 cores and happens once per machine" >&2
+echo "build_mmcv: this takes about 5 minutes on 2 cores and happens once per machine" >&2
 {
   curl -fsSL -o "$WORK/mmcv.tar.gz" "$SDIST_URL"
   echo "$SDIST_SHA256  $WORK/mmcv.tar.gz" | sha256sum -c -
@@ -58,7 +63,7 @@ echo "build_mmcv: this takes about 12 minutes on 2 cores and happens once per ma
   "$PY" -m pip install -q ninja==1.11.1.4
 } >"$LOG" 2>&1 || { echo "build_mmcv: fetching/preparing the sdist failed, see $LOG" >&2; tail -20 "$LOG" >&2; exit 1; }
 
-BUILD_ENV=(MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}")
+BUILD_ENV=(MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" CFLAGS="${CFLAGS:-} -g0")
 if [ "$VARIANT" = cpu ]; then BUILD_ENV+=(CUDA_VISIBLE_DEVICES= FORCE_CUDA=0); else BUILD_ENV+=(FORCE_CUDA=1); fi
 if ! (cd "$WORK/mmcv-$MMCV_VERSION" && env "${BUILD_ENV[@]}" PATH="$(dirname "$PY"):$PATH" \
       "$PY" -m pip wheel --no-build-isolation --no-deps -w "$WORK/dist" . ) >>"$LOG" 2>&1; then
