@@ -138,12 +138,13 @@ def load_run(folder: str | Path):
     return module
 
 
-def _parity(folder: Path, validation_json: str | Path, val_pred: Path, max_images: int) -> dict:
-    """run.py's TTA labels of up to ``max_images`` val images against the evaluate step's masks."""
+def _parity(folder: Path, validation_json: str | Path, val_pred: Path, max_images: int, split: str) -> dict:
+    """run.py's TTA labels of up to ``max_images`` images of ``split`` (the one the evaluate step
+    scored: val, or dev when val has no masks) against the evaluate step's masks."""
     run = load_run(folder)
     settings = json.loads((folder / "solution.json").read_text())
     net = run.load_network(folder / "ckpt.pth", settings)
-    files = split_files(validation_json, "val")
+    files = split_files(validation_json, split)
     picked = evenly_spaced(len(files.names), max_images)
     same = total = 0
     for i in picked:
@@ -154,7 +155,7 @@ def _parity(folder: Path, validation_json: str | Path, val_pred: Path, max_image
         same += int((got == expected).sum())
         total += expected.size
     agreement = 100.0 * same / max(total, 1)
-    return {"split": "val", "images": len(picked), "pixels": total, "agreement_percent": agreement,
+    return {"split": split, "images": len(picked), "pixels": total, "agreement_percent": agreement,
             "threshold_percent": PARITY_THRESHOLD, "passed": agreement >= PARITY_THRESHOLD}
 
 
@@ -254,8 +255,9 @@ def build_solution(model: str, best_json: str | Path, train_json: str | Path, me
                    tmp / "ckpt.pth")
         (tmp / "solution.json").write_text(json.dumps(settings, indent=2) + "\n")
         pretrained = pretrained_sources(_plain(cfg.model))
-        (tmp / "Readme.txt").write_text(_readme(model, settings, read_json(metrics_json), selection, pretrained))
-        record = _parity(tmp, validation_json, Path(val_pred), parity_images)
+        metrics = read_json(metrics_json)
+        (tmp / "Readme.txt").write_text(_readme(model, settings, metrics, selection, pretrained))
+        record = _parity(tmp, validation_json, Path(val_pred), parity_images, metrics.get("split", "val"))
         record.update(folder=str(out_dir), parameters=settings["parameters"], source=settings["source"])
         if not record["passed"]:
             raise RuntimeError(f"{out_dir}: run.py agrees with the evaluate step's masks on "
