@@ -317,7 +317,7 @@ def test_snakemake_delivers_a_compact_models_masks_archive_and_solution(tmp_path
     solution = tmp_path / targets[1]
     assert json.loads((tmp_path / "results/submission/compact_solution.parity.json").read_text())["passed"]
     monkeypatch.chdir(tmp_path)  # the index's paths are the project's
-    image = split_files("results/data/validation.json", "test").images[0]
+    image = Path(split_files("results/data/validation.json", "test").images[0]).resolve()
     out = tmp_path / "mask.png"
     run = subprocess.run([sys.executable, "run.py", "--input", str(image), "--output", str(out), "--weights",
                           "ckpt.pth"], cwd=solution, env=_isolated_env(tmp_path), capture_output=True, text=True,
