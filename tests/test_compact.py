@@ -102,3 +102,23 @@ def test_a_checkpoint_becomes_the_plain_network_exactly():
         assert torch.equal(segmentor.backbone(x)[0], net(x))
     with pytest.raises(ValueError, match="not a CompactFaceNet checkpoint: 1 weights outside"):
         plain_state_dict({**segmentor.state_dict(), "decode_head.conv_seg.weight": torch.zeros(1)})
+
+
+def test_exports_to_onnx_for_any_input_size(tmp_path):
+    """The pyramid pooling uses fixed kernels (not fixed output grids), so the export step's
+    dynamic-size ONNX model runs and agrees with PyTorch at sizes it was not traced at."""
+    import numpy as np
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    net = CompactFaceNet().eval()
+    path = tmp_path / "compact.onnx"
+    torch.onnx.export(net, torch.zeros(1, 3, 256, 256), str(path), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 100, 76), (2, 3, 333, 211), (1, 3, 33, 65)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected = net(x).numpy()
+        got = session.run(None, {"x": x.numpy()})[0]
+        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4

@@ -50,7 +50,7 @@ done
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 echo "build_mmcv: building mmcv $MMCV_VERSION for torch $TORCH_VERSION ($PY_TAG, $VARIANT); log: $LOG" >&2
-echo "build_mmcv: this takes about 5 minutes on 2 cores and happens once per machine" >&2
+echo "build_mmcv: this takes about 6 minutes on 2 cores and happens once per machine" >&2
 {
   curl -fsSL -o "$WORK/mmcv.tar.gz" "$SDIST_URL"
   echo "$SDIST_SHA256  $WORK/mmcv.tar.gz" | sha256sum -c -

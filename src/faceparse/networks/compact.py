@@ -54,20 +54,25 @@ class InvertedResidual(nn.Module):
 
 
 class PyramidPooling(nn.Module):
-    """PSPNet's pooling at a few grid sizes, each reduced to ``channels // len(bins)`` channels."""
+    """Context pooled at a few scales - the whole map, and average pools of ``kernels`` - each
+    reduced to ``channels // 4`` channels, upsampled back and concatenated with the input.
+    Fixed kernels (not PSPNet's fixed output grids) keep the network exportable to ONNX for any
+    input size."""
 
-    def __init__(self, channels: int, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+    def __init__(self, channels: int, kernels: tuple[int, ...] = (4, 2)) -> None:
         super().__init__()
-        branch = channels // len(bins)
-        self.bins = bins
-        self.branches = nn.ModuleList(ConvBNReLU(channels, branch, 1) for _ in bins)
-        self.project = ConvBNReLU(channels + branch * len(bins), channels, 1)
+        branch = channels // 4
+        self.kernels = kernels
+        self.branches = nn.ModuleList(ConvBNReLU(channels, branch, 1) for _ in range(1 + len(kernels)))
+        self.project = ConvBNReLU(channels + branch * (1 + len(kernels)), channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]
-        pooled = [F.interpolate(conv(F.adaptive_avg_pool2d(x, b)), size, mode="bilinear", align_corners=False)
-                  for b, conv in zip(self.bins, self.branches)]
-        return self.project(torch.cat([x, *pooled], dim=1))
+        pooled = [x.mean((2, 3), keepdim=True)] + [F.avg_pool2d(x, k, k, ceil_mode=True, count_include_pad=False)
+                                                  for k in self.kernels]
+        ups = [F.interpolate(conv(p), size, mode="bilinear", align_corners=False)
+               for p, conv in zip(pooled, self.branches)]
+        return self.project(torch.cat([x, *ups], dim=1))
 
 
 def _stage(cin: int, cout: int, blocks: int, stride: int) -> nn.Sequential:
