@@ -90,7 +90,7 @@ def test_check_models_lists_every_problem_of_every_model(tmp_path):
 
 def _project(tmp_path: Path, **model) -> Path:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["models"]["demo_tiny"].update(model)
+    config["models"]["compact"].update(model)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     return tmp_path
 
@@ -100,7 +100,7 @@ def test_workflow_refuses_bad_overrides_before_any_job(tmp_path):
     run = run_snakemake(work, "-n")
     text = run.stdout + run.stderr
     assert run.returncode != 0
-    assert "models.demo_tiny.overrides: train_cfg.max_iter: the resolved config has no train_cfg.max_iter " \
+    assert "models.compact.overrides: train_cfg.max_iter: the resolved config has no train_cfg.max_iter " \
            "(did you mean train_cfg.max_iters?)" in text
     assert "Job stats" not in text and not (work / "results").exists()
 
