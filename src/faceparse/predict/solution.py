@@ -27,7 +27,7 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -87,15 +87,6 @@ def solution_problem(cfg: Config) -> str | None:
     return None
 
 
-def _plain(value):
-    """A config value as JSON: tuples as lists, ConfigDicts as dicts."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def solution_settings(cfg: Config, scales: Sequence[float], flip: bool) -> dict:
     """``solution.json`` without its parameter count and source: how run.py builds the network and
     prepares a photo, from the resolved config, and the TTA of the evaluate and predict steps."""
@@ -111,7 +102,7 @@ def solution_settings(cfg: Config, scales: Sequence[float], flip: bool) -> dict:
         "format": "faceparse-solution-1",
         "network": "CompactFaceNet",
         "network_file": "compact.py",
-        "network_kwargs": {k: _plain(v) for k, v in cfg.model.backbone.items() if k != "type"},
+        "network_kwargs": {k: v for k, v in cfg.to_dict()["model"]["backbone"].items() if k != "type"},
         "resize": input_resize(cfg),
         "normalisation": {"mean": norm["mean"], "std": norm["std"],
                           "bgr_to_rgb": bool(pre.get("bgr_to_rgb", False) or pre.get("rgb_to_bgr", False)),
@@ -254,7 +245,7 @@ def build_solution(model: str, best_json: str | Path, train_json: str | Path, me
         torch.save({"state_dict": {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}},
                    tmp / "ckpt.pth")
         (tmp / "solution.json").write_text(json.dumps(settings, indent=2) + "\n")
-        pretrained = pretrained_sources(_plain(cfg.model))
+        pretrained = pretrained_sources(cfg.to_dict())  # as the rules check it: load_from included
         metrics = read_json(metrics_json)
         (tmp / "Readme.txt").write_text(_readme(model, settings, metrics, selection, pretrained))
         record = _parity(tmp, validation_json, Path(val_pred), parity_images, metrics.get("split", "val"))
