@@ -1,5 +1,5 @@
 # The compact model for the later editions' rules (fewer than 1,821,085 parameters, from
-# scratch): CompactFaceNet, 1,100,355 parameters, trained on the CPU in the demo. Face-aware
+# scratch): CompactFaceNet, 1,326,035 parameters, trained on the CPU in the demo. Face-aware
 # online flip (left/right labels swapped), rotation, scale/shift and photometric augmentation,
 # class-weighted cross-entropy. Images at half size (256x256), random 192x192 crops, batch 8.
 _base_ = [

@@ -1,5 +1,5 @@
 # The compact model at full size for a GPU (configs/runs/challenge_2025.yaml): the later
-# editions' 1000 training images at 512x512, CompactFaceNet from scratch (1,100,355
+# editions' 1000 training images at 512x512, CompactFaceNet from scratch (1,326,035
 # parameters), face-aware online flip, rotation, scale/shift and photometric augmentation,
 # class-weighted cross-entropy. 24k iterations of batch 16 is ~380 passes over 1000 images
 # (small networks from scratch need many); checkpoint + val every 2000 iterations, all kept

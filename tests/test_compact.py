@@ -81,12 +81,12 @@ def test_the_rules_accept_the_compact_model_and_it_loads_nothing_pretrained():
 
 
 @pytest.mark.parametrize("size", [(192, 192), (100, 76), (33, 65)])
-def test_logits_at_a_quarter_and_segment_at_the_input_size(size):
+def test_logits_at_half_size_and_segment_at_the_input_size(size):
     net = CompactFaceNet().eval()
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        quarter, full = net(x), net.segment(x)
-    assert quarter.shape == (2, 19, -(-size[0] // 4), -(-size[1] // 4))
+        half, full = net(x), net.segment(x)
+    assert half.shape == (2, 19, -(-size[0] // 2), -(-size[1] // 2))
     assert full.shape == (2, 19, *size)
 
 

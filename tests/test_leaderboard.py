@@ -69,6 +69,18 @@ def test_rows_best_first_with_iterations_times_and_held_out(tmp_path):
         assert im.format == "PNG" and im.width >= 800
 
 
+def test_dev_scores_are_labelled_dev_not_val(tmp_path):
+    """When val has no masks evaluate scores the dev split; the leaderboard says so."""
+    models = {"a": _model(tmp_path, "a", {**_metrics(50.0, 50.0), "split": "dev"}, 10, 1.0)}
+    rows = leaderboard_rows(models)
+    assert rows[0]["split"] == "dev"
+    page = leaderboard_html(rows)
+    assert "Leaderboard: models and ensembles on dev" in page and "Scores on dev" in page
+    assert "on val" not in page
+    val_page = leaderboard_html(leaderboard_rows({"b": _model(tmp_path, "b", _metrics(50.0, 50.0), 10, 1.0)}))
+    assert "Leaderboard: models and ensembles on val" in val_page and "dev" not in val_page
+
+
 def test_an_ensemble_of_unknown_members_is_named(tmp_path):
     models = {"a": _model(tmp_path, "a", _metrics(50.0, 50.0), 10, 1.0)}
     write_json(tmp_path / "e.json", _metrics(50.0, 50.0, ensemble={"members": []}))

@@ -1,6 +1,6 @@
 # faceparse's CompactFaceNet (src/faceparse/networks/compact.py, plain PyTorch) as an mmseg
-# segmentor: the network is the backbone and returns logits at 1/4; LogitsHead only adds
-# mmseg's losses and resizing (no parameters). 1,100,355 parameters with these widths.
+# segmentor: the network is the backbone and returns logits at 1/2; LogitsHead only adds
+# mmseg's losses and resizing (no parameters). 1,326,035 parameters with these widths.
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[132.529, 106.677, 92.839],
@@ -13,8 +13,8 @@ num_classes = 19
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='CompactFaceBackbone', num_classes=num_classes, detail=(32, 48, 64),
-                  context=(64, 96, 128), blocks=(3, 3, 3), decoder=64),
+    backbone=dict(type='CompactFaceBackbone', num_classes=num_classes, detail=(16, 48, 64),
+                  context=(128, 192), decoder=(96, 48, 16)),
     decode_head=dict(type='LogitsHead', num_classes=num_classes, align_corners=False),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -21,9 +21,9 @@ PREFIX = "backbone.net."
 
 @MODELS.register_module()
 class CompactFaceBackbone(BaseModule):
-    """:class:`CompactFaceNet` as an mmseg backbone: returns ``(logits at 1/4,)``.
+    """:class:`CompactFaceNet` as an mmseg backbone: returns ``(logits at 1/2,)``.
 
-    Args are CompactFaceNet's (``num_classes``, ``detail``, ``context``, ``blocks``, ``decoder``).
+    Args are CompactFaceNet's (``num_classes``, ``detail``, ``context``, ``decoder``).
     It initialises its own weights, so mmengine's ``init_cfg`` stays ``None``.
     """
 

