@@ -48,8 +48,8 @@ def test_challenge_2025_run_end_to_end(val_masks, tmp_path):
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     targets = ["results/models/compact/best.json", "results/submission/compact.masks.zip",
                "results/submission/compact_solution"]
-    if not val_masks:
-        targets.append("results/submission/val/compact.zip")
+    if not val_masks:  # and the report: the leaderboard and provenance of a dev-split run
+        targets += ["results/submission/val/compact.zip", "results/provenance/provenance.json"]
     run = run_snakemake(work, "--printshellcmds", *targets, timeout=1800)
     assert run.returncode == 0, run.stderr[-6000:]
 
@@ -67,6 +67,12 @@ def test_challenge_2025_run_end_to_end(val_masks, tmp_path):
     if not val_masks:
         with zipfile.ZipFile(results / "submission" / "val" / "compact.zip") as zf:
             assert sorted(zf.namelist()) == sorted(f"{p.stem}.png" for p in (data / "val" / "images").glob("*.jpg"))
+        # the deliverables are hashed in the provenance record; the leaderboard says dev, not val
+        outputs = json.loads((results / "provenance" / "provenance.json").read_text())["outputs"]
+        assert {"results/submission/compact.masks.zip", "results/submission/val/compact.zip",
+                "results/submission/compact_solution/run.py",
+                "results/submission/compact_solution/ckpt.pth"} <= set(outputs)
+        assert "Leaderboard: models and ensembles on dev" in (results / "report" / "leaderboard.html").read_text()
 
     # run.py alone, where faceparse, mmseg, mmcv, mmengine, timm and onnxruntime cannot be imported
     (tmp_path / "isolated").mkdir()

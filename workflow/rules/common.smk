@@ -209,8 +209,9 @@ def report_outputs() -> list[str]:
 
 def provenance_input(wildcards) -> dict:
     """What the record describes: the data index, every model's markers, metrics and
-    submission, every ensemble's metrics and submission, and the report's figures (their
-    hashes are recorded too)."""
+    submission, every ensemble's metrics and submission, the later editions' deliverables
+    (masks archives, solution folders, val zips when val has no masks) and the report's figures
+    (their hashes are recorded too)."""
     inputs = {
         "validated": rules.validate.output.validation,
         "stats": rules.stats.output.stats,
@@ -223,6 +224,7 @@ def provenance_input(wildcards) -> dict:
         "ensemble_zips": per_ensemble(rules.ensemble_package.output.zip),
         "ensemble_checks": per_ensemble(rules.ensemble_package.output.check),
         "figures": report_outputs(),
+        "deliverables": solution_outputs() + val_zips(),
     }
     if is_generated_source():
         inputs["source"] = rules.source.output.manifest
@@ -256,6 +258,13 @@ def solution_outputs() -> list[str]:
             for path in expand(str.__str__(output), model=SOLUTION_MODELS)]
 
 
+def val_zips() -> list[str]:
+    """The development-phase submissions (val predicted and zipped like test) when val has no masks."""
+    if VAL_HAS_MASKS:
+        return []
+    return per_model(rules.package_val.output.zip) + per_ensemble(rules.ensemble_package_val.output.zip)
+
+
 def export_outputs() -> list[str]:
     """Each model's ONNX export and its parity record with PyTorch (rule export)."""
     return per_model(*rules.export.output)
@@ -269,8 +278,7 @@ def all_outputs() -> list[str]:
     outputs += export_outputs() + solution_outputs()
     outputs += per_ensemble(rules.ensemble_evaluate.output.metrics, rules.ensemble_colourise.output.done,
                             rules.ensemble_package.output.zip)
-    if not VAL_HAS_MASKS:  # the development-phase submission: val predicted and zipped like test
-        outputs += per_model(rules.package_val.output.zip) + per_ensemble(rules.ensemble_package_val.output.zip)
-    elif DEV_SPLIT:  # val is held out: the dev scores beside val's
+    outputs += val_zips()  # when val has no masks: the development-phase submission
+    if VAL_HAS_MASKS and DEV_SPLIT:  # val is held out: the dev scores beside val's
         outputs += per_model(rules.evaluate_dev.output.metrics)
     return outputs + report_outputs() + [rules.provenance.output.provenance]
