@@ -18,24 +18,20 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-NUM_CLASSES = 19
+from faceparse.labels import NUM_CLASSES
+from faceparse.predict.metrics import confusion_matrix, scores
 
 
 def ceiling(masks: list[np.ndarray], factor: int) -> float:
     """mIoU (classes present in truth or prediction) of the masks after a round trip at 1/factor."""
-    confusion = np.zeros(NUM_CLASSES * NUM_CLASSES, np.int64)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     for mask in masks:
         truth = torch.from_numpy(mask.astype(np.int64))
         one_hot = F.one_hot(truth.clamp(max=NUM_CLASSES - 1), NUM_CLASSES).permute(2, 0, 1)[None].float()
         low = F.avg_pool2d(one_hot, factor, ceil_mode=True) if factor > 1 else one_hot
         pred = F.interpolate(low, mask.shape, mode="bilinear", align_corners=False).argmax(1)[0].numpy()
-        keep = mask < NUM_CLASSES
-        confusion += np.bincount(mask[keep].astype(np.int64) * NUM_CLASSES + pred[keep],
-                                 minlength=NUM_CLASSES * NUM_CLASSES)
-    matrix = confusion.reshape(NUM_CLASSES, NUM_CLASSES).astype(float)
-    inter = np.diag(matrix)
-    union = matrix.sum(0) + matrix.sum(1) - inter
-    return float(100 * np.mean(inter[union > 0] / union[union > 0]))
+        confusion += confusion_matrix(mask, pred)  # ignore pixels (255) left out
+    return float(scores(confusion)["mIoU"])
 
 
 def main() -> None:

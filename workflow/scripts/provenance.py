@@ -3,8 +3,6 @@ from faceparse.steplog import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 
-from pathlib import Path  # noqa: E402
-
 from faceparse.report.provenance import write_provenance  # noqa: E402
 
 inp, params = snakemake.input, snakemake.params
@@ -13,8 +11,6 @@ models = {
             "check": inp.checks[i]}
     for i, model in enumerate(params.models)
 }
-# the deliverables: zips, and each file of a solution folder
-deliverables = [f for p in map(Path, inp.deliverables) for f in (sorted(p.rglob("*")) if p.is_dir() else [p])]
 ensembles = {
     name: {"metrics": inp.ensemble_metrics[i], "zip": inp.ensemble_zips[i], "check": inp.ensemble_checks[i]}
     for i, name in enumerate(params.ensembles)
@@ -31,6 +27,6 @@ write_provenance(
     config=params.workflow_config,
     code=params.code,
     bench_dir=params.bench_dir,
-    outputs=[*inp.zips, *inp.metrics, *inp.ensemble_zips, *inp.ensemble_metrics, *deliverables, *inp.figures],
+    outputs=[*inp.zips, *inp.metrics, *inp.ensemble_zips, *inp.ensemble_metrics, *inp.deliverables, *inp.figures],
     threads=snakemake.threads,
 )

@@ -73,6 +73,17 @@ def _file_hash_record(item: tuple[str, str]) -> tuple[str, int, str]:
     return name, os.path.getsize(path), sha256_file(path)
 
 
+def _files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files among ``paths``, a folder standing for every file under it (missing paths skipped)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(f for f in path.rglob("*") if f.is_file())
+        elif path.is_file():
+            files.append(path)
+    return files
+
+
 def file_record(path: str | Path) -> dict:
     path = Path(path)
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
@@ -335,6 +346,7 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
     ``check`` (the submission); ``ensembles`` an ensemble's name to its ``metrics``,
     ``zip`` and ``check``. ``code`` is :func:`code_state` as the workflow
     computed it; ``config`` the resolved (schema-validated) workflow config.
+    ``outputs`` are files or folders (a solution folder: each file in it) to hash.
     """
     index = read_index(validation_json)
     data = {"layout": index.get("layout"), "root": index.get("root"),
@@ -376,8 +388,8 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
         "ensembles": ensemble_records,
         "environment": environment(),
         "runtimes": read_benchmarks(bench_dir),
-        "outputs": {str(p): {k: v for k, v in file_record(p).items() if k != "path"}
-                    for p in outputs if Path(p).is_file()},
+        "outputs": {str(f): {k: v for k, v in file_record(f).items() if k != "path"}
+                    for f in _files(outputs)},
     }
 
 
