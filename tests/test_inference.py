@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from faceparse.labels import CLASSES  # noqa: E402
 from faceparse.mm.pipelines import config_test_pipeline, without_annotations  # noqa: E402
 from faceparse.predict.metrics import confusion_matrix  # noqa: E402
-from faceparse.predict.models import Member, load_model, read_member  # noqa: E402
+from faceparse.predict.models import CheckpointMismatch, Member, load_model, read_member  # noqa: E402
 from faceparse.predict.runner import run_split  # noqa: E402
 from faceparse.predict.steps import evaluate, predict  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
@@ -73,6 +73,31 @@ def test_no_tta_matches_mmseg_inference_model(setup):
     for name, image in zip(files.names, files.images):
         ref = inference_model(model, image).pred_sem_seg.data[0].numpy()
         np.testing.assert_array_equal(np.asarray(Image.open(out / f"{name}.png")), ref)
+
+
+@pytest.mark.parametrize("change", ["renamed", "reshaped", "extra"])
+def test_checkpoint_that_does_not_fit_the_network_is_refused(setup, tmp_path, change):
+    """A network changed after training (a layer renamed, resized or added) must not predict with
+    random weights where the checkpoint no longer fits: loading names the checkpoint and the keys."""
+    root, config, checkpoint, index = setup
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = ckpt["state_dict"]
+    key = "decode_head.conv_seg.weight"
+    if change == "renamed":
+        state["decode_head.classifier.weight"] = state.pop(key)
+    elif change == "reshaped":
+        state[key] = state[key][:, :4]
+    else:
+        state["backbone.extra.weight"] = torch.zeros(3)
+    changed = tmp_path / "changed.pth"
+    torch.save(ckpt, changed)
+    with pytest.raises(CheckpointMismatch, match=r"changed\.pth does not fit the network of .*config\.py") as err:
+        load_model(config, changed, "cpu")
+    assert ("decode_head.classifier.weight" if change == "renamed" else
+            key if change == "reshaped" else "backbone.extra.weight") in str(err.value)
+    model, _ = load_model(config, checkpoint, "cpu")  # the checkpoint as trained loads, every weight
+    loaded, saved = model.state_dict(), torch.load(checkpoint, weights_only=False)["state_dict"]
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
 
 
 def test_predict_test_split_mixed_sizes(setup, tmp_path):

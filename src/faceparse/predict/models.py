@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from mmengine.config import Config
+from mmengine.runner import load_checkpoint
 from mmseg.apis import init_model
 
 import faceparse.mm  # noqa: F401 - registers faceparse's mmseg modules, allow-lists checkpoint globals
@@ -25,7 +26,7 @@ from faceparse.mm.tta import FaceSegTTAModel, tta_pipeline
 from faceparse.predict.runner import LabelFn
 from faceparse.records import Selection, TrainSummary
 
-__all__ = ["default_device", "load_model", "tta_model", "model_paths", "Member", "read_member",
+__all__ = ["default_device", "load_model", "CheckpointMismatch", "tta_model", "model_paths", "Member", "read_member",
            "normalised_weights", "combined_train_on_val", "Ensemble"]
 
 
@@ -40,13 +41,31 @@ def load_model(config: str | Path, checkpoint: str | Path | None, device: str | 
     (:func:`faceparse.mm.backbone.pretrained_off`): the checkpoint holds all
     weights, so inference needs neither the hub nor the training's local
     backbone file. The returned ``cfg`` is the file's, unchanged.
+
+    The checkpoint must fit the network exactly (mmseg's ``init_model`` loads non-strictly:
+    a network whose code changed since training would keep random weights where the names
+    or shapes differ and predict noise without a word). Raises :class:`CheckpointMismatch`.
     """
     cfg = Config.fromfile(str(config))
     build_cfg = copy.deepcopy(cfg)
     build_cfg.model = pretrained_off(cfg.model)
-    model = init_model(build_cfg, str(checkpoint) if checkpoint else None, device=device or default_device())
+    model = init_model(build_cfg, None, device="cpu")
+    if checkpoint:
+        try:
+            loaded = load_checkpoint(model, str(checkpoint), map_location="cpu", strict=True, logger="silent")
+        except RuntimeError as err:
+            raise CheckpointMismatch(f"{checkpoint} does not fit the network of {config} (was the network's code "
+                                     f"changed after training?): {err}") from None
+        meta = loaded.get("meta", {}).get("dataset_meta")
+        if meta:
+            model.dataset_meta = meta
+    model.to(device or default_device())
     model.eval()
     return model, cfg
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint's weights do not match the network built from its config."""
 
 
 def tta_model(model, **kwargs):
