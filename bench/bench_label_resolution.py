@@ -1,8 +1,10 @@
 """How much a network's output stride alone costs: the val masks, as one-hot maps averaged down
 by a factor and upsampled back bilinearly (as mmseg resizes logits), scored against themselves.
 
-The mIoU is a ceiling for any network whose logits come at that fraction of the input size
-(CompactFaceNet's come at 1/2). Scored at the size the demo's models see (256 px).
+The mIoU is a ceiling for any network whose logits come at that fraction of the input size and
+are upsampled bilinearly (why CompactFaceNet's classifier, which works at 1/2, gives four logits
+per position instead: a sub-pixel output at the full size). Scored at the size the demo's models
+see (256 px).
 
 Usage::
 

@@ -81,13 +81,26 @@ def test_the_rules_accept_the_compact_model_and_it_loads_nothing_pretrained():
 
 
 @pytest.mark.parametrize("size", [(192, 192), (100, 76), (33, 65)])
-def test_logits_at_half_size_and_segment_at_the_input_size(size):
+def test_logits_at_full_size_and_segment_at_the_input_size(size):
+    """The sub-pixel classifier works at 1/2 and gives logits at twice that size: the input's
+    size when it is even; segment cuts an odd size's extra row or column."""
     net = CompactFaceNet().eval()
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        half, full = net(x), net.segment(x)
-    assert half.shape == (2, 19, -(-size[0] // 2), -(-size[1] // 2))
-    assert full.shape == (2, 19, *size)
+        logits, segmented = net(x), net.segment(x)
+    assert logits.shape == (2, 19, 2 * -(-size[0] // 2), 2 * -(-size[1] // 2))
+    assert torch.equal(segmented, logits[..., :size[0], :size[1]])
+
+
+def test_the_sub_pixel_logits_start_as_a_nearest_upsampling():
+    """ICNR: at initialisation the four logits of each 2x2 block are equal (no checkerboard);
+    training then moves them apart."""
+    net = CompactFaceNet().eval()
+    with torch.no_grad():
+        logits = net(torch.randn(1, 3, 64, 96))
+    blocks = logits.unfold(2, 2, 2).unfold(3, 2, 2)  # (1, 19, 32, 48, 2, 2)
+    assert torch.equal(blocks, blocks[..., :1, :1].expand_as(blocks))
+    assert logits.std() > 0
 
 
 def test_a_checkpoint_becomes_the_plain_network_exactly():

@@ -24,7 +24,7 @@ VAL_SIZES = [(220, 300), (257, 191), (128, 128)]
 TEST_SIZES = [(300, 220), (211, 333)]
 STATS = {"mean": [121.5, 104.25, 95.0], "std": [61.0, 57.5, 56.25]}
 TINY = {"model.backbone.detail": [8, 12, 16], "model.backbone.context": [16, 24],
-        "model.backbone.decoder": [16, 12, 8]}
+        "model.backbone.decoder": [16, 12, 8, 8]}
 BLOCKED = ("faceparse", "mmseg", "mmcv", "mmengine", "timm", "onnxruntime")
 
 

@@ -1,9 +1,8 @@
 # Baseline at the later editions' budget: mmseg's UNet (5 stages, base width 16) under an
 # FCN head, trained exactly like configs/compact.py (same data, augmentation, class-weighted
-# loss, schedule) so that only the network differs. bench/bench_compact.py.
+# cross-entropy + class-mean Dice, schedule) so that only the network differs. bench/bench_compact.py.
 _base_ = ['../compact.py']
 norm_cfg = dict(type='BN', requires_grad=True)
-class_weight = {{_base_.class_weight}}
 model = dict(
     backbone=dict(
         _delete_=True, type='UNet', in_channels=3, base_channels=16, num_stages=5,
@@ -14,5 +13,4 @@ model = dict(
     decode_head=dict(
         _delete_=True, type='FCNHead', in_channels=16, in_index=4, channels=16, num_convs=1,
         concat_input=False, dropout_ratio=0.0, num_classes=19, norm_cfg=norm_cfg, align_corners=False,
-        loss_decode=dict(type='ClassWeightedCrossEntropyLoss', class_weight=class_weight, loss_weight=1.0,
-                         loss_name='loss_ce')))
+        loss_decode={{_base_.loss_decode}}))

@@ -1,6 +1,7 @@
 # faceparse's CompactFaceNet (src/faceparse/networks/compact.py, plain PyTorch) as an mmseg
-# segmentor: the network is the backbone and returns logits at 1/2; LogitsHead only adds
-# mmseg's losses and resizing (no parameters). 1,326,035 parameters with these widths.
+# segmentor: the network is the backbone and returns logits at the input's size (a sub-pixel
+# classifier at 1/2); LogitsHead only adds mmseg's losses and resizing (no parameters).
+# 1,327,004 parameters with these widths.
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[132.529, 106.677, 92.839],
@@ -14,7 +15,7 @@ model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
     backbone=dict(type='CompactFaceBackbone', num_classes=num_classes, detail=(16, 48, 64),
-                  context=(128, 192), decoder=(96, 48, 16)),
+                  context=(128, 192), decoder=(96, 48, 16, 16)),
     decode_head=dict(type='LogitsHead', num_classes=num_classes, align_corners=False),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -18,7 +18,7 @@ from . import compact  # noqa: E402,F401  CompactFaceBackbone, LogitsHead
 from . import datasets  # noqa: E402,F401  FaceParseDataset
 from . import evaluation  # noqa: E402,F401  FaceParseMetric
 from . import hooks  # noqa: E402,F401  ResumeScheduleHook, PinnedCheckpointHook
-from . import losses  # noqa: E402,F401  ClassWeightedCrossEntropyLoss
+from . import losses  # noqa: E402,F401  ClassWeightedCrossEntropyLoss, ClassMeanDiceLoss
 from . import optim  # noqa: E402,F401  TimmLayerDecayOptimizerConstructor
 from . import tracking  # noqa: E402,F401  MLflowRunVisBackend
 from . import transforms  # noqa: E402,F401  RandomFlipSwapLR

@@ -21,7 +21,7 @@ PREFIX = "backbone.net."
 
 @MODELS.register_module()
 class CompactFaceBackbone(BaseModule):
-    """:class:`CompactFaceNet` as an mmseg backbone: returns ``(logits at 1/2,)``.
+    """:class:`CompactFaceNet` as an mmseg backbone: returns ``(logits,)`` at the input's size.
 
     Args are CompactFaceNet's (``num_classes``, ``detail``, ``context``, ``decoder``).
     It initialises its own weights, so mmengine's ``init_cfg`` stays ``None``.

@@ -1,4 +1,5 @@
-"""Losses: class-weighted cross-entropy that survives ignored (255) pixels."""
+"""Losses: class-weighted cross-entropy that survives ignored (255) pixels, and a Dice loss that
+weighs every class present the same (a differentiable mean F1)."""
 from __future__ import annotations
 
 import torch
@@ -45,3 +46,41 @@ class ClassWeightedCrossEntropyLoss(CrossEntropyLoss):
         super().__init__(use_sigmoid=False, use_mask=False, reduction=reduction, class_weight=class_weight,
                          loss_weight=loss_weight, loss_name=loss_name, avg_non_ignore=True)
         self.cls_criterion = weighted_cross_entropy
+
+
+@MODELS.register_module()
+class ClassMeanDiceLoss(torch.nn.Module):
+    """1 - the mean soft Dice (F1) over the classes present in the batch's labels.
+
+    Each class's Dice is taken over all the batch's pixels (not per image), like the later
+    editions' dataset-level F-score, and every present class counts the same however few its
+    pixels: the thin classes (brows, earrings, necklace) weigh as much as the skin. Ignored
+    (255) pixels count neither in the prediction nor in the truth. mmseg's ``DiceLoss`` instead
+    pools all classes into one Dice per image, which the large classes dominate.
+    """
+
+    def __init__(self, loss_weight: float = 1.0, ignore_index: int = 255, eps: float = 1.0,
+                 loss_name: str = "loss_dice") -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.ignore_index = ignore_index
+        self.eps = eps
+        self._loss_name = loss_name
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                ignore_index: int | None = None, **kwargs) -> torch.Tensor:  # noqa: ARG002
+        ignore = self.ignore_index if ignore_index is None else ignore_index
+        valid = (target != ignore).unsqueeze(1).to(pred.dtype)
+        probs = pred.float().softmax(1) * valid
+        truth = F.one_hot(target.masked_fill(target == ignore, 0), pred.shape[1]).permute(0, 3, 1, 2).float() * valid
+        dims = (0, 2, 3)
+        overlap, predicted, actual = (probs * truth).sum(dims), probs.sum(dims), truth.sum(dims)
+        dice = (2 * overlap + self.eps) / (predicted + actual + self.eps)
+        present = actual > 0
+        if not present.any():  # every pixel ignored: nothing to learn from, but keep the graph
+            return pred.sum() * 0.0
+        return self.loss_weight * (1 - dice[present].mean())
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
