@@ -70,11 +70,16 @@ class ClassMeanDiceLoss(torch.nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
                 ignore_index: int | None = None, **kwargs) -> torch.Tensor:  # noqa: ARG002
         ignore = self.ignore_index if ignore_index is None else ignore_index
-        valid = (target != ignore).unsqueeze(1).to(pred.dtype)
-        probs = pred.float().softmax(1) * valid
-        truth = F.one_hot(target.masked_fill(target == ignore, 0), pred.shape[1]).permute(0, 3, 1, 2).float() * valid
-        dims = (0, 2, 3)
-        overlap, predicted, actual = (probs * truth).sum(dims), probs.sum(dims), truth.sum(dims)
+        num_classes = pred.shape[1]
+        valid = target != ignore
+        label = target.masked_fill(~valid, 0)
+        probs = pred.float().softmax(1) * valid.unsqueeze(1)
+        # per class: the probability mass on its own pixels, all its predicted mass, its pixel count;
+        # gathered and counted by label rather than through a one-hot copy of the batch
+        overlap = torch.zeros(num_classes, device=pred.device).index_add_(
+            0, label[valid], probs.gather(1, label.unsqueeze(1)).squeeze(1)[valid])
+        predicted = probs.sum((0, 2, 3))
+        actual = torch.bincount(label[valid], minlength=num_classes).float()
         dice = (2 * overlap + self.eps) / (predicted + actual + self.eps)
         present = actual > 0
         if not present.any():  # every pixel ignored: nothing to learn from, but keep the graph
