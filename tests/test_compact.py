@@ -135,3 +135,29 @@ def test_exports_to_onnx_for_any_input_size(tmp_path):
             expected = net(x).numpy()
         got = session.run(None, {"x": x.numpy()})[0]
         assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("size", [(48, 64), (24, 32)], ids=["labels' size", "other size"])
+def test_logits_head_losses_are_mmsegs(size):
+    """LogitsHead skips mmseg's resize of logits already at the labels' size: the losses (values and
+    gradients) are those of mmseg's own loss_by_feat, at that size and at any other."""
+    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+
+    head = _segmentor().decode_head
+    torch.manual_seed(0)
+    samples = []
+    for _ in range(2):
+        label = torch.randint(0, 19, (1, 48, 64))
+        label[:, :3] = 255
+        samples.append(SegDataSample(gt_sem_seg=PixelData(data=label)))
+    logits = torch.randn(2, 19, *size, requires_grad=True)
+    ours = head.loss_by_feat(logits, samples)
+    ours_grad = torch.autograd.grad(sum(v for k, v in ours.items() if k.startswith("loss")), logits)[0]
+    theirs = BaseDecodeHead.loss_by_feat(head, logits, samples)
+    theirs_grad = torch.autograd.grad(sum(v for k, v in theirs.items() if k.startswith("loss")), logits)[0]
+    assert set(ours) == set(theirs) == {"loss_ce", "loss_dice", "acc_seg"}
+    for key in ours:
+        assert torch.allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6), key
+    assert torch.allclose(ours_grad, theirs_grad, rtol=1e-4, atol=1e-7)
