@@ -1,6 +1,6 @@
 # The small UNet (configs/baselines/unet_small.py) at equal CPU time instead of equal
 # iterations: a full schedule of 440 iterations (warm-up, poly decay to zero), which costs on
-# the CPU about what CompactFaceNet's 1600 do (bench/bench_train.py: 0.78 s/iter against 0.21).
+# the CPU about what CompactFaceNet's 1600 do (bench/bench_train.py: 0.80 s/iter against 0.21).
 # Checkpoint + val every 110 iterations. bench/bench_compact.py.
 _base_ = ['./unet_small.py']
 iters = 440

@@ -111,7 +111,8 @@ class CompactFaceNet(nn.Module):
             weight.copy_(weight[:, :1].expand_as(weight))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits at 2x (1/2 of the input's size, rounded up): the input's size when it is even."""
+        """Logits at twice the size of the 1/2 maps: the input's size when it is even, one row or
+        column more where it is odd."""
         x2 = self.stem(x)
         x4 = self.down4(x2)
         x8 = self.down8(x4)
