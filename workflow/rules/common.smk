@@ -270,9 +270,27 @@ def export_outputs() -> list[str]:
     return per_model(*rules.export.output)
 
 
+def intermediate_outputs() -> list[str]:
+    """What one step makes only for others (the source and flip manifests, train.json, the test and
+    val masks). Snakemake deletes a failed job's outputs and then never remakes a missing
+    intermediate output whose consumers look up to date: after a failed training, a rerun would say
+    "Nothing to be done" over the previous config's best.json and metrics. Named by `all`, a missing
+    one reruns its job and everything after it."""
+    outputs = [rules.source.output.manifest] if is_generated_source() else []
+    if config["flip"]:
+        outputs.append(rules.flip.output.manifest)
+    outputs += per_model(rules.train.output.train, rules.predict.output.test_pred)
+    outputs += per_ensemble(rules.ensemble_predict.output.test_pred)
+    if not VAL_HAS_MASKS:
+        outputs += per_model(rules.predict_val.output.test_pred)
+        outputs += per_ensemble(rules.ensemble_predict_val.output.test_pred)
+    return outputs
+
+
 def all_outputs() -> list[str]:
-    """Everything a run makes, the target of `all`: the data, each model's results, the report."""
-    outputs = [rules.validate.output.validation, rules.stats.output.stats]
+    """Everything a run makes, the target of `all`: the data, each model's results, the report, and
+    every intermediate output (so that a failed job is rerun)."""
+    outputs = [rules.validate.output.validation, rules.stats.output.stats] + intermediate_outputs()
     outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics,
                          rules.colourise.output.done, rules.package.output.zip)
     outputs += export_outputs() + solution_outputs()

@@ -30,8 +30,15 @@ rule train:
         "../scripts/train.py"
 
 
+# Select also has train's inputs and weight-determining params (best.json is a product of
+# them): Snakemake deletes a failed train job's train.json and does not remake a missing
+# intermediate output whose consumers look up to date, so without them a failed training
+# (then `snakemake results/models/M/val_metrics.json`) would leave the previous config's
+# best.json and metrics looking current. They rerun nothing more: whatever reruns train
+# rewrites train.json, which reruns select anyway.
 rule select:
     input:
+        unpack(train_inputs),
         train=rules.train.output.train,
     output:
         best="results/models/{model}/best.json",
@@ -39,6 +46,9 @@ rule select:
         select_iter=model_select_iter,
         # the val score that picks the checkpoint: mIoU (2022 rules) or mF1 (later editions)
         metric=config["selection"]["metric"],
+        train_on_val=config["train_on_val"],
+        overrides=model_overrides,
+        gpus=model_gpus,
     log:
         "logs/models/{model}/select.log",
     threads: 1
