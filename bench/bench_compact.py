@@ -1,8 +1,9 @@
 """The compact model against plain baselines at the later editions' budget (< 1,821,085 parameters).
 
-For each model config (default: ``configs/compact.py``, mmseg's Fast-SCNN and a small UNet,
-all trained with the same data, augmentation, loss and 1600-iteration schedule; and the small UNet
-again at equal CPU time: a full 440-iteration schedule, which costs about what the compact
+For each model config (default: ``configs/compact.py``, the demo's network;
+``configs/compact_large.py``, the same network file at GPU widths; mmseg's Fast-SCNN and a small
+UNet, all trained with the same data, augmentation, loss and 1600-iteration schedule; and the small
+UNet again at equal CPU time: a full 440-iteration schedule, which costs about what the compact
 model's 1600 iterations do):
 
 1. **train, select, evaluate** through the pipeline itself (Snakemake, the demo's synthetic
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MODELS = {
     "compact": "configs/compact.py",
+    "compact_large": "configs/compact_large.py",
     "bench_fast_scnn": "configs/baselines/fast_scnn.py",
     "bench_unet_small": "configs/baselines/unet_small.py",
     "bench_unet_small_equal_time": "configs/baselines/unet_small_equal_time.py",

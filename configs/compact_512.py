@@ -1,10 +1,11 @@
 # The compact model at full size for a GPU (configs/runs/challenge_2025.yaml): the later
-# editions' 1000 training images at 512x512, CompactFaceNet from scratch (1,327,004
-# parameters), face-aware online flip, rotation, scale/shift and photometric augmentation,
-# class-weighted cross-entropy + class-mean Dice. 24k iterations of batch 16 is ~380 passes over 1000 images
-# (small networks from scratch need many); checkpoint + val every 2000 iterations, all kept
-# (13 MB each with AdamW's state) so select can pick the best by mF1.
-_base_ = ['./compact.py']
+# editions' 1000 training images at 512x512, CompactFaceNet at GPU widths from scratch
+# (configs/compact_large.py: 1,693,203 parameters, a last decoder stage at full size), face-aware
+# online flip, rotation, scale/shift and photometric augmentation, class-weighted cross-entropy +
+# class-mean Dice. 24k iterations of batch 16 is ~380 passes over 1000 images (small networks from
+# scratch need many); checkpoint + val every 2000 iterations, all kept so select can pick the best
+# by mF1.
+_base_ = ['./compact_large.py']
 scale = (512, 512)
 crop_size = (512, 512)
 train_pipeline = [

@@ -31,3 +31,13 @@ def test_a_baseline_trains_like_the_compact_model(path):
         assert baseline.param_scheduler[-1]["end"] == baseline.train_cfg.max_iters  # a whole schedule
     else:
         assert baseline.train_cfg == compact.train_cfg and baseline.param_scheduler == compact.param_scheduler
+
+
+def test_the_large_compact_model_trains_like_the_demos():
+    """configs/compact_large.py (the GPU widths) is the same network file and recipe at other widths."""
+    compact, large = load_config(COMPACT), load_config(ROOT / "configs" / "compact_large.py")
+    for key in SAME + ("train_cfg", "param_scheduler"):
+        assert large[key] == compact[key], key
+    assert large.model.decode_head == compact.model.decode_head
+    assert large.model.backbone.type == compact.model.backbone.type
+    assert large.model.backbone != compact.model.backbone

@@ -16,21 +16,23 @@ from faceparse.workflow import check_rules
 BUDGET = 1_821_085
 NET_FILE = ROOT / "src" / "faceparse" / "networks" / "compact.py"
 CONFIG = ROOT / "configs" / "compact.py"
+LARGE = ROOT / "configs" / "compact_large.py"  # the GPU widths: a last decoder stage at full size
+CONFIGS = pytest.mark.parametrize("config", [CONFIG, LARGE], ids=["compact", "compact_large"])
 TRAINING_STACK = ("faceparse", "mmseg", "mmcv", "mmengine", "timm", "onnxruntime")
 
 
-def _segmentor():
+def _segmentor(config=CONFIG):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     import faceparse.mm  # noqa: F401  registers CompactFaceBackbone, LogitsHead
 
     init_default_scope("mmseg")
-    return MODELS.build(load_config(CONFIG).model)
+    return MODELS.build(load_config(config).model)
 
 
-def _net_kwargs() -> dict:
-    backbone = dict(load_config(CONFIG).model.backbone)
+def _net_kwargs(config=CONFIG) -> dict:
+    backbone = dict(load_config(config).model.backbone)
     backbone.pop("type")
     return backbone
 
@@ -65,19 +67,21 @@ def test_the_network_file_runs_without_the_training_stack(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "(1, 19, 100, 76)"
 
 
-def test_under_the_budget_by_the_challenges_own_count():
-    net = CompactFaceNet(**_net_kwargs())
+@CONFIGS
+def test_under_the_budget_by_the_challenges_own_count(config):
+    net = CompactFaceNet(**_net_kwargs(config))
     count = sum(p.numel() for p in net.parameters())
     assert count < BUDGET
     # the segmentor mmseg trains has exactly the network's parameters (the head has none)
-    segmentor = _segmentor()
+    segmentor = _segmentor(config)
     assert sum(p.numel() for p in segmentor.parameters()) == count
     assert list(segmentor.decode_head.parameters()) == []
 
 
-def test_the_rules_accept_the_compact_model_and_it_loads_nothing_pretrained():
+def test_the_rules_accept_the_compact_models_and_they_load_nothing_pretrained():
     rules = {"max_params": BUDGET, "pretrained": False, "ensembles": False}
-    check_rules({"models": {"compact": {"config": "configs/compact.py"}}, "rules": rules, "ensembles": {}}, ROOT)
+    models = {name: {"config": f"configs/{name}.py"} for name in ("compact", "compact_large", "compact_512")}
+    check_rules({"models": models, "rules": rules, "ensembles": {}}, ROOT)
 
 
 @pytest.mark.parametrize("size", [(192, 192), (100, 76), (33, 65)])
@@ -92,6 +96,20 @@ def test_logits_at_full_size_and_segment_at_the_input_size(size):
     assert torch.equal(segmented, logits[..., :size[0], :size[1]])
 
 
+@pytest.mark.parametrize("size", [(192, 192), (100, 76), (33, 65)])
+def test_the_full_size_decoder_gives_logits_at_the_input_size(size):
+    net = CompactFaceNet(**_net_kwargs(LARGE)).eval()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        logits, segmented = net(x), net.segment(x)
+    assert logits.shape == (2, 19, *size) and torch.equal(segmented, logits)
+
+
+def test_the_full_size_decoder_needs_full_size_features():
+    with pytest.raises(ValueError, match="full_res_decoder needs full_res"):
+        CompactFaceNet(full_res_decoder=True)
+
+
 def test_the_sub_pixel_logits_start_as_a_nearest_upsampling():
     """ICNR: at initialisation the four logits of each 2x2 block are equal (no checkerboard);
     training then moves them apart."""
@@ -103,11 +121,12 @@ def test_the_sub_pixel_logits_start_as_a_nearest_upsampling():
     assert logits.std() > 0
 
 
-def test_a_checkpoint_becomes_the_plain_network_exactly():
+@CONFIGS
+def test_a_checkpoint_becomes_the_plain_network_exactly(config):
     from faceparse.mm.compact import plain_state_dict
 
-    segmentor = _segmentor().eval()
-    net = CompactFaceNet(**_net_kwargs()).eval()
+    segmentor = _segmentor(config).eval()
+    net = CompactFaceNet(**_net_kwargs(config)).eval()
     state = plain_state_dict(segmentor.state_dict())
     net.load_state_dict(state, strict=True)
     x = torch.randn(1, 3, 96, 128)
@@ -117,14 +136,15 @@ def test_a_checkpoint_becomes_the_plain_network_exactly():
         plain_state_dict({**segmentor.state_dict(), "decode_head.conv_seg.weight": torch.zeros(1)})
 
 
-def test_exports_to_onnx_for_any_input_size(tmp_path):
+@CONFIGS
+def test_exports_to_onnx_for_any_input_size(tmp_path, config):
     """The pyramid pooling uses fixed kernels (not fixed output grids), so the export step's
     dynamic-size ONNX model runs and agrees with PyTorch at sizes it was not traced at."""
     import numpy as np
     import onnxruntime as ort
 
     torch.manual_seed(0)
-    net = CompactFaceNet().eval()
+    net = CompactFaceNet(**_net_kwargs(config)).eval()
     path = tmp_path / "compact.onnx"
     torch.onnx.export(net, torch.zeros(1, 3, 256, 256), str(path), input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, opset_version=17, dynamo=False)

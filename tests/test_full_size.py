@@ -10,11 +10,13 @@ from _pipeline import ROOT
 from test_train import DEMO, SEED, make_tiny_dataset
 
 COMPACT, COMPACT_512 = ROOT / "configs" / "compact.py", ROOT / "configs" / "compact_512.py"
+COMPACT_LARGE = ROOT / "configs" / "compact_large.py"
 # (config, the overrides that turn pretrained loading off, the classifier's weight)
 CONFIGS = {
     "seed_convnext_xl": (SEED, {"model.backbone.pretrained": False}, "decode_head.conv_seg.weight"),
     "demo_tiny": (DEMO, {"model.backbone.pretrained": False}, "decode_head.conv_seg.weight"),
     "compact": (COMPACT, {}, "backbone.net.classifier.weight"),
+    "compact_large": (COMPACT_LARGE, {}, "backbone.net.classifier.weight"),
     "compact_512": (COMPACT_512, {}, "backbone.net.classifier.weight"),
 }
 

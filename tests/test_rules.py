@@ -44,6 +44,18 @@ def test_rules_refuse_a_model_over_budget_pretrained_weights_and_ensembles():
     assert "models.seed: 391,039,526 parameters" in lines[4] and len(lines) == 5
 
 
+def test_a_model_that_cannot_be_built_is_named_not_a_traceback(tmp_path):
+    broken = tmp_path / "broken.py"  # a backbone argument the network refuses
+    broken.write_text(f"_base_ = ['{ROOT / 'configs' / 'compact.py'}']\n"
+                      "model = dict(backbone=dict(full_res_decoder=True))\n")
+    with pytest.raises(ValueError) as err:
+        check_rules(_config({"broken": {"config": str(broken)}, "tiny": {"config": "configs/demo_tiny.py"}}), ROOT)
+    lines = str(err.value).splitlines()
+    assert f"models.broken: {broken}: the model cannot be built to count its parameters" in lines[1]
+    assert "full_res_decoder needs full_res channels" in lines[1]
+    assert "models.tiny: 12,039,443 parameters" in lines[2]  # the other models are still checked
+
+
 def test_the_2022_rules_allow_everything_and_a_budget_is_a_strict_bound():
     models = {"tiny": {"config": "configs/demo_tiny.py"}, "seed": {"config": "configs/seed_convnext_xl.py"}}
     check_rules(_config(models, rules={}, ensembles={"pair": {"models": ["tiny", "seed"]}}), ROOT)

@@ -164,7 +164,12 @@ def check_rules(config: Mapping, base_dir: str | Path) -> None:
             # deferred: torch and mmseg take seconds to import, paid only under a parameter budget
             from faceparse.mm.params import count_parameters
 
-            count = count_parameters(cfg.model)
+            try:
+                count = count_parameters(cfg.model)
+            except Exception as error:  # noqa: BLE001 - any build error, reported with the model's name
+                problems.append(f"models.{name}: {spec['config']}: the model cannot be built to count its "
+                                f"parameters: {type(error).__name__}: {error}")
+                continue
             if count >= limit:
                 problems.append(f"models.{name}: {count:,} parameters; the rules allow fewer than {limit:,} "
                                 f"(rules.max_params, counted as sum(p.numel() for p in model.parameters()))")

@@ -14,6 +14,11 @@ imports it directly). A U-shaped network of plain 3x3 convolutions:
   input's full size for the cost of a classifier at 1/2. Bilinearly upsampled logits at 1/2 cap
   the val mIoU at 97.2 (``bench/bench_label_resolution.py``), mostly on the thin classes.
 
+That is the demo's network, sized for 2 CPU cores. With the budget's remaining parameters spent
+where the maps are large (``configs/compact_large.py``: a convolution and a last decoder stage at
+full size, wider and deeper decoding at 1/2 and 1/4; 4.3x the FLOPs) the same file beats mmseg's
+small UNet at equal iterations; that is the network for a GPU (``configs/compact_512.py``).
+
 Why plain 3x3 convolutions and not inverted residuals: the first CompactFaceNet (inverted
 residuals, separable convolutions, logits at 1/4) reached 71.9 val mIoU in the demo's 1600
 iterations where plain convolutions at the same widths reach 79.2 (``bench/bench_compact.py``),
@@ -59,40 +64,74 @@ class PyramidPooling(nn.Module):
         return self.project(torch.cat([x, *ups], dim=1))
 
 
+def _convs(channels: int, n: int) -> list[ConvBNReLU]:
+    return [ConvBNReLU(channels, channels) for _ in range(n)]
+
+
+def _stem(width: int, full_res: int, convs: int) -> nn.Module:
+    """To 1/2: a strided 3x3 convolution, after one at full size (``full_res`` channels, if any) and
+    before ``convs - 1`` more at 1/2. The plain strided one is a bare ConvBNReLU (the keys of the
+    demo's network)."""
+    if not full_res and convs == 1:
+        return ConvBNReLU(3, width, 3, 2)
+    first = [ConvBNReLU(3, full_res), ConvBNReLU(full_res, width, 3, 2)] if full_res else [ConvBNReLU(3, width, 3, 2)]
+    return nn.Sequential(*first, *_convs(width, convs - 1))
+
+
+def _stage(cin: int, cout: int, n: int) -> nn.Module:
+    """A decoder stage: ``n`` 3x3 convolutions (one is a bare ConvBNReLU: the demo network's keys)."""
+    return ConvBNReLU(cin, cout) if n == 1 else nn.Sequential(ConvBNReLU(cin, cout), *_convs(cout, n - 1))
+
+
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, like.shape[2:], mode="bilinear", align_corners=False)
 
 
 class CompactFaceNet(nn.Module):
-    """Detail path (1/2-1/8), context path (1/16, 1/32) + pyramid pooling, decoder to 1/2,
-    sub-pixel classifier to the full size.
+    """Detail path (1/2-1/8), context path (1/16, 1/32) + pyramid pooling, decoder to 1/2, then
+    either the sub-pixel classifier (the defaults: the demo's network for 2 CPU cores) or a
+    decoder stage at full size (``full_res_decoder``: configs/compact_large.py, for a GPU).
 
     Args:
         num_classes: output classes (19 for CelebAMask-HQ).
         detail: channels at 1/2, 1/4 and 1/8 (one strided 3x3 convolution at 1/2, two at 1/4
             and 1/8).
         context: channels at 1/16 and 1/32 (two 3x3 convolutions each).
-        decoder: channels of the decoder at 1/16, 1/8, 1/4 and 1/2 (the classifier's input).
+        decoder: channels of the decoder at 1/16, 1/8, 1/4 and 1/2.
+        decoder_convs: 3x3 convolutions of each of those decoder stages.
+        full_res: channels of a 3x3 convolution at the input's full size before the strided one
+            (0: none).
+        stem_convs: 3x3 convolutions at 1/2 in the stem, the strided one included.
+        full_res_decoder: a last decoder stage at full size (``full_res`` channels, reading the
+            full-size convolution's features) and a plain 1x1 classifier there, instead of the
+            sub-pixel classifier at 1/2.
     """
 
     def __init__(self, num_classes: int = 19, detail: tuple[int, int, int] = (16, 48, 64),
                  context: tuple[int, int] = (128, 192),
-                 decoder: tuple[int, int, int, int] = (96, 48, 16, 16)) -> None:
+                 decoder: tuple[int, int, int, int] = (96, 48, 16, 16),
+                 decoder_convs: tuple[int, int, int, int] = (1, 1, 1, 1),
+                 full_res: int = 0, stem_convs: int = 1, full_res_decoder: bool = False) -> None:
         super().__init__()
         d2, d4, d8 = detail
         c16, c32 = context
         u16, u8, u4, u2 = decoder
         self.num_classes = num_classes
-        self.stem = ConvBNReLU(3, d2, 3, 2)
+        if full_res_decoder and not full_res:
+            raise ValueError("full_res_decoder needs full_res channels (the full-size features it reads)")
+        self.stem = _stem(d2, full_res, stem_convs)
         self.down4 = nn.Sequential(ConvBNReLU(d2, d4, 3, 2), ConvBNReLU(d4, d4))
         self.down8 = nn.Sequential(ConvBNReLU(d4, d8, 3, 2), ConvBNReLU(d8, d8))
         self.down16 = nn.Sequential(ConvBNReLU(d8, c16, 3, 2), ConvBNReLU(c16, c16))
         self.down32 = nn.Sequential(ConvBNReLU(c16, c32, 3, 2), ConvBNReLU(c32, c32), PyramidPooling(c32))
-        self.up16 = ConvBNReLU(c32 + c16, u16)
-        self.up8 = ConvBNReLU(u16 + d8, u8)
-        self.up4 = ConvBNReLU(u8 + d4, u4)
-        self.up2 = ConvBNReLU(u4 + d2, u2)
-        self.classifier = nn.Conv2d(u2, num_classes * 4, 1)  # 4 = the 2x2 pixels of a position at 1/2
+        n16, n8, n4, n2 = decoder_convs
+        self.up16 = _stage(c32 + c16, u16, n16)
+        self.up8 = _stage(u16 + d8, u8, n8)
+        self.up4 = _stage(u8 + d4, u4, n4)
+        self.up2 = _stage(u4 + d2, u2, n2)
+        self.up1 = ConvBNReLU(u2 + full_res, full_res) if full_res_decoder else None
+        self.classifier = (nn.Conv2d(full_res, num_classes, 1) if full_res_decoder
+                           else nn.Conv2d(u2, num_classes * 4, 1))  # 4 = the 2x2 pixels of a position at 1/2
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -106,14 +145,19 @@ class CompactFaceNet(nn.Module):
                 nn.init.zeros_(m.bias)
         # the four sub-pixels of a class start equal (ICNR): the first output is a nearest-neighbour
         # upsampling, free of the checkerboard a random sub-pixel start leaves
-        with torch.no_grad():
-            weight = self.classifier.weight.view(self.num_classes, 4, -1, 1, 1)
-            weight.copy_(weight[:, :1].expand_as(weight))
+        if self.up1 is None:
+            with torch.no_grad():
+                weight = self.classifier.weight.view(self.num_classes, 4, -1, 1, 1)
+                weight.copy_(weight[:, :1].expand_as(weight))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits at twice the size of the 1/2 maps: the input's size when it is even, one row or
-        column more where it is odd."""
-        x2 = self.stem(x)
+        """Logits at twice the size of the 1/2 maps (the input's size when it is even, one row or
+        column more where it is odd); with ``full_res_decoder``, at the input's size."""
+        if self.up1 is None:
+            x2 = self.stem(x)
+        else:  # the full-size convolution's features also feed the last decoder stage
+            x1 = self.stem[0](x)
+            x2 = self.stem[1:](x1)
         x4 = self.down4(x2)
         x8 = self.down8(x4)
         x16 = self.down16(x8)
@@ -121,7 +165,9 @@ class CompactFaceNet(nn.Module):
         y = self.up8(torch.cat([_up(y, x8), x8], dim=1))
         y = self.up4(torch.cat([_up(y, x4), x4], dim=1))
         y = self.up2(torch.cat([_up(y, x2), x2], dim=1))
-        return F.pixel_shuffle(self.classifier(y), 2)
+        if self.up1 is None:
+            return F.pixel_shuffle(self.classifier(y), 2)
+        return self.classifier(self.up1(torch.cat([_up(y, x1), x1], dim=1)))
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at the input's own size (an odd size's extra row or column cut off)."""
