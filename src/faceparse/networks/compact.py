@@ -16,8 +16,9 @@ imports it directly). A U-shaped network of plain 3x3 convolutions:
 
 That is the demo's network, sized for 2 CPU cores. With the budget's remaining parameters spent
 where the maps are large (``configs/compact_large.py``: a convolution and a last decoder stage at
-full size, wider and deeper decoding at 1/2 and 1/4; 4.3x the FLOPs) the same file beats mmseg's
-small UNet at equal iterations; that is the network for a GPU (``configs/compact_512.py``).
+full size, wider and deeper decoding at 1/2 and 1/4; 4.3x the FLOPs) the same file matches mmseg's
+small UNet at equal iterations with 0.77x its FLOPs (``bench/bench_compact.py``); that is the
+network for a GPU (``configs/compact_512.py``).
 
 Why plain 3x3 convolutions and not inverted residuals: the first CompactFaceNet (inverted
 residuals, separable convolutions, logits at 1/4) reached 71.9 val mIoU in the demo's 1600
