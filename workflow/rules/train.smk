@@ -1,5 +1,8 @@
 # Train each model (resuming from its last checkpoint) and select its checkpoint.
 
+# The params that decide the weights (besides the input files): train's, and select's too (below).
+WEIGHT_PARAMS = dict(train_on_val=config["train_on_val"], overrides=model_overrides, gpus=model_gpus)
+
 
 rule train:
     input:
@@ -11,9 +14,7 @@ rule train:
         train="results/models/{model}/train.json",
     params:
         work_dir="results/models/{model}/train",
-        train_on_val=config["train_on_val"],
-        overrides=model_overrides,
-        gpus=model_gpus,
+        **WEIGHT_PARAMS,
         # Kept through checkpoint rotation (and checked before training). A new
         # value reruns this job, which finds the run already done: not retrained.
         select_iter=model_select_iter,
@@ -46,9 +47,7 @@ rule select:
         select_iter=model_select_iter,
         # the val score that picks the checkpoint: mIoU (2022 rules) or mF1 (later editions)
         metric=config["selection"]["metric"],
-        train_on_val=config["train_on_val"],
-        overrides=model_overrides,
-        gpus=model_gpus,
+        **WEIGHT_PARAMS,
     log:
         "logs/models/{model}/select.log",
     threads: 1
