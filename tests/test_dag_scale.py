@@ -42,12 +42,14 @@ def full_config(layout: str, root: Path) -> dict:
     }
 
 
-def mini_root(base: Path, n_train: int) -> Path:
-    """A `mini` layout with n_train (empty) training images, like 30000 real ones to a planner."""
+def mini_root(base: Path, n_train: int, val_masks: bool = True) -> Path:
+    """A `mini` layout with n_train (empty) training images, like 30000 real ones to a planner
+    (val's masks withheld unless ``val_masks``)."""
     root = base / f"mini{n_train}"
     counts = {"train": n_train, "val": max(1, n_train // 10), "test": max(1, n_train // 10)}
     for split, n in counts.items():
-        for kind in ("images", "masks") if split != "test" else ("images",):
+        labelled = split == "train" or (split == "val" and val_masks)
+        for kind in ("images", "masks") if labelled else ("images",):
             d = root / split / kind
             d.mkdir(parents=True)
             suffix = ".jpg" if kind == "images" else ".png"

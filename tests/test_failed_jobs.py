@@ -15,23 +15,12 @@ import pytest
 import yaml
 
 from _pipeline import ROOT, SNAKEMAKE, TINY_CONFIG, run_snakemake
+from test_dag_scale import mini_root
 
 from faceparse.records import Selection
 
 EDGE = re.compile(r"^\s*(\d+) -> (\d+)$", re.M)
 NODE = re.compile(r'^\s*(\d+)\[label = "([^"\\]+)', re.M)
-
-
-def _mini_root(base: Path, val_masks: bool) -> Path:
-    """A `mini` layout of empty files: enough to plan a DAG."""
-    for split, n in {"train": 4, "val": 2, "test": 2}.items():
-        kinds = ("images", "masks") if split == "train" or (split == "val" and val_masks) else ("images",)
-        for kind in kinds:
-            folder = base / split / kind
-            folder.mkdir(parents=True)
-            for i in range(n):
-                (folder / f"{i}{'.jpg' if kind == 'images' else '.png'}").touch()
-    return base
 
 
 def _configs(tmp_path: Path) -> dict[str, dict]:
@@ -41,8 +30,8 @@ def _configs(tmp_path: Path) -> dict[str, dict]:
     mini = {"data_layout": "mini", "models": models, "ensembles": ensembles}
     return {
         "tiny": TINY_CONFIG,
-        "val_without_masks": {**mini, "data_root": str(_mini_root(tmp_path / "held_out", val_masks=False))},
-        "dev_split": {**mini, "data_root": str(_mini_root(tmp_path / "labelled", val_masks=True)),
+        "val_without_masks": {**mini, "data_root": str(mini_root(tmp_path / "held_out", 4, val_masks=False))},
+        "dev_split": {**mini, "data_root": str(mini_root(tmp_path / "labelled", 4)),
                       "dev_split": {"fraction": 0.25, "seed": 0}},
     }
 
