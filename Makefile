@@ -3,7 +3,7 @@ VENV ?= .venv
 CORES ?= 2
 SNAKEMAKE = $(VENV)/bin/snakemake
 
-.PHONY: setup demo test test-fast report tensorboard lock lint clean
+.PHONY: setup demo test test-fast report tensorboard docs lock lint clean
 
 ## setup: create .venv from requirements.lock (+ cached mmcv wheel, + this project)
 setup:
@@ -30,6 +30,11 @@ report: setup
 tensorboard: setup
 	$(VENV)/bin/tensorboard --logdir results/models
 
+## docs: the documentation site, built strictly into site/ (a broken link or anchor fails); open site/index.html
+# (NO_MKDOCS_2_WARNING: mkdocs-material prints a banner about MkDocs 2 on every build; it is not about these docs)
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 ## lint: snakemake's linter
 lint: setup
 	$(SNAKEMAKE) --lint
@@ -39,4 +44,4 @@ lock:
 	tools/lock.sh
 
 clean:
-	rm -rf results logs benchmarks .snakemake
+	rm -rf results logs benchmarks .snakemake site

@@ -8,11 +8,14 @@ images, others by request) and writes what it found into the page, which
 Chromium's ``--dump-dom`` returns. :func:`screenshot` opens one category
 (and one result) and saves a PNG.
 
-Used by the report tests, and by hand for the README's screenshot::
+:func:`page_text` and :func:`screenshot_page` do the same for a page of the docs site.
+
+Used by the report and docs tests, and by hand for the README's screenshots::
 
     .venv/bin/python tests/_browser.py check results/report.zip
     .venv/bin/python tests/_browser.py screenshot results/report.zip docs/report.png \\
         --category Evaluation --result val_scores.png
+    .venv/bin/python tests/_browser.py page site/index.html docs/site.png
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-__all__ = ["CHROMIUM_FLAGS", "find_chromium", "unpack_report", "check_report", "screenshot"]
+__all__ = ["CHROMIUM_FLAGS", "find_chromium", "unpack_report", "check_report", "screenshot", "page_text",
+           "screenshot_page"]
 
 # Headless, offline, no GPU, no sandbox (containers), no background traffic.
 CHROMIUM_FLAGS = (
@@ -167,14 +171,76 @@ def screenshot(report: str | Path, out_png: str | Path, *, category: str | None 
                                f"--screenshot={raw}", html.as_uri()], Path(tmp) / "profile", timeout)
         if proc.returncode != 0 or not raw.is_file():
             raise RuntimeError(f"chromium screenshot failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
-        from PIL import Image
-
-        from faceparse.report.figures import quantize
-
-        with Image.open(raw) as im:
-            im = quantize(im, colours) if colours else im.convert("RGB")
-            im.save(out_png, optimize=True)
+        _save_png(raw, out_png, colours)
     return out_png
+
+
+_PAGE_JS = r"""
+<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const shown = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const nav = [...document.querySelectorAll("nav.md-nav--primary a.md-nav__link, "
+                                            + "nav.md-nav--primary label.md-nav__link")]
+    .filter(shown).map((a) => a.innerText.trim());
+  const tables = [...document.querySelectorAll("article table tr")].filter(shown)
+    .map((tr) => [...tr.querySelectorAll("td")].map((td) => td.innerText.trim()));
+  const pre = document.createElement("pre");
+  const tag = ["FACEPARSE", "CHECK"];  // joined only in the output, never in this source
+  pre.textContent = tag.join("-") + JSON.stringify({ nav, tables }) + ["END", "CHECK"].join("-");
+  document.body.appendChild(pre);
+}, 300));
+</script>
+"""
+
+
+def page_text(html: str | Path, chromium: str | None = None, size: tuple[int, int] = (1280, 800),
+              timeout: int = 120) -> dict:
+    """What a page of the docs site shows at ``size``: ``{"nav": [link texts of the primary
+    navigation that are on screen], "tables": [[cell texts] per visible table row]}``."""
+    chromium = chromium or find_chromium()
+    if chromium is None:
+        raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
+    html = Path(html)
+    copy = _with_script(html, _PAGE_JS, f".check-{html.name}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="site-check-") as tmp:
+            proc = _run(chromium, ["--virtual-time-budget=10000", f"--window-size={size[0]},{size[1]}",
+                                   "--dump-dom", copy.as_uri()], Path(tmp) / "profile", timeout)
+    finally:
+        copy.unlink()
+    match = re.search(r"FACEPARSE-CHECK(.*?)END-CHECK", proc.stdout, re.S)
+    if proc.returncode != 0 or not match:
+        raise RuntimeError(f"chromium did not render {html} (rc {proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(match.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+                      .replace("&quot;", '"'))
+
+
+def screenshot_page(html: str | Path, out_png: str | Path, *, size: tuple[int, int] = (1280, 800),
+                    chromium: str | None = None, colours: int | None = 256, timeout: int = 120) -> Path:
+    """A PNG of one HTML page (a page of the docs site), reduced to ``colours`` palette entries."""
+    chromium = chromium or find_chromium()
+    if chromium is None:
+        raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="page-shot-") as tmp:
+        raw = Path(tmp) / "shot.png"
+        proc = _run(chromium, ["--virtual-time-budget=10000", f"--window-size={size[0]},{size[1]}",
+                               f"--screenshot={raw}", Path(html).resolve().as_uri()], Path(tmp) / "profile", timeout)
+        if proc.returncode != 0 or not raw.is_file():
+            raise RuntimeError(f"chromium screenshot failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
+        _save_png(raw, out_png, colours)
+    return out_png
+
+
+def _save_png(raw: Path, out_png: Path, colours: int | None) -> None:
+    from PIL import Image
+
+    from faceparse.report.figures import quantize
+
+    with Image.open(raw) as im:
+        im = quantize(im, colours) if colours else im.convert("RGB")
+        im.save(out_png, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     shot.add_argument("--category")
     shot.add_argument("--result", help="a result's file name to show, e.g. val_scores.png")
     shot.add_argument("--size", default="1280x800")
+    page = sub.add_parser("page", help="save a PNG of one HTML page (e.g. site/index.html of make docs)")
+    page.add_argument("html")
+    page.add_argument("out")
+    page.add_argument("--size", default="1280x800")
     args = parser.parse_args(argv)
     if args.cmd == "check":
         found = check_report(args.report)
@@ -197,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(found['results'])} results, {len(bad)} missing: {sorted(bad)}")
         return 1 if bad else 0
     w, h = (int(v) for v in args.size.split("x"))
+    if args.cmd == "page":
+        print(screenshot_page(args.html, args.out, size=(w, h)))
+        return 0
     print(screenshot(args.report, args.out, category=args.category, result=args.result, size=(w, h)))
     return 0
 

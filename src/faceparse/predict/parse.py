@@ -1,6 +1,6 @@
 """Parse your own photos: a label PNG and a colour overlay for every image in a folder.
 
-    python -m faceparse.predict.parse IN_DIR OUT_DIR --model MODEL      (or: faceparse-parse ...)
+    faceparse-parse IN_DIR OUT_DIR --model MODEL      (or: python -m faceparse.predict.parse ...)
 
 ``MODEL`` is an exported ``.onnx`` file (onnxruntime, no training stack
 needed), a run's ``best.json`` (its ``train.json`` beside it names the config)
@@ -240,7 +240,13 @@ def _configured_tta(configfile: Path) -> dict | None:
 
 
 def _arguments() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m faceparse.predict.parse", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="faceparse-parse",
+        description=__doc__.split("\n\n")[0],
+        epilog="exit status: 0 every photo parsed; 1 some photos could not be parsed (listed); "
+        "2 the model, --stats or output folder cannot be used. "
+        "Docs: docs/export-parse.md",
+    )
     ap.add_argument("in_dir", type=Path, help="folder of photos (.jpg, .png, ...)")
     ap.add_argument("out_dir", type=Path, help="where {stem}.png labels and {stem}_overlay.jpg go "
                                                "(not the input folder)")
@@ -255,9 +261,9 @@ def _arguments() -> argparse.ArgumentParser:
                     help="face-aware flip TTA (default: the model's or config's)")
     ap.add_argument("--configfile", type=Path, default=Path("config.yaml"),
                     help="pipeline config whose `tta` is the default for checkpoints (default: config.yaml)")
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads for the model")
-    ap.add_argument("--device", default="cpu", help="PyTorch device for a checkpoint (e.g. cuda:0)")
-    ap.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for the model (default: 2)")
+    ap.add_argument("--device", default="cpu", help="PyTorch device for a checkpoint, e.g. cuda:0 (default: cpu)")
+    ap.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default: 0.5)")
     return ap
 
 

@@ -5,7 +5,7 @@ first 16 hex digits of its training fingerprint (:mod:`faceparse.train.fingerpri
 A change of inputs starts a new folder and touches no other, so a revert finds its
 finished run again and trains nothing, and a failed job leaves every run as it was.
 The current run is the one ``train.json`` names. Nothing here deletes a run by
-itself: :func:`remove_runs` removes the runs a user names (``python -m faceparse.train.runs``).
+itself: :func:`remove_runs` removes the runs a user names (``faceparse-runs remove``).
 
 Work dirs of the layout before this store (the run in ``train/`` itself and one
 generation in ``train.previous/``) are moved into it by :func:`adopt_legacy_runs`.
@@ -174,14 +174,21 @@ def _print_runs(root: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m faceparse.train.runs",
-                                 description="List a project's stored training runs, or remove the ones you name.")
-    ap.add_argument("--models-dir", type=Path, default=Path("results/models"), help="default: results/models")
+    ap = argparse.ArgumentParser(
+        prog="faceparse-runs",
+        description="List a project's stored training runs, or remove the ones you name.",
+        epilog="exit status: 0 done; 2 a model, run or folder that cannot be found or removed. "
+        "Docs: docs/training.md",
+    )
+    ap.add_argument(
+        "--models-dir", type=Path, default=Path("results/models"), metavar="DIR",
+        help="the project's models folder (default: results/models)",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="every run of every model (or of the models named): size, date, last iteration")
-    ls.add_argument("models", nargs="*")
+    ls.add_argument("models", nargs="*", help="the models to list (default: all)")
     rm = sub.add_parser("remove", help="delete the named runs of one model")
-    rm.add_argument("model")
+    rm.add_argument("model", help="the model whose runs to remove")
     rm.add_argument("runs", nargs="+", help="run names as `list` shows them")
     rm.add_argument("--force", action="store_true", help="also remove the current run")
     args = ap.parse_args(argv)
