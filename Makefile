@@ -2,8 +2,11 @@
 VENV ?= .venv
 CORES ?= 2
 SNAKEMAKE = $(VENV)/bin/snakemake
+# what make lint and make format check and rewrite (settings: pyproject.toml, [tool.ruff], [tool.snakefmt])
+PY_CODE = src tests bench workflow/scripts
+SMK_CODE = workflow/Snakefile workflow/rules
 
-.PHONY: setup demo test test-fast report tensorboard docs lock lint clean
+.PHONY: setup demo test test-fast report tensorboard docs lock lint format clean
 
 ## setup: create .venv from requirements.lock (+ cached mmcv wheel, + this project)
 setup:
@@ -35,9 +38,19 @@ tensorboard: setup
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-## lint: snakemake's linter
+## lint: ruff (lint, then format check) on the Python code, snakefmt --check on the workflow, snakemake's linter
 lint: setup
+	$(VENV)/bin/ruff check $(PY_CODE)
+	$(VENV)/bin/ruff format --check $(PY_CODE)
+	$(VENV)/bin/snakefmt --check $(SMK_CODE)
 	$(SNAKEMAKE) --lint
+
+## format: rewrite the code as make lint wants it (ruff's fixes, ruff format, snakefmt); make lint lists what is left
+# (--fix-only: the fixes first, so that the formatter tidies what they rewrite; the findings it cannot fix do not stop the formatting)
+format: setup
+	$(VENV)/bin/ruff check --fix-only $(PY_CODE)
+	$(VENV)/bin/ruff format $(PY_CODE)
+	$(VENV)/bin/snakefmt $(SMK_CODE)
 
 ## lock: re-resolve requirements.in into requirements.lock (maintainers only)
 lock:
