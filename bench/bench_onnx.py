@@ -42,17 +42,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceparse.mm.pipelines import input_resize
+from bench_predict import _random_checkpoint  # the same random-weight model (bench/ is the script's path)
+from faceparse.mm.pipelines import config_test_pipeline, input_resize, without_annotations
 from faceparse.predict.export import export_onnx
 from faceparse.predict.exportable import exportable
-from faceparse.mm.pipelines import config_test_pipeline, without_annotations
 from faceparse.predict.models import load_model, model_paths
-from faceparse.predict.runner import run_split
 from faceparse.predict.parse import parse_folder
 from faceparse.predict.photo_parser import OnnxBackend, Parser, read_image
+from faceparse.predict.runner import run_split
 from faceparse.records import SplitFiles, split_files
-
-from bench_predict import _random_checkpoint  # the same random-weight model (bench/ is the script's path)
 
 FORWARDS = 10  # network-only calls per timed run
 

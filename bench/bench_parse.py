@@ -71,7 +71,6 @@ def _photo(folder: Path, megapixels: float) -> tuple[int, int]:
 def _random_onnx(config: str, tmp: Path) -> Path:
     """``config`` with random weights, exported (bench_onnx's model; needs the training stack)."""
     from bench_predict import _random_checkpoint  # bench/ is the script's path
-
     from faceparse.mm.pipelines import input_resize
     from faceparse.predict.export import export_onnx
     from faceparse.predict.models import load_model

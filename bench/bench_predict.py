@@ -38,11 +38,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from faceparse.labels import CLASSES, PALETTE
 from faceparse.mm.pipelines import config_test_pipeline, without_annotations
+from faceparse.mm.tta import tta_pipeline
 from faceparse.predict.models import load_model, model_paths, tta_model
 from faceparse.predict.runner import run_split
-from faceparse.labels import CLASSES, PALETTE
-from faceparse.mm.tta import tta_pipeline
 from faceparse.records import split_files
 
 

@@ -161,9 +161,9 @@ def test_exports_to_onnx_for_any_input_size(tmp_path, config):
 def test_logits_head_losses_are_mmsegs(size):
     """LogitsHead skips mmseg's resize of logits already at the labels' size: the losses (values and
     gradients) are those of mmseg's own loss_by_feat, at that size and at any other."""
+    from mmengine.structures import PixelData
     from mmseg.models.decode_heads.decode_head import BaseDecodeHead
     from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
 
     head = _segmentor().decode_head
     torch.manual_seed(0)

@@ -243,9 +243,8 @@ def test_celebamask_release_fingerprint_changes_with_a_part(tmp_path: Path):
 def test_a_palette_mask_dataset_trains(palette_root: Path, tmp_path: Path):
     """The data steps' outputs of a palette-mask set feed a short training run (mmseg reads the
     indices; the flipped masks hold the swapped indices)."""
-    from test_train import FAST, tiny_config
-
     from faceparse.train.step import train
+    from test_train import FAST, tiny_config
 
     index = tmp_path / "validation.json"
     validate_dataset(palette_root, "mini", index, threads=2)

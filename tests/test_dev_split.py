@@ -16,7 +16,6 @@ import yaml
 from PIL import Image
 
 from _pipeline import ROOT, run_snakemake
-
 from faceparse.data.devsplit import DEFAULT, DevSplitError, dev_count, dev_names, resolve_dev_split
 from faceparse.data.flip import flip_dataset
 from faceparse.data.stats import channel_stats

@@ -2,9 +2,8 @@
 import re
 from pathlib import Path
 
-from test_train import DEMO, make_tiny_dataset, tiny_config
-
 from faceparse.records import TrainSummary
+from test_train import DEMO, make_tiny_dataset, tiny_config
 
 TESTS = Path(__file__).resolve().parent
 

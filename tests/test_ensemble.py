@@ -16,8 +16,7 @@ from faceparse.workflow import check_ensembles
 pytest.importorskip("mmcv.ops")
 import torch  # noqa: E402
 
-from _tiny_segmentor import (model_cfg, tiny_test_pipeline, write_checkpoint, write_config,  # noqa: E402
-                             write_index, write_split)
+from _tiny_segmentor import model_cfg, tiny_test_pipeline, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
 
 SCALES, FLIP = [0.75, 1.0], True
@@ -189,8 +188,8 @@ def test_trained_members_ensemble_is_their_weighted_mean(trained, tmp_path):
     the weighted mean of the members' face-aware TTA probabilities, and its record scores exactly
     those masks. (Whether an ensemble beats its better member depends on how the members happen
     to train: not a property of the code, so not asserted.)"""
-    from faceparse.predict.models import Ensemble
     from faceparse.predict.metrics import confusion_matrix, scores
+    from faceparse.predict.models import Ensemble
     from faceparse.predict.runner import build_loader
     from faceparse.predict.steps import evaluate
 

@@ -14,13 +14,12 @@ ort = pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 import torch  # noqa: E402
 
+from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 from faceparse.predict.export import export_model, export_onnx  # noqa: E402
 from faceparse.predict.exportable import ShapeAgnosticAdaptiveAvgPool2d  # noqa: E402
+from faceparse.predict.models import load_model  # noqa: E402
 from faceparse.predict.parity import parity  # noqa: E402
 from faceparse.predict.photo_parser import METADATA_KEY  # noqa: E402
-from faceparse.predict.models import load_model  # noqa: E402
-
-from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 
 TTA = {"scales": [0.75, 1.0], "flip": True}
 

@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from _pipeline import ROOT, SNAKEMAKE, TINY_CONFIG, run_snakemake
-from test_dag_scale import mini_root
-
 from faceparse.records import Selection
+from test_dag_scale import mini_root
 
 EDGE = re.compile(r"^\s*(\d+) -> (\d+)$", re.M)
 NODE = re.compile(r'^\s*(\d+)\[label = "([^"\\]+)', re.M)

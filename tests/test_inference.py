@@ -11,6 +11,7 @@ from PIL import Image
 pytest.importorskip("mmcv.ops")
 import torch  # noqa: E402
 
+from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 from faceparse.labels import CLASSES  # noqa: E402
 from faceparse.mm.pipelines import config_test_pipeline, without_annotations  # noqa: E402
 from faceparse.predict.metrics import confusion_matrix  # noqa: E402
@@ -18,8 +19,6 @@ from faceparse.predict.models import CheckpointMismatch, Member, load_model, rea
 from faceparse.predict.runner import run_split  # noqa: E402
 from faceparse.predict.steps import evaluate, predict  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
-
-from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from faceparse.labels import CLASSES
 from faceparse.records import write_json
 from faceparse.report.leaderboard import leaderboard_html, leaderboard_rows, write_leaderboard
 
+
 def ensemble_config() -> dict:
     """.test/config.yaml with .test/config_ensemble.yaml merged in (as two --configfile do)."""
     extra = yaml.safe_load((ROOT / ".test" / "config_ensemble.yaml").read_text())

@@ -17,15 +17,14 @@ pytest.importorskip("onnxruntime")
 
 import faceparse.predict.parse as parse_module  # noqa: E402
 import faceparse.predict.photo_parser as photo_parser  # noqa: E402
+from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
+from faceparse.labels import NUM_CLASSES, SWAP  # noqa: E402
 from faceparse.predict.export import export_onnx  # noqa: E402
 from faceparse.predict.models import Member, load_model  # noqa: E402
-from faceparse.predict.steps import predict  # noqa: E402
-from faceparse.labels import NUM_CLASSES, SWAP  # noqa: E402
 from faceparse.predict.parse import main  # noqa: E402
 from faceparse.predict.photo_parser import ModelError, OnnxBackend, Parser, load_backend, read_image  # noqa: E402
+from faceparse.predict.steps import predict  # noqa: E402
 from faceparse.records import split_files  # noqa: E402
-
-from _tiny_segmentor import SIZE, write_checkpoint, write_config, write_index, write_split  # noqa: E402
 
 TTA = {"scales": [0.75, 1.0, 1.25], "flip": True}
 

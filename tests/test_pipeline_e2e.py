@@ -11,7 +11,6 @@ import yaml
 from PIL import Image
 
 from _pipeline import TINY_CONFIG, run_snakemake
-
 from faceparse.records import Selection
 
 

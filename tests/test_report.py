@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _pipeline import run_snakemake
 from faceparse.labels import NUM_CLASSES, SWAP_LUT
 from faceparse.predict.metrics import confusion_matrix, scores_to_json
 from faceparse.records import read_mask
 from faceparse.report import figures, sections, tables
 from faceparse.train.scalars import read_scalars
-
-from _pipeline import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 # The finished pipeline run the report tests read (default: this checkout, after `make demo`).

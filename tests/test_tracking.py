@@ -5,10 +5,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from test_train import DEMO, FAST, REPO, _run, _train_steps, make_tiny_dataset, tiny_config
 
 from faceparse.records import TrainSummary
 from faceparse.train.tracking import Tracking, backend_args, log_selection, tracking_of
+from test_train import DEMO, FAST, REPO, _run, _train_steps, make_tiny_dataset, tiny_config
 
 
 @pytest.fixture(scope="module")

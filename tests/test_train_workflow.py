@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from _pipeline import ROOT, run_snakemake
-
 from faceparse.records import Selection
 
 

@@ -14,10 +14,9 @@ from mmseg.registry import MODELS  # noqa: E402
 
 import faceparse.labels  # noqa: E402
 import faceparse.mm.tta  # noqa: E402,F401  - registers FaceSegTTAModel
+from _tiny_segmentor import SIZE, model_cfg, tiny_test_pipeline  # noqa: E402
 from faceparse.labels import CLASSES  # noqa: E402
 from faceparse.mm.tta import FaceSegTTAModel, tta_pipeline, tta_settings  # noqa: E402
-
-from _tiny_segmentor import SIZE, model_cfg, tiny_test_pipeline  # noqa: E402
 
 L_EYE, R_EYE = CLASSES.index("l_eye"), CLASSES.index("r_eye")
 

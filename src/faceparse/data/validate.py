@@ -39,7 +39,7 @@ from pathlib import Path
 from PIL import ExifTags, Image
 
 from faceparse.data.devsplit import dev_names, resolve_dev_split
-from faceparse.data.layouts import IMAGE_SUFFIXES, MASKS_OPTIONAL, MASK_SUFFIX, SPLITS, SplitDirs, split_dirs
+from faceparse.data.layouts import IMAGE_SUFFIXES, MASK_SUFFIX, MASKS_OPTIONAL, SPLITS, SplitDirs, split_dirs
 from faceparse.labels import IGNORE_INDEX, NUM_CLASSES
 from faceparse.parallel import parallel_map
 from faceparse.records import write_json

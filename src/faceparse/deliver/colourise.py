@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from faceparse.records import read_mask, split_files, write_json
 from faceparse.labels import CLASSES, NUM_CLASSES, colour_mask as palette
 from faceparse.parallel import parallel_map
+from faceparse.records import read_mask, split_files, write_json
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,16 @@ from . import compat
 
 compat.apply()
 
-from . import backbone  # noqa: E402,F401  TimmFeatureBackbone
-from . import compact  # noqa: E402,F401  CompactFaceBackbone, LogitsHead
-from . import datasets  # noqa: E402,F401  FaceParseDataset
-from . import evaluation  # noqa: E402,F401  FaceParseMetric
-from . import hooks  # noqa: E402,F401  ResumeScheduleHook, PinnedCheckpointHook
-from . import losses  # noqa: E402,F401  ClassWeightedCrossEntropyLoss, ClassMeanDiceLoss
-from . import optim  # noqa: E402,F401  TimmLayerDecayOptimizerConstructor
-from . import tracking  # noqa: E402,F401  MLflowRunVisBackend
-from . import transforms  # noqa: E402,F401  RandomFlipSwapLR
-from . import tta  # noqa: E402,F401  FaceSegTTAModel
-from . import wrappers  # noqa: E402,F401  CPUDistributedDataParallel
+from . import (
+    backbone,  # TimmFeatureBackbone
+    compact,  # CompactFaceBackbone, LogitsHead
+    datasets,  # FaceParseDataset
+    evaluation,  # FaceParseMetric
+    hooks,  # ResumeScheduleHook, PinnedCheckpointHook
+    losses,  # ClassWeightedCrossEntropyLoss, ClassMeanDiceLoss
+    optim,  # TimmLayerDecayOptimizerConstructor
+    tracking,  # MLflowRunVisBackend
+    transforms,  # RandomFlipSwapLR
+    tta,  # FaceSegTTAModel
+    wrappers,  # CPUDistributedDataParallel
+)

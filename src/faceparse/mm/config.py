@@ -15,6 +15,7 @@ from pathlib import Path
 from faceparse.model_configs import keep_iters_problems, load_config
 from faceparse.records import FLIP_SUFFIX, TENSORBOARD, read_index, read_json, resolve_index_path, selection_split
 
+
 def write_split_list(path: Path, names: list[str]) -> str:
     """Write the image stems of a split, one a line (an mmseg ``ann_file``); keep an identical file."""
     text = "".join(f"{n}\n" for n in names)

@@ -36,7 +36,7 @@ import PIL
 import torch
 from mmengine.config import Config
 
-from faceparse.labels import CLASSES, LR_PAIRS, SWAP
+from faceparse.labels import CLASSES, SWAP
 from faceparse.mm.compact import CompactFaceBackbone, plain_state_dict
 from faceparse.mm.compat import open_checkpoint
 from faceparse.mm.pipelines import config_test_pipeline, input_resize, normalisation

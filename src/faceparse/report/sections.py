@@ -14,13 +14,29 @@ from PIL import Image
 
 from faceparse.deliver.colourise import overlay
 from faceparse.labels import NUM_CLASSES, colour_mask
-from faceparse.predict.metrics import confusion_matrix, scores
 from faceparse.parallel import parallel_map
-from faceparse.records import (Selection, TrainSummary, evenly_spaced, flip_files, read_index, read_json, read_mask,
-                               split_files)
+from faceparse.predict.metrics import confusion_matrix, scores
+from faceparse.records import (
+    Selection,
+    TrainSummary,
+    evenly_spaced,
+    flip_files,
+    read_index,
+    read_json,
+    read_mask,
+    split_files,
+)
 from faceparse.report import tables
-from faceparse.report.figures import (class_frequency_figure, confusion_figure, error_map, image_grid_figure, score_bars_figure,
-                                      thumb_mask, thumb_rgb, training_curves_figure)
+from faceparse.report.figures import (
+    class_frequency_figure,
+    confusion_figure,
+    error_map,
+    image_grid_figure,
+    score_bars_figure,
+    thumb_mask,
+    thumb_rgb,
+    training_curves_figure,
+)
 from faceparse.train.scalars import read_scalars
 
 log = logging.getLogger(__name__)

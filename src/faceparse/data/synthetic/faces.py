@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from faceparse.data.synthetic import colours as C
-from faceparse.data.synthetic.canvas import Canvas
 from faceparse.data.layouts import SPLITS
 from faceparse.data.png import write_label_png
+from faceparse.data.synthetic import colours as C
+from faceparse.data.synthetic.canvas import Canvas
 from faceparse.data.synthetic.shapes import Frame, band, ellipse, mirror, superellipse, yaw
 from faceparse.parallel import parallel_map
 
