@@ -18,7 +18,7 @@ def _split(tmp_path, split, n, with_masks):
     preds = tmp_path / "pred" / split
     preds.mkdir(parents=True)
     names = [f"{split}{i}" for i in range(n)]
-    for i, name in enumerate(names):
+    for name in names:
         Image.fromarray(np.full((H, W, 3), 100, np.uint8)).save(images / f"{name}.jpg")
         pred = np.zeros((H, W), np.uint8)
         pred[:, : W // 2] = 4  # l_eye on the left half

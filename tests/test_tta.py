@@ -90,8 +90,10 @@ def test_probabilities_are_averaged_after_the_swap(fake, blob_image):
     assert probs.shape == (len(CLASSES), SIZE, SIZE)
     torch.testing.assert_close(probs.sum(0), torch.ones(SIZE, SIZE))
     # at the blob: view 1 says l_eye softmax(3 vs 1, -5, 0...), view 2 says (swapped) l_eye softmax(6 vs ...)
-    logits1 = torch.zeros(len(CLASSES)); logits1[0] = 1; logits1[L_EYE] = 3; logits1[R_EYE] = -5
-    logits2 = torch.zeros(len(CLASSES)); logits2[0] = 1; logits2[R_EYE] = 6; logits2[L_EYE] = -5
+    logits1 = torch.zeros(len(CLASSES))
+    logits1[0], logits1[L_EYE], logits1[R_EYE] = 1, 3, -5
+    logits2 = torch.zeros(len(CLASSES))
+    logits2[0], logits2[R_EYE], logits2[L_EYE] = 1, 6, -5
     expected = (logits1.softmax(0) + logits2.softmax(0)[torch.tensor([int(c) for c in faceparse.labels.SWAP])]) / 2
     torch.testing.assert_close(probs[:, 28, 16], expected)
     assert out.metainfo["flip"] is False and out.metainfo["tta_augmentations"] == 2

@@ -92,7 +92,7 @@ def acquire(n: int, devices: Sequence[str] | None = None, lock_dir: str | Path |
             waited = True
         time.sleep(poll)
     chosen = [device for device, _ in held]
-    for device, fd in held:
+    for _, fd in held:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
     log.info("using GPU(s) %s", ",".join(chosen))
