@@ -24,6 +24,7 @@ Usage::
     python bench/bench_compact.py --out results/bench/compact.json
     python bench/bench_compact.py --models compact --held-out 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,9 @@ def confusion(pred_dir: Path, truth_dir: Path) -> np.ndarray:
         if pred.shape != truth.shape:
             raise SystemExit(f"bench_compact: {pred_dir / truth_path.name} is {pred.shape}, its truth {truth.shape}")
         keep = truth < NUM_CLASSES  # 255: ignored
-        matrix += np.bincount(truth[keep] * NUM_CLASSES + pred[keep], minlength=NUM_CLASSES ** 2).reshape(
-            NUM_CLASSES, NUM_CLASSES)
+        matrix += np.bincount(truth[keep] * NUM_CLASSES + pred[keep], minlength=NUM_CLASSES**2).reshape(
+            NUM_CLASSES, NUM_CLASSES
+        )
     return matrix
 
 
@@ -73,8 +75,11 @@ def scores(matrix: np.ndarray) -> dict[str, float]:
     f1 = 2 * tp / np.maximum(truth + pred, 1)
     foreground = present.copy()
     foreground[0] = False
-    return {"mIoU": 100 * float(iou.mean()), "mF1": 100 * float(f1[foreground].mean()),
-            "aAcc": 100 * float(tp.sum() / matrix.sum())}
+    return {
+        "mIoU": 100 * float(iou.mean()),
+        "mF1": 100 * float(f1[foreground].mean()),
+        "aAcc": 100 * float(tp.sum() / matrix.sum()),
+    }
 
 
 def run(cmd: list[str]) -> None:
@@ -89,16 +94,30 @@ def train_and_evaluate(models: dict[str, str], configfile: Path, bench_config: P
     bench_config.parent.mkdir(parents=True, exist_ok=True)
     bench_config.write_text(yaml.safe_dump(config, sort_keys=False))
     targets = [f"results/models/{name}/val_metrics.json" for name in models]
-    run([str(BIN / "snakemake"), *targets, "--configfile", str(bench_config), "--cores", str(cores),
-         "--resources", "gpu=0"])
+    run(
+        [
+            str(BIN / "snakemake"),
+            *targets,
+            "--configfile",
+            str(bench_config),
+            "--cores",
+            str(cores),
+            "--resources",
+            "gpu=0",
+        ]
+    )
 
 
 def speed_and_flops(name: str, config: str, out_dir: Path) -> dict:
     out = out_dir / f"train_{name}.json"
     run([sys.executable, "bench/bench_train.py", config, "--iters", "10", "--warmup", "3", "--out", str(out)])
     result = json.loads(out.read_text())
-    return {"s_per_iter": result["seconds_per_iter"]["median"], "batch": result["batch_size"],
-            "crop": result["crop_size"], "gflops_forward": result["flops"]["forward_per_image"] / 1e9}
+    return {
+        "s_per_iter": result["seconds_per_iter"]["median"],
+        "batch": result["batch_size"],
+        "crop": result["crop_size"],
+        "gflops_forward": result["flops"]["forward_per_image"] / 1e9,
+    }
 
 
 def held_out_set(out_dir: Path, count: int) -> Path:
@@ -128,25 +147,42 @@ def main(argv: list[str] | None = None) -> None:
     for name, config in models.items():
         model_dir = ROOT / "results" / "models" / name
         train = json.loads((model_dir / "train.json").read_text())
-        row = {"config": config, "parameters": train["parameters"], "iterations": train["max_iters"],
-               **speed_and_flops(name, config, out_dir)}
+        row = {
+            "config": config,
+            "parameters": train["parameters"],
+            "iterations": train["max_iters"],
+            **speed_and_flops(name, config, out_dir),
+        }
         row["val"] = scores(confusion(model_dir / "val_pred", val_masks))
         if held_out is not None:
             pred_dir = out_dir / "held_out_pred" / name
-            run([str(BIN / "faceparse-parse"), "--model", str(model_dir / "best.json"), "--configfile",
-                 str(args.configfile), str(held_out / "images"), str(pred_dir)])
+            run(
+                [
+                    str(BIN / "faceparse-parse"),
+                    "--model",
+                    str(model_dir / "best.json"),
+                    "--configfile",
+                    str(args.configfile),
+                    str(held_out / "images"),
+                    str(pred_dir),
+                ]
+            )
             row["held_out"] = scores(confusion(pred_dir, held_out / "masks"))
         rows[name] = row
     args.out.write_text(json.dumps(rows, indent=2))
-    print("| model | parameters | GFLOPs (forward, one crop) | CPU s/iter (batch, crop) | iterations | CPU min "
-          "(iterations x s/iter) | val mIoU | val mF1 | held-out mIoU | held-out mF1 |")
+    print(
+        "| model | parameters | GFLOPs (forward, one crop) | CPU s/iter (batch, crop) | iterations | CPU min "
+        "(iterations x s/iter) | val mIoU | val mF1 | held-out mIoU | held-out mF1 |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
         held = r.get("held_out", {})
-        print(f"| {name} | {r['parameters']:,} | {r['gflops_forward']:.2f} | {r['s_per_iter']:.3f} ({r['batch']}, {r['crop'][0]}) | "
-              f"{r['iterations']} | {r['iterations'] * r['s_per_iter'] / 60:.1f} | "
-              f"{r['val']['mIoU']:.1f} | {r['val']['mF1']:.1f} | {held.get('mIoU', float('nan')):.1f} | "
-              f"{held.get('mF1', float('nan')):.1f} |")
+        print(
+            f"| {name} | {r['parameters']:,} | {r['gflops_forward']:.2f} | {r['s_per_iter']:.3f} ({r['batch']}, {r['crop'][0]}) | "
+            f"{r['iterations']} | {r['iterations'] * r['s_per_iter'] / 60:.1f} | "
+            f"{r['val']['mIoU']:.1f} | {r['val']['mF1']:.1f} | {held.get('mIoU', float('nan')):.1f} | "
+            f"{held.get('mF1', float('nan')):.1f} |"
+        )
 
 
 if __name__ == "__main__":

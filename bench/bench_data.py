@@ -20,6 +20,7 @@ Usage::
     python bench/bench_data.py 2000 --threads 2
     python bench/bench_data.py 500 --json results/bench/data_500.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,26 +106,47 @@ def main() -> None:
             ("flip", len(train.images) * 2, "train images+masks", flip_s, base["flip"]),
             ("stats", len(train.images), "train images", stats_s, base["stats"]),
             # The budget (<= 3.0x): the three steps against decoding what each of them reads.
-            ("all three", len(all_files) + 3 * len(train.images), "validate+flip+stats",
-             validate_s + flip_s + stats_s, base["validate"] + base["flip"] + base["stats"]),
+            (
+                "all three",
+                len(all_files) + 3 * len(train.images),
+                "validate+flip+stats",
+                validate_s + flip_s + stats_s,
+                base["validate"] + base["flip"] + base["stats"],
+            ),
             ("  vs once", len(all_files), "each file decoded once", validate_s + flip_s + stats_s, base["validate"]),
         ]
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\ndata steps, {args.n} train images at {args.size}x{args.size}, {args.threads} processes "
-          f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
+    print(
+        f"\ndata steps, {args.n} train images at {args.size}x{args.size}, {args.threads} processes "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
+    )
     print(f"{'step':<10} {'files':>6}  {'what':<22} {'seconds':>8} {'decode s':>9} {'ratio':>6}")
     for step, files, what, secs, baseline in rows:
         b = f"{baseline:9.2f}" if baseline is not None else " " * 9
         r = f"{secs / baseline:6.2f}" if baseline else " " * 6
         print(f"{step:<10} {files:>6}  {what:<22} {secs:8.2f} {b} {r}")
     result = {
-        "n": args.n, "size": args.size, "threads": args.threads, "repeat": args.repeat,
-        "cpus": os.cpu_count(), "load_avg": os.getloadavg(), "platform": platform.platform(),
-        "rows": [{"step": s.strip(" +"), "files": f, "what": w, "seconds": sec, "decode_seconds": b,
-                  "ratio": sec / b if b else None} for s, f, w, sec, b in rows],
+        "n": args.n,
+        "size": args.size,
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "platform": platform.platform(),
+        "rows": [
+            {
+                "step": s.strip(" +"),
+                "files": f,
+                "what": w,
+                "seconds": sec,
+                "decode_seconds": b,
+                "ratio": sec / b if b else None,
+            }
+            for s, f, w, sec, b in rows
+        ],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

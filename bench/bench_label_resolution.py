@@ -10,6 +10,7 @@ Usage::
 
     python bench/bench_label_resolution.py results/data/source/val/masks --size 256
 """
+
 from __future__ import annotations
 
 import argparse

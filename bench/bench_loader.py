@@ -23,6 +23,7 @@ Usage::
     python bench/bench_loader.py --n 48 --workers 1 2
     python bench/bench_loader.py --train-json results/bench/train_seed_bf16.json --cores 16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ def synthetic_split(root: Path, n: int, size: int, seed: int = 0) -> tuple[Path,
     return images, masks, names
 
 
-def build_dataset(config: str | Path, image_dir: Path, mask_dir: Path, names: list[str], list_file: Path,
-                  options: dict | None = None):
+def build_dataset(
+    config: str | Path, image_dir: Path, mask_dir: Path, names: list[str], list_file: Path, options: dict | None = None
+):
     """The config's training dataset over the given folders (what build_config does per split)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -75,8 +77,12 @@ def build_dataset(config: str | Path, image_dir: Path, mask_dir: Path, names: li
     if ds.get("type") == "ConcatDataset":
         raise ValueError(f"{config}: train_dataloader.dataset is a ConcatDataset; give a config with one template")
     suffix = Path(next(image_dir.iterdir())).suffix
-    ds.update(data_root="", ann_file=str(list_file), img_suffix=suffix,
-              data_prefix=dict(img_path=str(image_dir), seg_map_path=str(mask_dir)))
+    ds.update(
+        data_root="",
+        ann_file=str(list_file),
+        img_suffix=suffix,
+        data_prefix=dict(img_path=str(image_dir), seg_map_path=str(mask_dir)),
+    )
     return DATASETS.build(ds), int(cfg.train_dataloader.batch_size)
 
 
@@ -100,8 +106,7 @@ def per_worker_rate(dataset, passes: int) -> dict:
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv2_threads)
-    return {"images": n, "seconds": seconds, "images_per_s": n / seconds,
-            "sample_shape": list(packed["inputs"].shape)}
+    return {"images": n, "seconds": seconds, "images_per_s": n / seconds, "sample_shape": list(packed["inputs"].shape)}
 
 
 def loader_rate(dataset, workers: int, batch_size: int, passes: int) -> dict:
@@ -114,9 +119,16 @@ def loader_rate(dataset, workers: int, batch_size: int, passes: int) -> dict:
     try:
         warm = max(1, workers)  # each worker's first batch carries its start-up: not timed
         sampler = [i % len(dataset) for i in range(warm * batch_size + passes * len(dataset))]
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                             collate_fn=pseudo_collate, worker_init_fn=_one_thread,
-                                             persistent_workers=False, prefetch_factor=2 if workers else None)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=pseudo_collate,
+            worker_init_fn=_one_thread,
+            persistent_workers=False,
+            prefetch_factor=2 if workers else None,
+        )
         it = iter(loader)
         for _ in range(warm):
             next(it)
@@ -127,8 +139,14 @@ def loader_rate(dataset, workers: int, batch_size: int, passes: int) -> dict:
         seconds = time.perf_counter() - t0
     finally:
         cv2.setNumThreads(cv2_threads)
-    return {"workers": workers, "batch_size": batch_size, "images": n, "seconds": seconds,
-            "images_per_s": n / seconds, "per_worker_images_per_s": n / seconds / max(workers, 1)}
+    return {
+        "workers": workers,
+        "batch_size": batch_size,
+        "images": n,
+        "seconds": seconds,
+        "images_per_s": n / seconds,
+        "per_worker_images_per_s": n / seconds / max(workers, 1),
+    }
 
 
 def _one_thread(_: int) -> None:
@@ -147,8 +165,13 @@ def _train_rates(args: argparse.Namespace) -> list[tuple[float, str]]:
         data = json.loads(Path(path).read_text())
         if "images_per_s" not in data:
             raise SystemExit(f"bench_loader: {path} has no images_per_s (not a bench_train JSON?)")
-        rates.append((float(data["images_per_s"]), f"{path}: {data.get('config')} {data.get('precision')} "
-                                                   f"batch {data.get('batch_size')} on {data.get('device_name')}"))
+        rates.append(
+            (
+                float(data["images_per_s"]),
+                f"{path}: {data.get('config')} {data.get('precision')} "
+                f"batch {data.get('batch_size')} on {data.get('device_name')}",
+            )
+        )
     return rates
 
 
@@ -165,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="DataLoader runs (none: skip)")
     ap.add_argument("--train-json", nargs="+", help="bench_train JSONs: their images_per_s are rates to feed")
     ap.add_argument("--train-rate", type=float, help="training images/s to feed (instead of --train-json)")
-    ap.add_argument("--headroom", type=float, default=1.5,
-                    help="feed this many times the training rate (jitter, slower images, the main process)")
+    ap.add_argument(
+        "--headroom",
+        type=float,
+        default=1.5,
+        help="feed this many times the training rate (jitter, slower images, the main process)",
+    )
     ap.add_argument("--cores", type=int, default=os.cpu_count(), help="the training node's CPU cores")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
@@ -177,12 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         if args.data:
             image_dir, mask_dir = Path(args.data) / "images", Path(args.data) / "masks"
-            names = sorted(p.stem for p in image_dir.iterdir())[:args.n]
+            names = sorted(p.stem for p in image_dir.iterdir())[: args.n]
         else:
             image_dir, mask_dir, names = synthetic_split(tmp_path / "data", args.n, args.size)
         make_seconds = time.perf_counter() - t0
-        dataset, batch_size = build_dataset(args.config, image_dir, mask_dir, names, tmp_path / "train.txt",
-                                            args.cfg_options)
+        dataset, batch_size = build_dataset(
+            args.config, image_dir, mask_dir, names, tmp_path / "train.txt", args.cfg_options
+        )
         single = per_worker_rate(dataset, args.passes)
         loaders = [loader_rate(dataset, w, batch_size, args.passes) for w in args.workers]
 
@@ -195,20 +223,33 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": {"cores_here": os.cpu_count(), "load_average": list(os.getloadavg())},
         "headroom": args.headroom,
     }
-    lines = [f"{args.config} training pipeline, {result['data']}",
-             f"  one worker (this process, 1 thread): {single['images_per_s']:.1f} images/s "
-             f"({single['images']} in {single['seconds']:.1f} s), samples {single['sample_shape']}"]
+    lines = [
+        f"{args.config} training pipeline, {result['data']}",
+        f"  one worker (this process, 1 thread): {single['images_per_s']:.1f} images/s "
+        f"({single['images']} in {single['seconds']:.1f} s), samples {single['sample_shape']}",
+    ]
     for r in loaders:
-        lines.append(f"  DataLoader, {r['workers']} worker(s), batch {r['batch_size']}: {r['images_per_s']:.1f} "
-                     f"images/s ({r['per_worker_images_per_s']:.1f} per worker)")
+        lines.append(
+            f"  DataLoader, {r['workers']} worker(s), batch {r['batch_size']}: {r['images_per_s']:.1f} "
+            f"images/s ({r['per_worker_images_per_s']:.1f} per worker)"
+        )
     result["train"] = []
     for rate, source in rates:
         need = workers_needed(rate, single["images_per_s"], args.headroom)
-        result["train"].append({"images_per_s": rate, "source": source, "workers_needed": need,
-                                "cores": args.cores, "fits_cores": need <= args.cores})
-        lines.append(f"  training at {rate:.1f} images/s ({source}) needs {need} worker(s) "
-                     f"({args.headroom}x headroom); {args.cores} cores: "
-                     f"{'enough' if need <= args.cores else 'NOT enough, data loading is the bottleneck'}")
+        result["train"].append(
+            {
+                "images_per_s": rate,
+                "source": source,
+                "workers_needed": need,
+                "cores": args.cores,
+                "fits_cores": need <= args.cores,
+            }
+        )
+        lines.append(
+            f"  training at {rate:.1f} images/s ({source}) needs {need} worker(s) "
+            f"({args.headroom}x headroom); {args.cores} cores: "
+            f"{'enough' if need <= args.cores else 'NOT enough, data loading is the bottleneck'}"
+        )
     print("\n".join(lines), flush=True)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ Usage::
     python bench/bench_onnx.py --model demo_tiny          # the pipeline's selected checkpoint and val split
     python bench/bench_onnx.py --config configs/seed_convnext_xl.py --images 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,10 +87,11 @@ def main(argv=None) -> int:
 
 def _bench(args, tmp: Path) -> int:
     if args.model:
-        config, checkpoint = model_paths(f"results/models/{args.model}/best.json",
-                                         f"results/models/{args.model}/train.json")
+        config, checkpoint = model_paths(
+            f"results/models/{args.model}/best.json", f"results/models/{args.model}/train.json"
+        )
         files = split_files(args.validation, "val")
-        files = SplitFiles("val", files.names[:args.images], files.images[:args.images], None)
+        files = SplitFiles("val", files.names[: args.images], files.images[: args.images], None)
     else:
         config = args.config
         checkpoint = args.checkpoint or _random_checkpoint(config, tmp / "random.pth")
@@ -134,22 +136,35 @@ def _bench(args, tmp: Path) -> int:
         for _ in range(FORWARDS):
             session.run(["logits"], {"image": x.numpy()})
 
-    plan = {"pytorch": (pytorch, len(files.names)), "onnxruntime": (onnxruntime, len(files.names)),
-            "faceparse.predict.parse": (parse_cli, len(files.names)),
-            "pytorch forward": (pytorch_forward, FORWARDS), "onnxruntime forward": (onnx_forward, FORWARDS)}
+    plan = {
+        "pytorch": (pytorch, len(files.names)),
+        "onnxruntime": (onnxruntime, len(files.names)),
+        "faceparse.predict.parse": (parse_cli, len(files.names)),
+        "pytorch forward": (pytorch_forward, FORWARDS),
+        "onnxruntime forward": (onnx_forward, FORWARDS),
+    }
     best = _best_times(plan, args.repeat)
     import onnxruntime as ort
 
     runs = {name: {"seconds": best[name], "images_per_s": plan[name][1] / best[name]} for name in plan}
     rate = {name: run["images_per_s"] for name, run in runs.items()}
     result = {
-        "config": str(config), "checkpoint": str(checkpoint) if args.model or args.checkpoint else "random weights",
-        "images": len(files.names), "photo_size": list(photo_hw), "model_input_size": list(input_hw),
-        "threads": args.threads, "repeat": args.repeat, "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__, "onnxruntime": ort.__version__, "runs": runs,
-        "speedup": {"end_to_end": rate["onnxruntime"] / rate["pytorch"],
-                    "parse_cli": rate["faceparse.predict.parse"] / rate["pytorch"],
-                    "network": rate["onnxruntime forward"] / rate["pytorch forward"]},
+        "config": str(config),
+        "checkpoint": str(checkpoint) if args.model or args.checkpoint else "random weights",
+        "images": len(files.names),
+        "photo_size": list(photo_hw),
+        "model_input_size": list(input_hw),
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "runs": runs,
+        "speedup": {
+            "end_to_end": rate["onnxruntime"] / rate["pytorch"],
+            "parse_cli": rate["faceparse.predict.parse"] / rate["pytorch"],
+            "network": rate["onnxruntime forward"] / rate["pytorch forward"],
+        },
         "mask_agreement_percent": _agreement(tmp / "pred_torch", tmp / "pred_onnx", files.names),
     }
     _print(result)
@@ -183,15 +198,20 @@ def _agreement(a_dir: Path, b_dir: Path, names) -> float:
 
 def _print(result: dict) -> None:
     (h, w), (ih, iw) = result["photo_size"], result["model_input_size"]
-    print(f"{result['images']} images {h}x{w}, model input {ih}x{iw}, {result['threads']} threads, "
-          f"best of {result['repeat']}")
+    print(
+        f"{result['images']} images {h}x{w}, model input {ih}x{iw}, {result['threads']} threads, "
+        f"best of {result['repeat']}"
+    )
     print(f"{'path':22s} {'images/s':>9s}")
     for name, run in result["runs"].items():
         print(f"{name:22s} {run['images_per_s']:9.2f}")
     speedup = result["speedup"]
-    print(f"onnxruntime / pytorch: {speedup['end_to_end']:.2f}x end to end ({speedup['parse_cli']:.2f}x with the "
-          f"CLI's overlays), {speedup['network']:.2f}x the network alone; masks agree on "
-          f"{result['mask_agreement_percent']:.3f}% of pixels")
+    print(
+        f"onnxruntime / pytorch: {speedup['end_to_end']:.2f}x end to end ({speedup['parse_cli']:.2f}x with the "
+        f"CLI's overlays), {speedup['network']:.2f}x the network alone; masks agree on "
+        f"{result['mask_agreement_percent']:.3f}% of pixels"
+    )
+
 
 if __name__ == "__main__":
     sys.exit(main())

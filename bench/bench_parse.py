@@ -15,6 +15,7 @@ Usage::
     python bench/bench_parse.py --scales 1.0 --no-flip --megapixels 1 12 24
     python bench/bench_parse.py --src /tmp/old/src  # another checkout's faceparse (e.g. before a change)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,11 @@ def _photo(folder: Path, megapixels: float) -> tuple[int, int]:
     h = int(round(w * 3 / 4))
     face = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     folder.mkdir(parents=True)
-    cv2.imwrite(str(folder / "face.jpg"), cv2.resize(face, (w, h), interpolation=cv2.INTER_LINEAR),
-                [cv2.IMWRITE_JPEG_QUALITY, 90])
+    cv2.imwrite(
+        str(folder / "face.jpg"),
+        cv2.resize(face, (w, h), interpolation=cv2.INTER_LINEAR),
+        [cv2.IMWRITE_JPEG_QUALITY, 90],
+    )
     return h, w
 
 
@@ -85,8 +89,9 @@ def _child(argv: list[str], src: str | None) -> dict:
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(argv)], capture_output=True, text=True,
-                          env=env, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(argv)], capture_output=True, text=True, env=env, timeout=3600
+    )
     if proc.returncode != 0 or not proc.stdout.strip():
         raise RuntimeError(f"the parse process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -109,12 +114,26 @@ def main(argv=None) -> int:
         runs = [{"photo": "none (model load only)", **_child(["--load-only", str(onnx), str(args.threads)], args.src)}]
         for mp in args.megapixels:
             h, w = _photo(tmp / f"in_{mp:g}", mp)
-            cli = [str(tmp / f"in_{mp:g}"), str(tmp / f"out_{mp:g}"), "--model", str(onnx), "--threads",
-                   str(args.threads), "--scales", *map(str, args.scales), "--flip" if args.flip else "--no-flip"]
+            cli = [
+                str(tmp / f"in_{mp:g}"),
+                str(tmp / f"out_{mp:g}"),
+                "--model",
+                str(onnx),
+                "--threads",
+                str(args.threads),
+                "--scales",
+                *map(str, args.scales),
+                "--flip" if args.flip else "--no-flip",
+            ]
             runs.append({"photo": f"{h}x{w}", "megapixels": h * w / 1e6, **_child(cli, args.src)})
-    result = {"model": str(args.onnx or f"{args.config}, random weights"), "tta": {"scales": args.scales,
-              "flip": args.flip}, "threads": args.threads, "src": args.src or "this checkout",
-              "cpu": platform.processor() or platform.machine(), "runs": runs}
+    result = {
+        "model": str(args.onnx or f"{args.config}, random weights"),
+        "tta": {"scales": args.scales, "flip": args.flip},
+        "threads": args.threads,
+        "src": args.src or "this checkout",
+        "cpu": platform.processor() or platform.machine(),
+        "runs": runs,
+    }
     print(f"TTA scales {args.scales}, flip {args.flip}, {args.threads} threads; {result['model']}")
     print(f"{'photo (HxW)':24s} {'peak RSS MiB':>12s} {'seconds':>8s} {'exit':>4s}")
     for run in runs:

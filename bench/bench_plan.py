@@ -13,6 +13,7 @@ Usage::
 
     python bench/bench_plan.py 30000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,11 +51,25 @@ def make_root(base: Path, n_train: int) -> Path:
 
 def dry_run_seconds(workdir: Path, root: Path) -> float:
     workdir.mkdir(parents=True, exist_ok=True)
-    config = {"data_layout": "mini", "data_root": str(root),
-              "models": {"demo_tiny": {"config": "configs/demo_tiny.py"}}}
+    config = {
+        "data_layout": "mini",
+        "data_root": str(root),
+        "models": {"demo_tiny": {"config": "configs/demo_tiny.py"}},
+    }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [str(SNAKEMAKE), "-n", "-q", "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2"]
+    cmd = [
+        str(SNAKEMAKE),
+        "-n",
+        "-q",
+        "-s",
+        str(ROOT / "workflow" / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+    ]
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - start
@@ -74,9 +89,11 @@ def main() -> None:
         big, small = make_root(work, args.n), make_root(work, 3)
         files = sum(1 for _ in big.glob("*/*/*"))
         timings = {}
-        for name, fn in (("fingerprint", lambda: listing_fingerprint(big)),
-                         ("snakemake -n", lambda: dry_run_seconds(work / "run_big", big)),
-                         ("snakemake -n, 3 images", lambda: dry_run_seconds(work / "run_small", small))):
+        for name, fn in (
+            ("fingerprint", lambda: listing_fingerprint(big)),
+            ("snakemake -n", lambda: dry_run_seconds(work / "run_big", big)),
+            ("snakemake -n, 3 images", lambda: dry_run_seconds(work / "run_small", small)),
+        ):
             runs = []
             for _ in range(args.repeat):
                 start = time.perf_counter()
@@ -85,12 +102,21 @@ def main() -> None:
             timings[name] = min(runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nplanning a mini root of {args.n} train images ({files} files; {os.cpu_count()} CPUs, "
-          f"load {os.getloadavg()[0]:.1f}), best of {args.repeat}:")
+    print(
+        f"\nplanning a mini root of {args.n} train images ({files} files; {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f}), best of {args.repeat}:"
+    )
     for name, seconds in timings.items():
         print(f"  {name:<24} {seconds:6.2f} s")
-    result = {"n": args.n, "files": files, "repeat": args.repeat, "cpus": os.cpu_count(),
-              "load_avg": os.getloadavg(), "platform": platform.platform(), "seconds": timings}
+    result = {
+        "n": args.n,
+        "files": files,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "platform": platform.platform(),
+        "seconds": timings,
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -22,6 +22,7 @@ Usage::
     # any config (random weights when no checkpoint), on generated noise images
     python bench/bench_predict.py --config configs/demo_tiny.py --synthetic 32 --size 512
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,9 +57,24 @@ def _synthetic_split(root: Path, n: int, size: int) -> Path:
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(images / f"{name}.jpg")
         Image.fromarray(rng.integers(0, 19, (size, size), dtype=np.uint8), mode="L").save(masks / f"{name}.png")
     index = root / "validation.json"
-    index.write_text(json.dumps({"root": str(root), "layout": "mini", "splits": {"val": {
-        "image_dir": str(images), "mask_dir": str(masks), "image_suffix": ".jpg", "names": names,
-        "images": n, "size": [size, size]}}}))
+    index.write_text(
+        json.dumps(
+            {
+                "root": str(root),
+                "layout": "mini",
+                "splits": {
+                    "val": {
+                        "image_dir": str(images),
+                        "mask_dir": str(masks),
+                        "image_suffix": ".jpg",
+                        "names": names,
+                        "images": n,
+                        "size": [size, size],
+                    }
+                },
+            }
+        )
+    )
     return index
 
 
@@ -129,16 +145,33 @@ def bench_runner(config, checkpoint, files, device, batch, workers, scales, flip
     pipeline = config_test_pipeline(cfg)
     image_dir, mask_dir = str(Path(files.images[0]).parent), str(Path(files.masks[0]).parent)
     cfg.test_dataloader = dict(
-        batch_size=batch, num_workers=workers, persistent_workers=False,
+        batch_size=batch,
+        num_workers=workers,
+        persistent_workers=False,
         sampler=dict(type="DefaultSampler", shuffle=False),
-        dataset=dict(type="BaseSegDataset", data_root="", reduce_zero_label=False,
-                     metainfo=dict(classes=CLASSES, palette=[list(p) for p in PALETTE]),
-                     data_prefix=dict(img_path=image_dir, seg_map_path=mask_dir),
-                     img_suffix=Path(files.images[0]).suffix, seg_map_suffix=".png", pipeline=pipeline))
+        dataset=dict(
+            type="BaseSegDataset",
+            data_root="",
+            reduce_zero_label=False,
+            metainfo=dict(classes=CLASSES, palette=[list(p) for p in PALETTE]),
+            data_prefix=dict(img_path=image_dir, seg_map_path=mask_dir),
+            img_suffix=Path(files.images[0]).suffix,
+            seg_map_suffix=".png",
+            pipeline=pipeline,
+        ),
+    )
     cfg.test_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU"])
     cfg.test_cfg = dict(type="TestLoop")
-    for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler", "val_dataloader",
-                "val_cfg", "val_evaluator", "resume"):
+    for key in (
+        "train_dataloader",
+        "train_cfg",
+        "optim_wrapper",
+        "param_scheduler",
+        "val_dataloader",
+        "val_cfg",
+        "val_evaluator",
+        "resume",
+    ):
         cfg.pop(key, None)
     cfg.pop("visualizer", None)
     cfg.default_hooks = dict(timer=dict(type="IterTimerHook"), logger=dict(type="LoggerHook", interval=50))
@@ -183,8 +216,9 @@ def main(argv=None) -> int:
 
 def _bench(args, ap, tmp: Path) -> int:
     if args.model:
-        config, checkpoint = model_paths(f"results/models/{args.model}/best.json",
-                                         f"results/models/{args.model}/train.json")
+        config, checkpoint = model_paths(
+            f"results/models/{args.model}/best.json", f"results/models/{args.model}/train.json"
+        )
     else:
         if not args.config:
             ap.error("need --model or --config")
@@ -196,19 +230,23 @@ def _bench(args, ap, tmp: Path) -> int:
     files = split_files(index, args.split, need_masks=True)
     if args.limit:
         files = _subset(files, args.limit, tmp / "subset")
-    common = dict(device=args.device, batch=args.batch_size, workers=args.workers, scales=args.scales,
-                  flip=args.flip)
+    common = dict(device=args.device, batch=args.batch_size, workers=args.workers, scales=args.scales, flip=args.flip)
 
     def plan(files):
         return [
-            ("faceparse", lambda: bench_faceparse(config, checkpoint, files, tta=False, out_dir=tmp / "pred",
-                                                  **common)),
-            ("mmseg", lambda: bench_runner(config, checkpoint, files, tta=False, work_dir=tmp / "runner",
-                                           **common)),
-            ("faceparse_tta", lambda: bench_faceparse(config, checkpoint, files, tta=True,
-                                                      out_dir=tmp / "pred_tta", **common)),
-            ("mmseg_tta", lambda: bench_runner(config, checkpoint, files, tta=True, work_dir=tmp / "runner_tta",
-                                               **common)),
+            (
+                "faceparse",
+                lambda: bench_faceparse(config, checkpoint, files, tta=False, out_dir=tmp / "pred", **common),
+            ),
+            ("mmseg", lambda: bench_runner(config, checkpoint, files, tta=False, work_dir=tmp / "runner", **common)),
+            (
+                "faceparse_tta",
+                lambda: bench_faceparse(config, checkpoint, files, tta=True, out_dir=tmp / "pred_tta", **common),
+            ),
+            (
+                "mmseg_tta",
+                lambda: bench_runner(config, checkpoint, files, tta=True, work_dir=tmp / "runner_tta", **common),
+            ),
         ]
 
     # Warm-up on one image: first-call costs (imports, allocator, codecs) land on no measured run.
@@ -239,9 +277,11 @@ def _bench(args, ap, tmp: Path) -> int:
         entry["cpu_seconds"] = min(entry["all_cpu_seconds"])
 
     views = len(args.scales) * (2 if args.flip else 1)
-    print(f"\n{len(files.names)} images ({args.split}), device {args.device}, batch {args.batch_size}, "
-          f"workers {args.workers}, torch threads {torch.get_num_threads()}, TTA {views} views "
-          f"(scales {args.scales}, flip {args.flip})")
+    print(
+        f"\n{len(files.names)} images ({args.split}), device {args.device}, batch {args.batch_size}, "
+        f"workers {args.workers}, torch threads {torch.get_num_threads()}, TTA {views} views "
+        f"(scales {args.scales}, flip {args.flip})"
+    )
     print(f"best of {args.repeat}, end to end (model load + data + inference + scoring)")
     print("cpu s: CPU time of this process and its loader workers (steadier than wall time on a busy machine)")
     print(f"{'run':<16}{'seconds':>10}{'median':>10}{'images/s':>10}{'vs mmseg':>10}{'cpu s':>10}{'vs mmseg':>10}")
@@ -249,14 +289,27 @@ def _bench(args, ap, tmp: Path) -> int:
         ref = runs.get("mmseg_tta" if name.endswith("tta") else "mmseg")
         ratio = f"{r['images_per_s'] / ref['images_per_s']:.2f}x" if ref else "-"
         cpu_ratio = f"{ref['cpu_seconds'] / r['cpu_seconds']:.2f}x" if ref else "-"
-        print(f"{name:<16}{r['seconds']:>10.2f}{r['median_seconds']:>10.2f}{r['images_per_s']:>10.2f}{ratio:>10}"
-              f"{r['cpu_seconds']:>10.1f}{cpu_ratio:>10}")
+        print(
+            f"{name:<16}{r['seconds']:>10.2f}{r['median_seconds']:>10.2f}{r['images_per_s']:>10.2f}{ratio:>10}"
+            f"{r['cpu_seconds']:>10.1f}{cpu_ratio:>10}"
+        )
     report = {
-        "config": config, "checkpoint": None if random_weights else checkpoint, "random_weights": random_weights, "split": args.split, "images": len(files.names),
-        "device": args.device, "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
-        "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-        "batch_size": args.batch_size, "workers": args.workers, "scales": args.scales, "flip": args.flip,
-        "synthetic": args.synthetic or None, "repeat": args.repeat, "runs": runs,
+        "config": config,
+        "checkpoint": None if random_weights else checkpoint,
+        "random_weights": random_weights,
+        "split": args.split,
+        "images": len(files.names),
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "scales": args.scales,
+        "flip": args.flip,
+        "synthetic": args.synthetic or None,
+        "repeat": args.repeat,
+        "runs": runs,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ Usage::
         --iters 50 --warmup 10 --out results/bench/train_seed_bf16.json
     python bench/bench_train.py configs/seed_convnext_xl.py --precision bf16 --max-batch --max-seconds 60
 """
+
 from __future__ import annotations
 
 import argparse
@@ -199,8 +200,9 @@ def forward_flops(model: nn.Module, size: tuple[int, int], device: str) -> dict:
             analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             total = 2 * analyzer.total()
             by_module = analyzer.by_module()
-            parts = {name.split(".", 1)[1]: 2 * count for name, count in by_module.items()
-                     if name.count(".") == 1 and count}
+            parts = {
+                name.split(".", 1)[1]: 2 * count for name, count in by_module.items() if name.count(".") == 1 and count
+            }
     finally:
         model.train(was_training)
     return {"forward_per_image": float(total), "forward_by_part": parts}
@@ -210,8 +212,10 @@ def count_flops(model: nn.Module, size: tuple[int, int], device: str) -> dict:
     """Forward and forward+backward FLOPs per image: FlopAnalyzer, else torch's FlopCounterMode."""
     try:
         flops = forward_flops(model, size, device)
-        flops["method"] = ("mmengine.analysis.FlopAnalyzer on backbone + decode/auxiliary heads, batch 1, "
-                           "2 FLOPs per multiply-add; losses not counted; fwd+bwd = 3 x fwd")
+        flops["method"] = (
+            "mmengine.analysis.FlopAnalyzer on backbone + decode/auxiliary heads, batch 1, "
+            "2 FLOPs per multiply-add; losses not counted; fwd+bwd = 3 x fwd"
+        )
     except Exception as exc:  # the jit tracer cannot follow every model: count the dispatched ops instead
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -222,9 +226,14 @@ def count_flops(model: nn.Module, size: tuple[int, int], device: str) -> dict:
                 _TrainForward(model)(torch.zeros(1, 3, *size, device=device))
         finally:
             model.train(was_training)
-        flops = {"forward_per_image": float(counter.get_total_flops()), "tracer_error": f"{type(exc).__name__}: {exc}",
-                 "method": ("torch.utils.flop_counter.FlopCounterMode (matmuls and convolutions) on backbone + "
-                            "decode/auxiliary heads, batch 1; losses not counted; fwd+bwd = 3 x fwd")}
+        flops = {
+            "forward_per_image": float(counter.get_total_flops()),
+            "tracer_error": f"{type(exc).__name__}: {exc}",
+            "method": (
+                "torch.utils.flop_counter.FlopCounterMode (matmuls and convolutions) on backbone + "
+                "decode/auxiliary heads, batch 1; losses not counted; fwd+bwd = 3 x fwd"
+            ),
+        }
     flops["fwd_bwd_per_image"] = 3 * flops["forward_per_image"]
     return flops
 
@@ -232,10 +241,16 @@ def count_flops(model: nn.Module, size: tuple[int, int], device: str) -> dict:
 def flops_from(path: str | Path, config: str, options: dict, size: tuple[int, int]) -> dict:
     """The FLOP counts of an earlier run of the same config, options and crop (they depend on nothing else)."""
     earlier = json.loads(Path(path).read_text())
-    same = (earlier.get("config"), earlier.get("cfg_options"), earlier.get("crop_size")) == (config, options, list(size))
+    same = (earlier.get("config"), earlier.get("cfg_options"), earlier.get("crop_size")) == (
+        config,
+        options,
+        list(size),
+    )
     if not same:
-        raise SystemExit(f"bench_train: {path} is a run of {earlier.get('config')} {earlier.get('cfg_options')} at "
-                         f"{earlier.get('crop_size')}, not {config} {options} at {list(size)}")
+        raise SystemExit(
+            f"bench_train: {path} is a run of {earlier.get('config')} {earlier.get('cfg_options')} at "
+            f"{earlier.get('crop_size')}, not {config} {options} at {list(size)}"
+        )
     if "fwd_bwd_per_image" not in earlier.get("flops", {}):
         raise SystemExit(f"bench_train: {path} has no FLOP count")
     return {**earlier["flops"], "from": str(path)}
@@ -271,8 +286,9 @@ def peak_memory_bytes(device: str) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_peak_rss_since_start"
 
 
-def run_iterations(model, wrapper, data: dict, n: int, device: str,
-                   max_seconds: float | None = None) -> tuple[list[float], dict]:
+def run_iterations(
+    model, wrapper, data: dict, n: int, device: str, max_seconds: float | None = None
+) -> tuple[list[float], dict]:
     """Per-iteration seconds of up to ``n`` train steps (fewer if ``max_seconds`` runs out); last losses."""
     times: list[float] = []
     losses: dict = {}
@@ -298,8 +314,7 @@ def _free(model, wrapper, device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def probe_batch(model, wrapper, batch: int, size, num_classes: int, device: str,
-                memory_limit: float | None) -> dict:
+def probe_batch(model, wrapper, batch: int, size, num_classes: int, device: str, memory_limit: float | None) -> dict:
     """Two train steps at ``batch``: does it fit (no OOM, peak memory under ``memory_limit`` bytes)?"""
     t0 = time.perf_counter()
     reset_peak_memory(device)
@@ -313,14 +328,24 @@ def probe_batch(model, wrapper, batch: int, size, num_classes: int, device: str,
     peak, _ = peak_memory_bytes(device)
     _free(model, wrapper, device)
     fits = not oom and (memory_limit is None or peak <= memory_limit)
-    print(f"bench_train: batch {batch}: {'fits' if fits else 'does not fit'} (peak {peak / 2**30:.2f} GB"
-          f"{', out of memory' if oom else ''})", file=sys.stderr, flush=True)
-    return {"batch": batch, "fits": fits, "oom": oom, "peak_memory_gb": round(peak / 2**30, 3),
-            "seconds": round(time.perf_counter() - t0, 2)}
+    print(
+        f"bench_train: batch {batch}: {'fits' if fits else 'does not fit'} (peak {peak / 2**30:.2f} GB"
+        f"{', out of memory' if oom else ''})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return {
+        "batch": batch,
+        "fits": fits,
+        "oom": oom,
+        "peak_memory_gb": round(peak / 2**30, 3),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
-def find_max_batch(model, wrapper, start: int, cap: int, size, num_classes: int, device: str,
-                   memory_limit: float | None) -> tuple[int, list[dict]]:
+def find_max_batch(
+    model, wrapper, start: int, cap: int, size, num_classes: int, device: str, memory_limit: float | None
+) -> tuple[int, list[dict]]:
     """The largest batch <= ``cap`` that fits: double from ``start``, then bisect to within 1/8."""
     probes: list[dict] = []
 
@@ -371,8 +396,9 @@ def set_math_modes(device: str, tf32: bool, cudnn_benchmark: bool) -> None:
 def bench(args: argparse.Namespace) -> dict:
     device = args.device
     if args.precision != "fp32" and not device.startswith("cuda"):
-        raise SystemExit(f"bench_train: --precision {args.precision} needs a GPU "
-                         "(mmengine's AmpOptimWrapper); use fp32 on the CPU")
+        raise SystemExit(
+            f"bench_train: --precision {args.precision} needs a GPU (mmengine's AmpOptimWrapper); use fp32 on the CPU"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     set_math_modes(device, args.tf32, args.cudnn_benchmark)
@@ -388,7 +414,8 @@ def bench(args: argparse.Namespace) -> dict:
         model = model.to(memory_format=torch.channels_last)
         # the data preprocessor stacks NCHW batches: hand the backbone channels-last ones
         model.backbone.register_forward_pre_hook(
-            lambda module, inputs: (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:]))
+            lambda module, inputs: (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+        )
     build_seconds = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
 
@@ -400,8 +427,9 @@ def bench(args: argparse.Namespace) -> dict:
     limit = args.memory_limit_gb * 2**30 if args.memory_limit_gb else None
     batch, probes = args.batch_size, []
     if args.max_batch:
-        batch, probes = find_max_batch(model, wrapper, args.batch_size, args.max_batch_cap, size, num_classes,
-                                       device, limit)
+        batch, probes = find_max_batch(
+            model, wrapper, args.batch_size, args.max_batch_cap, size, num_classes, device, limit
+        )
 
     while True:
         data = synthetic_batch(batch, size, num_classes, args.seed)
@@ -438,8 +466,12 @@ def bench(args: argparse.Namespace) -> dict:
         "build_seconds": round(build_seconds, 2),
         "warmup": len(warm),
         "iters": len(times),
-        "seconds_per_iter": {"mean": mean, "median": statistics.median(times), "min": min(times),
-                             "std": statistics.pstdev(times)},
+        "seconds_per_iter": {
+            "mean": mean,
+            "median": statistics.median(times),
+            "min": min(times),
+            "std": statistics.pstdev(times),
+        },
         "images_per_s": images_per_s,
         "peak_memory_gb": peak / 2**30,
         "memory_kind": memory_kind,
@@ -452,16 +484,25 @@ def bench(args: argparse.Namespace) -> dict:
         result["memory_reserved_gb"] = torch.cuda.max_memory_reserved(device) / 2**30
         result["memory_total_gb"] = torch.cuda.get_device_properties(device).total_memory / 2**30
     if probes:
-        result["max_batch_search"] = {"start": args.batch_size, "cap": args.max_batch_cap,
-                                      "memory_limit_gb": args.memory_limit_gb, "probes": probes}
+        result["max_batch_search"] = {
+            "start": args.batch_size,
+            "cap": args.max_batch_cap,
+            "memory_limit_gb": args.memory_limit_gb,
+            "probes": probes,
+        }
     if "fwd_bwd_per_image" in flops:
         achieved = flops["fwd_bwd_per_image"] * images_per_s / 1e12
         result["achieved_tflops"] = achieved
         row = card(result["device_name"]) if device.startswith("cuda") else None
         peak_tflops = args.peak_tflops or (PEAK_TFLOPS[row][peak_key(args.precision, args.tf32)] if row else None)
         result["peak_tflops"] = peak_tflops
-        result["peak_source"] = ("--peak-tflops" if args.peak_tflops else
-                                 f"{row} {peak_key(args.precision, args.tf32)} dense" if row else None)
+        result["peak_source"] = (
+            "--peak-tflops"
+            if args.peak_tflops
+            else f"{row} {peak_key(args.precision, args.tf32)} dense"
+            if row
+            else None
+        )
         result["mfu"] = achieved / peak_tflops if peak_tflops else None
     if args.save_checkpoint:
         _save_checkpoint(model, args.save_checkpoint, result)
@@ -471,11 +512,18 @@ def bench(args: argparse.Namespace) -> dict:
 
 def _save_checkpoint(model: nn.Module, path: str | Path, result: dict) -> None:
     """The trained weights as mmengine saves them (``state_dict`` + ``meta``), contiguous NCHW."""
-    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format) if v.dim() == 4 else v.detach().cpu()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", memory_format=torch.contiguous_format) if v.dim() == 4 else v.detach().cpu()
+        for k, v in model.state_dict().items()
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "meta": {"iter": result["warmup"] + result["iters"],
-                                              "bench_train": {"config": result["config"]}}}, path)
+    torch.save(
+        {
+            "state_dict": state,
+            "meta": {"iter": result["warmup"] + result["iters"], "bench_train": {"config": result["config"]}},
+        },
+        path,
+    )
 
 
 def _cpu_name() -> str:
@@ -492,8 +540,13 @@ def _versions() -> dict:
     import mmengine
     import mmseg
 
-    out = {"python": platform.python_version(), "torch": torch.__version__, "mmengine": mmengine.__version__,
-           "mmseg": mmseg.__version__, "numpy": np.__version__}
+    out = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "mmengine": mmengine.__version__,
+        "mmseg": mmseg.__version__,
+        "numpy": np.__version__,
+    }
     if torch.cuda.is_available():
         out["cuda"] = torch.version.cuda
         out["cudnn"] = torch.backends.cudnn.version()
@@ -513,8 +566,10 @@ def print_table(r: dict) -> None:
     ]
     f = r["flops"]
     if "fwd_bwd_per_image" in f:
-        lines.append(f"  GFLOPs/image {f['forward_per_image'] / 1e9:.1f} fwd, {f['fwd_bwd_per_image'] / 1e9:.1f} "
-                     "fwd+bwd (3x fwd)")
+        lines.append(
+            f"  GFLOPs/image {f['forward_per_image'] / 1e9:.1f} fwd, {f['fwd_bwd_per_image'] / 1e9:.1f} "
+            "fwd+bwd (3x fwd)"
+        )
         mfu = f"{100 * r['mfu']:.1f}% of {r['peak_tflops']} ({r['peak_source']})" if r.get("mfu") else "n/a"
         lines.append(f"  TFLOP/s      {r['achieved_tflops']:.3f} achieved; MFU {mfu}")
     else:
@@ -527,8 +582,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config", help="an mmseg model config (configs/*.py)")
-    ap.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
-                    help="config overrides key=value (as models.X.overrides)")
+    ap.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default=None,
+        help="config overrides key=value (as models.X.overrides)",
+    )
     ap.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the config's train batch size")
     ap.add_argument("--iters", type=int, default=20, help="timed iterations")
@@ -537,12 +597,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="default: the config's crop size")
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,
-                    help="fp32 matmuls/convs on tensor cores (GPU)")
+    ap.add_argument(
+        "--tf32", action=argparse.BooleanOptionalAction, default=True, help="fp32 matmuls/convs on tensor cores (GPU)"
+    )
     ap.add_argument("--max-batch", action="store_true", help="find and time the largest batch that fits")
     ap.add_argument("--max-batch-cap", type=int, default=256)
-    ap.add_argument("--memory-limit-gb", type=float, default=None,
-                    help="with --max-batch: a batch fits only under this peak memory")
+    ap.add_argument(
+        "--memory-limit-gb", type=float, default=None, help="with --max-batch: a batch fits only under this peak memory"
+    )
     ap.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the card's peak, for MFU (default: PEAK_TFLOPS)")

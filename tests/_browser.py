@@ -17,6 +17,7 @@ Used by the report and docs tests, and by hand for the README's screenshots::
         --category Evaluation --result val_scores.png
     .venv/bin/python tests/_browser.py page site/index.html docs/site.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,28 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-__all__ = ["CHROMIUM_FLAGS", "find_chromium", "unpack_report", "check_report", "screenshot", "page_text",
-           "screenshot_page"]
+__all__ = [
+    "CHROMIUM_FLAGS",
+    "find_chromium",
+    "unpack_report",
+    "check_report",
+    "screenshot",
+    "page_text",
+    "screenshot_page",
+]
 
 # Headless, offline, no GPU, no sandbox (containers), no background traffic.
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--allow-file-access-from-files",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--allow-file-access-from-files",
 )
 
 _CHECK_JS = r"""
@@ -131,8 +146,12 @@ def _with_script(report_html: Path, script: str, name: str) -> Path:
 
 
 def _run(chromium: str, args: list[str], profile: Path, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def check_report(report: str | Path, chromium: str | None = None, timeout: int = 180) -> dict:
@@ -144,18 +163,28 @@ def check_report(report: str | Path, chromium: str | None = None, timeout: int =
         raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
     with tempfile.TemporaryDirectory(prefix="report-check-") as tmp:
         html = _with_script(unpack_report(report, tmp), _CHECK_JS, "report_check.html")
-        proc = _run(chromium, ["--virtual-time-budget=30000", "--dump-dom", html.as_uri()], Path(tmp) / "profile",
-                    timeout)
+        proc = _run(
+            chromium, ["--virtual-time-budget=30000", "--dump-dom", html.as_uri()], Path(tmp) / "profile", timeout
+        )
     match = re.search(r"FACEPARSE-CHECK(.*?)END-CHECK", proc.stdout, re.S)
     if proc.returncode != 0 or not match:
         raise RuntimeError(f"chromium did not render the report (rc {proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(match.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
-                      .replace("&quot;", '"'))
+    return json.loads(
+        match.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+    )
 
 
-def screenshot(report: str | Path, out_png: str | Path, *, category: str | None = None,
-               result: str | None = None, size: tuple[int, int] = (1280, 800), chromium: str | None = None,
-               colours: int | None = 256, timeout: int = 180) -> Path:
+def screenshot(
+    report: str | Path,
+    out_png: str | Path,
+    *,
+    category: str | None = None,
+    result: str | None = None,
+    size: tuple[int, int] = (1280, 800),
+    chromium: str | None = None,
+    colours: int | None = 256,
+    timeout: int = 180,
+) -> Path:
     """A PNG of the report, optionally showing ``category`` and the result named ``result``;
     reduced to ``colours`` palette entries to stay small."""
     chromium = chromium or find_chromium()
@@ -167,8 +196,12 @@ def screenshot(report: str | Path, out_png: str | Path, *, category: str | None 
         script = _SHOW_JS.format(category=json.dumps(category), result=json.dumps(result))
         html = _with_script(unpack_report(report, tmp), script, "report_shot.html")
         raw = Path(tmp) / "shot.png"
-        proc = _run(chromium, ["--virtual-time-budget=15000", f"--window-size={size[0]},{size[1]}",
-                               f"--screenshot={raw}", html.as_uri()], Path(tmp) / "profile", timeout)
+        proc = _run(
+            chromium,
+            ["--virtual-time-budget=15000", f"--window-size={size[0]},{size[1]}", f"--screenshot={raw}", html.as_uri()],
+            Path(tmp) / "profile",
+            timeout,
+        )
         if proc.returncode != 0 or not raw.is_file():
             raise RuntimeError(f"chromium screenshot failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
         _save_png(raw, out_png, colours)
@@ -193,8 +226,9 @@ window.addEventListener("load", () => setTimeout(() => {
 """
 
 
-def page_text(html: str | Path, chromium: str | None = None, size: tuple[int, int] = (1280, 800),
-              timeout: int = 120) -> dict:
+def page_text(
+    html: str | Path, chromium: str | None = None, size: tuple[int, int] = (1280, 800), timeout: int = 120
+) -> dict:
     """What a page of the docs site shows at ``size``: ``{"nav": [link texts of the primary
     navigation that are on screen], "tables": [[cell texts] per visible table row]}``."""
     chromium = chromium or find_chromium()
@@ -204,19 +238,31 @@ def page_text(html: str | Path, chromium: str | None = None, size: tuple[int, in
     copy = _with_script(html, _PAGE_JS, f".check-{html.name}")
     try:
         with tempfile.TemporaryDirectory(prefix="site-check-") as tmp:
-            proc = _run(chromium, ["--virtual-time-budget=10000", f"--window-size={size[0]},{size[1]}",
-                                   "--dump-dom", copy.as_uri()], Path(tmp) / "profile", timeout)
+            proc = _run(
+                chromium,
+                ["--virtual-time-budget=10000", f"--window-size={size[0]},{size[1]}", "--dump-dom", copy.as_uri()],
+                Path(tmp) / "profile",
+                timeout,
+            )
     finally:
         copy.unlink()
     match = re.search(r"FACEPARSE-CHECK(.*?)END-CHECK", proc.stdout, re.S)
     if proc.returncode != 0 or not match:
         raise RuntimeError(f"chromium did not render {html} (rc {proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(match.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
-                      .replace("&quot;", '"'))
+    return json.loads(
+        match.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+    )
 
 
-def screenshot_page(html: str | Path, out_png: str | Path, *, size: tuple[int, int] = (1280, 800),
-                    chromium: str | None = None, colours: int | None = 256, timeout: int = 120) -> Path:
+def screenshot_page(
+    html: str | Path,
+    out_png: str | Path,
+    *,
+    size: tuple[int, int] = (1280, 800),
+    chromium: str | None = None,
+    colours: int | None = 256,
+    timeout: int = 120,
+) -> Path:
     """A PNG of one HTML page (a page of the docs site), reduced to ``colours`` palette entries."""
     chromium = chromium or find_chromium()
     if chromium is None:
@@ -225,8 +271,17 @@ def screenshot_page(html: str | Path, out_png: str | Path, *, size: tuple[int, i
     out_png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="page-shot-") as tmp:
         raw = Path(tmp) / "shot.png"
-        proc = _run(chromium, ["--virtual-time-budget=10000", f"--window-size={size[0]},{size[1]}",
-                               f"--screenshot={raw}", Path(html).resolve().as_uri()], Path(tmp) / "profile", timeout)
+        proc = _run(
+            chromium,
+            [
+                "--virtual-time-budget=10000",
+                f"--window-size={size[0]},{size[1]}",
+                f"--screenshot={raw}",
+                Path(html).resolve().as_uri(),
+            ],
+            Path(tmp) / "profile",
+            timeout,
+        )
         if proc.returncode != 0 or not raw.is_file():
             raise RuntimeError(f"chromium screenshot failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
         _save_png(raw, out_png, colours)

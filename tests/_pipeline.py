@@ -1,5 +1,6 @@
 """The tiny configuration of the whole DAG (.test/config.yaml) and a way to run Snakemake on it
 in a work dir."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,21 @@ TINY_CONFIG = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--resources", "gpu=0", "--cores", "2", *args]
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(ROOT / "workflow" / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--resources",
+        "gpu=0",
+        "--cores",
+        "2",
+        *args,
+    ]
     # (--resources takes every word after it: a target right after it would be read as one)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONHASHSEED": "0"})
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0"}
+    )

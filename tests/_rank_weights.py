@@ -3,6 +3,7 @@
 Imported by the training processes of tests/test_distributed.py
 (``custom_imports``); tests/ is on their PYTHONPATH there.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """A tiny mmseg EncoderDecoder (pretrained off) and a small dataset index, for inference tests."""
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,32 @@ def model_cfg():
     norm = dict(type="BN", requires_grad=True)
     return ConfigDict(
         type="EncoderDecoder",
-        data_preprocessor=dict(type="SegDataPreProcessor", mean=[128.0] * 3, std=[64.0] * 3,
-                               bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
+        data_preprocessor=dict(
+            type="SegDataPreProcessor", mean=[128.0] * 3, std=[64.0] * 3, bgr_to_rgb=True, pad_val=0, seg_pad_val=255
+        ),
         pretrained=None,
-        backbone=dict(type="ResNet", depth=18, stem_channels=8, base_channels=8, num_stages=4,
-                      out_indices=(3,), norm_cfg=norm, init_cfg=None),
-        decode_head=dict(type="FCNHead", in_channels=64, in_index=0, channels=8, num_convs=1,
-                         concat_input=False, num_classes=19, norm_cfg=norm, align_corners=False,
-                         loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)),
+        backbone=dict(
+            type="ResNet",
+            depth=18,
+            stem_channels=8,
+            base_channels=8,
+            num_stages=4,
+            out_indices=(3,),
+            norm_cfg=norm,
+            init_cfg=None,
+        ),
+        decode_head=dict(
+            type="FCNHead",
+            in_channels=64,
+            in_index=0,
+            channels=8,
+            num_convs=1,
+            concat_input=False,
+            num_classes=19,
+            norm_cfg=norm,
+            align_corners=False,
+            loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
+        ),
         train_cfg=dict(),
         test_cfg=dict(mode="whole"),
     )
@@ -42,14 +61,19 @@ def write_config(path: Path) -> Path:
     """A resolved-looking mmseg config file (what the train step dumps), minus training keys."""
     from mmengine.config import Config
 
-    cfg = Config(dict(
-        default_scope="mmseg",
-        model=model_cfg(),
-        test_pipeline=tiny_test_pipeline(),
-        test_dataloader=dict(batch_size=1, num_workers=0,
-                             sampler=dict(type="DefaultSampler", shuffle=False),
-                             dataset=dict(type="BaseSegDataset", data_root="", pipeline=tiny_test_pipeline())),
-    ))
+    cfg = Config(
+        dict(
+            default_scope="mmseg",
+            model=model_cfg(),
+            test_pipeline=tiny_test_pipeline(),
+            test_dataloader=dict(
+                batch_size=1,
+                num_workers=0,
+                sampler=dict(type="DefaultSampler", shuffle=False),
+                dataset=dict(type="BaseSegDataset", data_root="", pipeline=tiny_test_pipeline()),
+            ),
+        )
+    )
     cfg.dump(str(path))
     return path
 
@@ -89,8 +113,14 @@ def write_split(root: Path, split: str, n: int, with_masks: bool, odd_size: bool
             mask = rng.integers(0, 19, (h, w), dtype=np.uint8)
             mask[0, :4] = 255  # ignored pixels
             Image.fromarray(mask, mode="L").save(masks / f"{name}.png")
-    return {"image_dir": str(images), "mask_dir": str(masks) if with_masks else None,
-            "image_suffix": ".jpg", "names": names, "images": n, "size": [SIZE, SIZE]}
+    return {
+        "image_dir": str(images),
+        "mask_dir": str(masks) if with_masks else None,
+        "image_suffix": ".jpg",
+        "names": names,
+        "images": n,
+        "size": [SIZE, SIZE],
+    }
 
 
 def write_index(root: Path, splits: dict) -> Path:

@@ -1,4 +1,5 @@
 """Fixtures shared by the test modules, and the CI rule that no test may be skipped."""
+
 from __future__ import annotations
 
 import os
@@ -39,12 +40,15 @@ def chromium() -> str:
     if found is None and wanted and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-                       check=True, timeout=900, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True, timeout=900, env=env
+        )
         found = browser.find_chromium()
     if found is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium, or FACEPARSE_INSTALL_CHROMIUM=1 "
-                    "to let the tests install it as root)")
+        pytest.skip(
+            "chromium is not installed (apt-get install -y chromium, or FACEPARSE_INSTALL_CHROMIUM=1 "
+            "to let the tests install it as root)"
+        )
     return found
 
 

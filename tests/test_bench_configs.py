@@ -1,5 +1,6 @@
 """The bench's baselines (configs/baselines/) train exactly like configs/compact.py: only the
 network differs (and, for the equal-time UNet, the length of the schedule)."""
+
 from __future__ import annotations
 
 import pytest

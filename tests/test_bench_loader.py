@@ -1,4 +1,5 @@
 """bench/bench_loader.py: the seed's training pipeline per worker, and the workers a training rate needs."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,34 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_seed_pipeline_rate_and_workers_needed(tmp_path):
     train_json = tmp_path / "train.json"
-    train_json.write_text(json.dumps({"images_per_s": 40.0, "config": "seed", "precision": "bf16",
-                                      "batch_size": 4, "device_name": "a GPU"}))
+    train_json.write_text(
+        json.dumps(
+            {"images_per_s": 40.0, "config": "seed", "precision": "bf16", "batch_size": 4, "device_name": "a GPU"}
+        )
+    )
     out = tmp_path / "loader.json"
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "bench_loader.py"), "--n", "3", "--passes", "1",
-                             "--workers", "1", "--train-json", str(train_json), "--cores", "2", "--out", str(out)],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_loader.py"),
+            "--n",
+            "3",
+            "--passes",
+            "1",
+            "--workers",
+            "1",
+            "--train-json",
+            str(train_json),
+            "--cores",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     r = json.loads(out.read_text())
     assert r["config"].endswith("seed_convnext_xl.py") and r["images"] == 3

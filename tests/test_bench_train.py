@@ -1,4 +1,5 @@
 """bench/bench_train.py on the demo config (CPU), its batch search and peak table; bf16 as a config option."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,15 +29,33 @@ bench_train = _load("bench_train")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bench" / "bench_train.py"), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_train.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench_train") / "demo.json"
-    result = _run(str(DEMO), "--iters", "3", "--warmup", "1", "--batch-size", "2", "--threads", "2",
-                  "--device", "cpu", "--out", str(out))
+    result = _run(
+        str(DEMO),
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "2",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "images/s" in result.stdout and "GFLOPs/image" in result.stdout
     return json.loads(out.read_text())
@@ -62,8 +81,24 @@ def test_flops_from_and_precision_checks(demo_run, tmp_path):
     earlier = tmp_path / "earlier.json"
     earlier.write_text(json.dumps(demo_run))
     out = tmp_path / "again.json"
-    result = _run(str(DEMO), "--iters", "1", "--warmup", "0", "--batch-size", "2", "--threads", "2",
-                  "--device", "cpu", "--channels-last", "--flops-from", str(earlier), "--out", str(out))
+    result = _run(
+        str(DEMO),
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--batch-size",
+        "2",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "--channels-last",
+        "--flops-from",
+        str(earlier),
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     again = json.loads(out.read_text())
     assert again["channels_last"] and again["flops"]["forward_per_image"] == demo_run["flops"]["forward_per_image"]
@@ -93,8 +128,27 @@ def test_max_batch_search(monkeypatch):
 
 def test_max_batch_on_cpu(tmp_path):
     out = tmp_path / "max.json"
-    result = _run(str(DEMO), "--max-batch", "--batch-size", "2", "--max-batch-cap", "4", "--iters", "1",
-                  "--warmup", "0", "--crop", "64", "64", "--threads", "2", "--device", "cpu", "--out", str(out))
+    result = _run(
+        str(DEMO),
+        "--max-batch",
+        "--batch-size",
+        "2",
+        "--max-batch-cap",
+        "4",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--crop",
+        "64",
+        "64",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     r = json.loads(out.read_text())
     assert r["batch_size"] == 4 and [p["batch"] for p in r["max_batch_search"]["probes"]] == [2, 4]
@@ -111,10 +165,13 @@ def test_peak_table():
     assert bench_train.peak_key("fp32", True) == "tf32" and bench_train.peak_key("fp32", False) == "fp32"
 
 
-@pytest.mark.parametrize("overrides, dtype, static_scale", [
-    ({}, torch.float16, None),  # the seed's fp16, dynamic loss scale
-    ({"optim_wrapper.dtype": "bfloat16", "optim_wrapper.loss_scale": 1.0}, torch.bfloat16, 1.0),
-])
+@pytest.mark.parametrize(
+    "overrides, dtype, static_scale",
+    [
+        ({}, torch.float16, None),  # the seed's fp16, dynamic loss scale
+        ({"optim_wrapper.dtype": "bfloat16", "optim_wrapper.loss_scale": 1.0}, torch.bfloat16, 1.0),
+    ],
+)
 def test_amp_dtype_is_a_config_option(monkeypatch, overrides, dtype, static_scale):
     """The seed config trains in fp16 by default; two documented overrides make it bf16 without loss scaling."""
     from mmengine.config import Config
@@ -136,6 +193,7 @@ def test_amp_dtype_is_a_config_option(monkeypatch, overrides, dtype, static_scal
 
 def test_flop_count_without_the_tracer(demo_run, monkeypatch):
     """When FlopAnalyzer cannot trace a model, torch's FlopCounterMode counts about the same."""
+
     def no_trace(*args):
         raise RuntimeError("tracer failed")
 

@@ -2,6 +2,7 @@
 rules, selection by mF1, the masks archive and the solution folder, whose run.py (with the
 training stack not importable) labels the test photos as the pipeline did; and the same run with
 the val masks withheld, on a dev split."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,17 @@ from _pipeline import ROOT, run_snakemake
 from test_solution import _isolated_env
 
 # compact_512's schedule, cut to 4 iterations of 2 images (checkpoint + val every 2)
-SHORT = {"train_cfg.max_iters": 4, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2,
-         "train_dataloader.batch_size": 2, "train_dataloader.num_workers": 1, "val_dataloader.num_workers": 1,
-         "param_scheduler.0.end": 2, "param_scheduler.1.begin": 2, "param_scheduler.1.end": 4}
+SHORT = {
+    "train_cfg.max_iters": 4,
+    "train_cfg.val_interval": 2,
+    "default_hooks.checkpoint.interval": 2,
+    "train_dataloader.batch_size": 2,
+    "train_dataloader.num_workers": 1,
+    "val_dataloader.num_workers": 1,
+    "param_scheduler.0.end": 2,
+    "param_scheduler.1.begin": 2,
+    "param_scheduler.1.end": 4,
+}
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,8 +54,11 @@ def test_challenge_2025_run_end_to_end(val_masks, tmp_path):
     work = tmp_path / "project"
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    targets = ["results/models/compact/best.json", "results/submission/compact.masks.zip",
-               "results/submission/compact_solution"]
+    targets = [
+        "results/models/compact/best.json",
+        "results/submission/compact.masks.zip",
+        "results/submission/compact_solution",
+    ]
     if not val_masks:  # and the report: the leaderboard and provenance of a dev-split run
         targets += ["results/submission/val/compact.zip", "results/provenance/provenance.json"]
     run = run_snakemake(work, "--printshellcmds", *targets, timeout=1800)
@@ -68,9 +80,12 @@ def test_challenge_2025_run_end_to_end(val_masks, tmp_path):
             assert sorted(zf.namelist()) == sorted(f"{p.stem}.png" for p in (data / "val" / "images").glob("*.jpg"))
         # the deliverables are hashed in the provenance record; the leaderboard says dev, not val
         outputs = json.loads((results / "provenance" / "provenance.json").read_text())["outputs"]
-        assert {"results/submission/compact.masks.zip", "results/submission/val/compact.zip",
-                "results/submission/compact_solution/run.py",
-                "results/submission/compact_solution/ckpt.pth"} <= set(outputs)
+        assert {
+            "results/submission/compact.masks.zip",
+            "results/submission/val/compact.zip",
+            "results/submission/compact_solution/run.py",
+            "results/submission/compact_solution/ckpt.pth",
+        } <= set(outputs)
         assert "Leaderboard: models and ensembles on dev" in (results / "report" / "leaderboard.html").read_text()
 
     # run.py alone, where faceparse, mmseg, mmcv, mmengine, timm and onnxruntime cannot be imported
@@ -78,10 +93,23 @@ def test_challenge_2025_run_end_to_end(val_masks, tmp_path):
     env = _isolated_env(tmp_path / "isolated")
     for stem in stems:
         out = tmp_path / "graded" / f"{stem}.png"
-        done = subprocess.run([sys.executable, str(solution / "run.py"), "--input",
-                               str(data / "test" / "images" / f"{stem}.jpg"), "--output", str(out),
-                               "--weights", str(solution / "ckpt.pth")], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(solution / "run.py"),
+                "--input",
+                str(data / "test" / "images" / f"{stem}.jpg"),
+                "--output",
+                str(out),
+                "--weights",
+                str(solution / "ckpt.pth"),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         graded = np.asarray(Image.open(out))
         assert graded.ndim == 2 and _agreement(graded, np.asarray(Image.open(test_pred / f"{stem}.png"))) >= 99.9

@@ -1,4 +1,5 @@
 """Colour previews: palette masks, overlays, contact sheets, done.json."""
+
 import json
 
 import numpy as np
@@ -26,8 +27,14 @@ def _split(tmp_path, split, n, with_masks):
         if with_masks:
             masks.mkdir(exist_ok=True)
             Image.fromarray(np.full((H, W), 1, np.uint8), mode="L").save(masks / f"{name}.png")
-    entry = {"image_dir": str(images), "mask_dir": str(masks) if with_masks else None,
-             "image_suffix": ".jpg", "names": names, "images": n, "size": [H, W]}
+    entry = {
+        "image_dir": str(images),
+        "mask_dir": str(masks) if with_masks else None,
+        "image_suffix": ".jpg",
+        "names": names,
+        "images": n,
+        "size": [H, W],
+    }
     return entry, preds
 
 

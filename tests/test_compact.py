@@ -1,4 +1,5 @@
 """The compact model: under the later editions' budget, plain PyTorch, the same network in mmseg."""
+
 from __future__ import annotations
 
 import ast
@@ -39,8 +40,9 @@ def _net_kwargs(config=CONFIG) -> dict:
 
 def test_the_network_file_imports_only_torch():
     tree = ast.parse(NET_FILE.read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"__future__", "torch"}, imported
 
@@ -57,9 +59,11 @@ def test_the_network_file_runs_without_the_training_stack(tmp_path):
         "            raise ImportError(f'{name} is not available to the grader')\n"
         "sys.meta_path.insert(0, Block())\n"
     )
-    script = (blocker + "import torch\nfrom compact import CompactFaceNet\n"
-              "net = CompactFaceNet().eval()\n"
-              "print(tuple(net.segment(torch.zeros(1, 3, 100, 76)).shape))\n")
+    script = (
+        blocker + "import torch\nfrom compact import CompactFaceNet\n"
+        "net = CompactFaceNet().eval()\n"
+        "print(tuple(net.segment(torch.zeros(1, 3, 100, 76)).shape))\n"
+    )
     for name in TRAINING_STACK:
         script += f"\ntry:\n    import {name}\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('{name} imported')\n"
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -93,7 +97,7 @@ def test_logits_at_full_size_and_segment_at_the_input_size(size):
     with torch.no_grad():
         logits, segmented = net(x), net.segment(x)
     assert logits.shape == (2, 19, 2 * -(-size[0] // 2), 2 * -(-size[1] // 2))
-    assert torch.equal(segmented, logits[..., :size[0], :size[1]])
+    assert torch.equal(segmented, logits[..., : size[0], : size[1]])
 
 
 @pytest.mark.parametrize("size", [(192, 192), (100, 76), (33, 65)])
@@ -146,8 +150,16 @@ def test_exports_to_onnx_for_any_input_size(tmp_path, config):
     torch.manual_seed(0)
     net = CompactFaceNet(**_net_kwargs(config)).eval()
     path = tmp_path / "compact.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 256, 256), str(path), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        net,
+        torch.zeros(1, 3, 256, 256),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}},
+        opset_version=17,
+        dynamo=False,
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(1, 3, 100, 76), (2, 3, 333, 211), (1, 3, 33, 65)]:
         x = torch.randn(*shape)

@@ -1,4 +1,5 @@
 """mmengine checkpoints under torch's weights_only loading: save, resume, load_from."""
+
 import pickle
 import subprocess
 import sys
@@ -18,11 +19,20 @@ def checkpoint(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("compat")
     data = make_tiny_dataset(root / "data", counts={"train": 4, "val": 2})
-    cfg = build_config(tiny_config(root, DEMO), data["validation"], data["stats"], work_dir=root / "work",
-                       overrides={"train_cfg.max_iters": 2, "train_cfg.val_interval": 2,
-                                  "default_hooks.checkpoint.interval": 2,
-                                  "param_scheduler.0.end": 1, "param_scheduler.1.begin": 1,
-                                  "param_scheduler.1.end": 2})
+    cfg = build_config(
+        tiny_config(root, DEMO),
+        data["validation"],
+        data["stats"],
+        work_dir=root / "work",
+        overrides={
+            "train_cfg.max_iters": 2,
+            "train_cfg.val_interval": 2,
+            "default_hooks.checkpoint.interval": 2,
+            "param_scheduler.0.end": 1,
+            "param_scheduler.1.begin": 1,
+            "param_scheduler.1.end": 2,
+        },
+    )
     Runner.from_cfg(cfg).train()
     return cfg, root / "work" / "iter_2.pth"
 
@@ -30,9 +40,11 @@ def checkpoint(tmp_path_factory):
 def test_plain_torch_load_needs_the_allow_list(checkpoint):
     """Without faceparse.mm, torch's default weights_only load rejects the checkpoint."""
     _, path = checkpoint
-    code = ("import sys, torch, pickle\n"
-            "try:\n    torch.load(sys.argv[1])\nexcept pickle.UnpicklingError as e:\n"
-            "    print('REJECTED', 'HistoryBuffer' in str(e) or 'numpy' in str(e))\n")
+    code = (
+        "import sys, torch, pickle\n"
+        "try:\n    torch.load(sys.argv[1])\nexcept pickle.UnpicklingError as e:\n"
+        "    print('REJECTED', 'HistoryBuffer' in str(e) or 'numpy' in str(e))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "REJECTED True"
 

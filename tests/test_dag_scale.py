@@ -6,6 +6,7 @@ images there are: rules handle whole splits, so the DAG never lists images
 while it is planned (on a cluster, each image as a job would mean 30000 sbatch
 calls).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,12 @@ PLAN_LIMIT_S = 20
 MODELS = {
     "demo_tiny": {"config": "configs/demo_tiny.py", "gpus": 0},
     "seed_convnext_xl": {"config": "configs/seed_convnext_xl.py", "gpus": 1},
-    "convnext_xl_4gpu": {"config": "configs/seed_convnext_xl.py", "gpus": 4, "select_iter": 72000,
-                         "overrides": {"train_cfg.max_iters": 80000}},
+    "convnext_xl_4gpu": {
+        "config": "configs/seed_convnext_xl.py",
+        "gpus": 4,
+        "select_iter": 72000,
+        "overrides": {"train_cfg.max_iters": 80000},
+    },
 }
 
 
@@ -62,11 +67,25 @@ def dry_run(workdir: Path, config: dict, *args: str) -> tuple[dict[str, int], fl
     """Job counts per rule of `snakemake -n` and its wall time."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = ["timeout", "-k", "10", "120", str(SNAKEMAKE), "-n", "-s", str(ROOT / "workflow/Snakefile"),
-           "-d", str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    cmd = [
+        "timeout",
+        "-k",
+        "10",
+        "120",
+        str(SNAKEMAKE),
+        "-n",
+        "-s",
+        str(ROOT / "workflow/Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
     start = time.monotonic()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    result = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONHASHSEED": "0"}
+    )
     elapsed = time.monotonic() - start
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-4000:]
@@ -89,10 +108,12 @@ def mini_roots(tmp_path_factory) -> tuple[Path, Path]:
     return mini_root(base, 30000), mini_root(base, 3)
 
 
-@pytest.mark.parametrize("profile", [[], ["--workflow-profile", str(ROOT / "profiles/slurm")]],
-                         ids=["local", "slurm-profile"])
-def test_full_size_mini_plans_fast_and_independent_of_image_count(tmp_path: Path, profile: list[str],
-                                                                   mini_roots: tuple[Path, Path]):
+@pytest.mark.parametrize(
+    "profile", [[], ["--workflow-profile", str(ROOT / "profiles/slurm")]], ids=["local", "slurm-profile"]
+)
+def test_full_size_mini_plans_fast_and_independent_of_image_count(
+    tmp_path: Path, profile: list[str], mini_roots: tuple[Path, Path]
+):
     big, small = mini_roots
     counts_big, t_big = dry_run(tmp_path / "big", full_config("mini", big), "--cores", "16", *profile)
     counts_small, t_small = dry_run(tmp_path / "small", full_config("mini", small), "--cores", "16", *profile)

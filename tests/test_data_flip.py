@@ -1,4 +1,5 @@
 """flip: images mirrored without loss (DCT domain), masks mirrored with left/right labels swapped."""
+
 from __future__ import annotations
 
 import json
@@ -51,10 +52,10 @@ def test_jpeg_not_mcu_aligned_falls_back_to_png(tmp_path):
 
 def test_mask_flip_swaps_left_and_right(tmp_path):
     mask = np.zeros((8, 12), np.uint8)
-    mask[2, 1], mask[2, 10] = 5, 4    # r_eye on the image left, l_eye on the right
-    mask[4, 0], mask[4, 11] = 9, 8    # ears
-    mask[6, 3], mask[6, 8] = 7, 6     # brows
-    mask[7, 5] = 13                   # hair: unchanged label
+    mask[2, 1], mask[2, 10] = 5, 4  # r_eye on the image left, l_eye on the right
+    mask[4, 0], mask[4, 11] = 9, 8  # ears
+    mask[6, 3], mask[6, 8] = 7, 6  # brows
+    mask[7, 5] = 13  # hair: unchanged label
     Image.fromarray(mask).save(tmp_path / "m.png")
     flip_mask(tmp_path / "m.png", tmp_path / "f.png")
     flipped = np.asarray(Image.open(tmp_path / "f.png"))
@@ -82,16 +83,34 @@ def test_flip_dataset_twice_gives_the_originals_back(validated, tmp_path):
     assert info["names"] == [f"train_{i:05d}_flip" for i in range(5)]
     # Flip the flipped set: an index pointing at it, as validate would write.
     twice_index = tmp_path / "flipped_index.json"
-    twice_index.write_text(json.dumps({"root": "", "layout": "mini", "splits": {"train": {
-        "image_dir": info["image_dir"], "mask_dir": info["mask_dir"], "image_suffix": info["image_suffix"],
-        "names": info["names"], "images": info["images"]}}}))
+    twice_index.write_text(
+        json.dumps(
+            {
+                "root": "",
+                "layout": "mini",
+                "splits": {
+                    "train": {
+                        "image_dir": info["image_dir"],
+                        "mask_dir": info["mask_dir"],
+                        "image_suffix": info["image_suffix"],
+                        "names": info["names"],
+                        "images": info["images"],
+                    }
+                },
+            }
+        )
+    )
     flip_dataset(twice_index, tmp_path / "twice", tmp_path / "twice.json", threads=1)
     for i in range(5):
         stem = f"train_{i:05d}"
-        np.testing.assert_array_equal(_pixels(tmp_path / "twice" / "images" / f"{stem}_flip_flip.jpg"),
-                                      _pixels(root / "train" / "images" / f"{stem}.jpg"))
-        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "twice" / "masks" / f"{stem}_flip_flip.png")),
-                                      np.asarray(Image.open(root / "train" / "masks" / f"{stem}.png")))
+        np.testing.assert_array_equal(
+            _pixels(tmp_path / "twice" / "images" / f"{stem}_flip_flip.jpg"),
+            _pixels(root / "train" / "images" / f"{stem}.jpg"),
+        )
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(tmp_path / "twice" / "masks" / f"{stem}_flip_flip.png")),
+            np.asarray(Image.open(root / "train" / "masks" / f"{stem}.png")),
+        )
         flipped_mask = np.asarray(Image.open(tmp_path / "flipped" / "masks" / f"{stem}_flip.png"))
         original = np.asarray(Image.open(root / "train" / "masks" / f"{stem}.png"))
         np.testing.assert_array_equal(flipped_mask, SWAP_LUT[original[:, ::-1]])
@@ -114,8 +133,23 @@ def test_mixed_jpeg_and_png_flips_become_one_suffix(tmp_path):
     for stem in "ab":
         Image.fromarray(np.zeros((48, 72), np.uint8)).save(masks / f"{stem}.png")
     index = tmp_path / "index.json"
-    index.write_text(json.dumps({"root": "", "layout": "mini", "splits": {"train": {
-        "image_dir": str(images), "mask_dir": str(masks), "image_suffix": ".jpg", "names": ["a", "b"], "images": 2}}}))
+    index.write_text(
+        json.dumps(
+            {
+                "root": "",
+                "layout": "mini",
+                "splits": {
+                    "train": {
+                        "image_dir": str(images),
+                        "mask_dir": str(masks),
+                        "image_suffix": ".jpg",
+                        "names": ["a", "b"],
+                        "images": 2,
+                    }
+                },
+            }
+        )
+    )
     info = flip_dataset(index, tmp_path / "flipped", tmp_path / "flip.json")
     assert info["image_suffix"] == ".png" and not info["lossless_jpeg"]
     assert sorted(p.name for p in (tmp_path / "flipped" / "images").iterdir()) == ["a_flip.png", "b_flip.png"]

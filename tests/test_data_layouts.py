@@ -1,4 +1,5 @@
 """Dataset layouts: the challenge (mini) layout, the seed variant, and a miniature CelebAMask-HQ release."""
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,10 @@ def release(tmp_path_factory):
     expected = {}
     for k in ROWS:
         gradient = np.linspace(0, 255, 1024, dtype=np.uint8)
-        image = np.stack([np.tile(gradient, (1024, 1)), np.tile(gradient[:, None], (1, 1024)),
-                          np.full((1024, 1024), 90, np.uint8)], axis=-1)
+        image = np.stack(
+            [np.tile(gradient, (1024, 1)), np.tile(gradient[:, None], (1, 1024)), np.full((1024, 1024), 90, np.uint8)],
+            axis=-1,
+        )
         Image.fromarray(image).save(root / celebamask.IMAGE_DIR / f"{k}.jpg", quality=95)
         painted = np.zeros((512, 512), np.uint8)
         for label, part in enumerate(CLASSES[1:], start=1):
@@ -79,7 +82,7 @@ def release(tmp_path_factory):
                 continue  # not every part is annotated on every face
             part_mask = np.zeros((512, 512), np.uint8)
             y, x = rng.integers(0, 400, 2)
-            part_mask[y:y + rng.integers(20, 200), x:x + rng.integers(20, 200)] = 255
+            part_mask[y : y + rng.integers(20, 200), x : x + rng.integers(20, 200)] = 255
             painted[part_mask > 0] = label
             path = celebamask.part_path(root / celebamask.ANNO_DIR, k, part)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """The label-mask PNG writer: any reader gets the exact labels back, as an 8-bit 'L' image."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Data as it is released, not as this project generates it: palette masks, ignore pixels, EXIF
 rotation, corrupt JPEG data, awkward names and suffixes, changing folders, a broken
 CelebAMask-HQ release. Every fixture is built here from tiny files."""
+
 from __future__ import annotations
 
 import os
@@ -110,19 +111,19 @@ def test_released_faults_are_named_and_good_files_are_not(palette_root: Path, tm
     tr, va, te = (palette_root / s for s in ("train", "val", "test"))
     big = np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), np.uint8)  # noisy: a long scan
     Image.fromarray(big).save(tr / "images" / "train_00000.jpg", quality=95)
-    _corrupt_scan(tr / "images" / "train_00000.jpg")                                  # corrupt data
-    _with_orientation(tr / "images" / "train_00001.jpg", 6)                           # EXIF rotation
-    _with_orientation(tr / "images" / "train_00002.jpg", 1)                           # upright: fine
+    _corrupt_scan(tr / "images" / "train_00000.jpg")  # corrupt data
+    _with_orientation(tr / "images" / "train_00001.jpg", 6)  # EXIF rotation
+    _with_orientation(tr / "images" / "train_00002.jpg", 1)  # upright: fine
     for stem, new in (("train_00003", "train_00003 "), ("train_00004", " train_00004")):
-        (tr / "images" / f"{stem}.jpg").rename(tr / "images" / f"{new}.jpg")        # whitespace
+        (tr / "images" / f"{stem}.jpg").rename(tr / "images" / f"{new}.jpg")  # whitespace
         (tr / "masks" / f"{stem}.png").rename(tr / "masks" / f"{new}.png")
-    (tr / "masks" / "train_00005.png").rename(tr / "masks" / "train_00005.PNG")     # upper-case mask
+    (tr / "masks" / "train_00005.png").rename(tr / "masks" / "train_00005.PNG")  # upper-case mask
     save_palette_mask(va / "masks" / "val_00000.png", np.full((SIZE, SIZE), 40, np.uint8))  # index 40
-    (va / "images" / "more").mkdir()                                                  # a sub-folder
+    (va / "images" / "more").mkdir()  # a sub-folder
     shutil.copy(va / "images" / "val_00001.jpg", va / "images" / "more" / "val_9.jpg")
-    os.symlink(tmp_path / "gone.jpg", va / "images" / "val_00009.jpg")                # dangling link
+    os.symlink(tmp_path / "gone.jpg", va / "images" / "val_00009.jpg")  # dangling link
     shutil.copy(va / "masks" / "val_00001.png", va / "masks" / "val_00009.png")
-    (te / "images" / "test_00001.jpg").rename(te / "images" / "test\n00001.jpg")     # newline
+    (te / "images" / "test_00001.jpg").rename(te / "images" / "test\n00001.jpg")  # newline
 
     out = tmp_path / "validation.json"
     with pytest.raises(DataValidationError) as err:
@@ -170,9 +171,14 @@ def test_other_image_suffixes_work_end_to_end(palette_root: Path, tmp_path: Path
     channel_stats(index_path, tmp_path / "stats.json")
     ann = tmp_path / "train.txt"
     ann.write_text("\n".join(index["splits"]["train"]["names"]) + "\n")
-    dataset = FaceParseDataset(img_suffix=".JPG", ann_file=str(ann), pipeline=[],
-                               data_prefix=dict(img_path=str(palette_root / "train" / "images"),
-                                                seg_map_path=str(palette_root / "train" / "masks")))
+    dataset = FaceParseDataset(
+        img_suffix=".JPG",
+        ann_file=str(ann),
+        pipeline=[],
+        data_prefix=dict(
+            img_path=str(palette_root / "train" / "images"), seg_map_path=str(palette_root / "train" / "masks")
+        ),
+    )
     assert len(dataset) == COUNTS["train"] and all(Path(d["img_path"]).exists() for d in dataset.data_list)
 
 
@@ -220,8 +226,8 @@ def _release(root: Path) -> Path:
 def test_celebamask_conversion_names_every_bad_file(tmp_path: Path):
     root = _release(tmp_path / "release")
     anno = root / celebamask.ANNO_DIR
-    celebamask.part_path(anno, 0, "nose").write_bytes(b"\x89PNG\r\n\x1a\n broken")       # corrupt part
-    celebamask.part_path(anno, 2, "hair").symlink_to(tmp_path / "nowhere.png")          # dangling link
+    celebamask.part_path(anno, 0, "nose").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # corrupt part
+    celebamask.part_path(anno, 2, "hair").symlink_to(tmp_path / "nowhere.png")  # dangling link
     with pytest.raises(celebamask.ConversionError) as err:
         celebamask.convert_celebamask(root, tmp_path / "out", size=32, threads=2)
     message = str(err.value)
@@ -239,7 +245,6 @@ def test_celebamask_release_fingerprint_changes_with_a_part(tmp_path: Path):
     assert celebamask.release_fingerprint(root) != before
 
 
-
 def test_a_palette_mask_dataset_trains(palette_root: Path, tmp_path: Path):
     """The data steps' outputs of a palette-mask set feed a short training run (mmseg reads the
     indices; the flipped masks hold the swapped indices)."""
@@ -250,8 +255,15 @@ def test_a_palette_mask_dataset_trains(palette_root: Path, tmp_path: Path):
     validate_dataset(palette_root, "mini", index, threads=2)
     flip_dataset(index, tmp_path / "flipped", tmp_path / "flip.json", threads=2)
     channel_stats(index, tmp_path / "stats.json")
-    summary = train(tiny_config(tmp_path), index, tmp_path / "stats.json", tmp_path / "train.json",
-                    tmp_path / "work", flip=tmp_path / "flip.json", threads=1,
-                    overrides=FAST)
+    summary = train(
+        tiny_config(tmp_path),
+        index,
+        tmp_path / "stats.json",
+        tmp_path / "train.json",
+        tmp_path / "work",
+        flip=tmp_path / "flip.json",
+        threads=1,
+        overrides=FAST,
+    )
     assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
     assert all(0.0 <= v["mIoU"] <= 100.0 for v in summary["val"])

@@ -1,4 +1,5 @@
 """stats: exact per-channel mean and std, checked against numpy on the decoded pixels."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ def test_matches_numpy(validated, splits):
     result = channel_stats(index, out, splits=splits)
     assert json.loads(out.read_text()) == result
     names = json.loads(index.read_text())["splits"]
-    pixels = np.concatenate([np.asarray(Image.open(tmp / "data" / s / "images" / f"{n}.jpg")).reshape(-1, 3)
-                             for s in splits for n in names[s]["names"]]).astype(np.float64)
+    pixels = np.concatenate(
+        [
+            np.asarray(Image.open(tmp / "data" / s / "images" / f"{n}.jpg")).reshape(-1, 3)
+            for s in splits
+            for n in names[s]["names"]
+        ]
+    ).astype(np.float64)
     np.testing.assert_allclose(result["mean"], pixels.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(result["std"], pixels.std(axis=0), rtol=1e-12)
     assert result["images"] == sum(names[s]["images"] for s in splits)
@@ -53,8 +59,12 @@ def test_png_images_and_an_old_index(tmp_path):
     index = tmp_path / "validation.json"
     validate_dataset(tmp_path / "data", "mini", index)
     result = channel_stats(index, tmp_path / "stats.json")
-    pixels = np.concatenate([np.asarray(Image.open(p)).reshape(-1, 3)
-                             for p in sorted((tmp_path / "data" / "train" / "images").glob("*.png"))])
+    pixels = np.concatenate(
+        [
+            np.asarray(Image.open(p)).reshape(-1, 3)
+            for p in sorted((tmp_path / "data" / "train" / "images").glob("*.png"))
+        ]
+    )
     np.testing.assert_allclose(result["mean"], pixels.astype(np.float64).mean(axis=0), rtol=1e-12)
 
     old = json.loads(index.read_text())

@@ -1,4 +1,5 @@
 """The synthetic face generator: deterministic, every class reachable, one left/right convention."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,11 @@ def test_same_seed_same_sample_other_seed_other_sample():
     a = generate_face(128, seed=3, split="val", index=5)
     b = generate_face(128, seed=3, split="val", index=5)
     assert a[0] == b[0] and np.array_equal(a[1], b[1])
-    for other in (generate_face(128, seed=4, split="val", index=5), generate_face(128, seed=3, split="train", index=5),
-                  generate_face(128, seed=3, split="val", index=6)):
+    for other in (
+        generate_face(128, seed=4, split="val", index=5),
+        generate_face(128, seed=3, split="train", index=5),
+        generate_face(128, seed=3, split="val", index=6),
+    ):
         assert not np.array_equal(a[1], other[1])
 
 
@@ -108,9 +112,15 @@ def test_held_out_framing_draws_heads_the_pipeline_never_draws():
     default = generate_face(128, seed=0, split="test", index=2)
     explicit = generate_face(128, seed=0, split="test", index=2, framing=CELEBA_FRAMING)
     assert default[0] == explicit[0]
-    widths = {framing: [_face_width(generate_face(128, seed=0, split="test", index=i, framing=framing)[1])
-                        for i in range(16)] for framing in (CELEBA_FRAMING, HELD_OUT_FRAMING)}
+    widths = {
+        framing: [_face_width(generate_face(128, seed=0, split="test", index=i, framing=framing)[1]) for i in range(16)]
+        for framing in (CELEBA_FRAMING, HELD_OUT_FRAMING)
+    }
     usual, held_out = widths[CELEBA_FRAMING], widths[HELD_OUT_FRAMING]
     assert min(held_out) < min(usual) and max(held_out) > max(usual)
-    assert HELD_OUT_FRAMING.half_width[0] < CELEBA_FRAMING.half_width[0] < CELEBA_FRAMING.half_width[1] \
+    assert (
+        HELD_OUT_FRAMING.half_width[0]
+        < CELEBA_FRAMING.half_width[0]
+        < CELEBA_FRAMING.half_width[1]
         < HELD_OUT_FRAMING.half_width[1]
+    )

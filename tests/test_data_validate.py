@@ -1,4 +1,5 @@
 """validate: the index of a good dataset, and every kind of bad input named in one error."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def dataset(tmp_path):
 def test_good_dataset_index_and_plot(dataset, tmp_path):
     out, plot = tmp_path / "validation.json", tmp_path / "class_frequency.png"
     index = validate_dataset(dataset, "synthetic", out, threads=2)
-    class_frequency_figure({s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e},
-                           plot)  # the report stage draws what validate counted
+    class_frequency_figure(
+        {s: e["class_pixels"] for s, e in index["splits"].items() if "class_pixels" in e}, plot
+    )  # the report stage draws what validate counted
     assert json.loads(out.read_text()) == index
     assert index["root"] == str(dataset) and index["layout"] == "synthetic"
     for split, n in COUNTS.items():
@@ -36,7 +38,9 @@ def test_good_dataset_index_and_plot(dataset, tmp_path):
         assert entry["image_suffix"] == ".jpg" and entry["size"] == [64, 64]
         assert entry["image_dir"] == str(dataset / split / "images")
     assert index["splits"]["test"]["mask_dir"] is None  # test: images only, its masks are not read
-    masks = [np.asarray(Image.open(dataset / "train" / "masks" / f"{n}.png")) for n in index["splits"]["train"]["names"]]
+    masks = [
+        np.asarray(Image.open(dataset / "train" / "masks" / f"{n}.png")) for n in index["splits"]["train"]["names"]
+    ]
     expected = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=NUM_CLASSES)
     assert index["splits"]["train"]["class_pixels"] == expected.tolist()
     with Image.open(plot) as im:
@@ -58,26 +62,26 @@ def test_every_problem_is_named_and_nothing_is_written(dataset, tmp_path):
     tr, va, te = (dataset / s for s in ("train", "val", "test"))
     rgb = np.zeros((64, 64, 3), np.uint8)
     # One problem per file.
-    _image(tr / "masks" / "train_00000.png", np.zeros((64, 64, 3), np.uint8))        # RGB colour mask
-    _image(tr / "images" / "train_00001.jpg", np.zeros((64, 64), np.uint8))           # grayscale image
-    _image(tr / "images" / "train_00002.jpg", np.zeros((48, 64, 3), np.uint8))        # wrong size (+ mask mismatch)
-    _image(tr / "masks" / "train_00003.png", np.full((64, 64), 25, np.uint8))         # labels > 18
-    (tr / "masks" / "train_00004.png").unlink()                                     # image without mask
-    _image(tr / "masks" / "orphan.png", np.zeros((64, 64), np.uint8))                # mask without image
-    _image(tr / "masks" / "train_00005.png", np.zeros((32, 32), np.uint8))           # mask size != image
-    _image(tr / "images" / "train_00006.jpg", rgb, format="PNG")                     # PNG data named .jpg
-    _image(tr / "masks" / "train_00007.png", np.zeros((64, 64), np.uint16))          # 16-bit mask
-    _image(va / "images" / "val_00000.jpeg", rgb)                                    # duplicate stem
+    _image(tr / "masks" / "train_00000.png", np.zeros((64, 64, 3), np.uint8))  # RGB colour mask
+    _image(tr / "images" / "train_00001.jpg", np.zeros((64, 64), np.uint8))  # grayscale image
+    _image(tr / "images" / "train_00002.jpg", np.zeros((48, 64, 3), np.uint8))  # wrong size (+ mask mismatch)
+    _image(tr / "masks" / "train_00003.png", np.full((64, 64), 25, np.uint8))  # labels > 18
+    (tr / "masks" / "train_00004.png").unlink()  # image without mask
+    _image(tr / "masks" / "orphan.png", np.zeros((64, 64), np.uint8))  # mask without image
+    _image(tr / "masks" / "train_00005.png", np.zeros((32, 32), np.uint8))  # mask size != image
+    _image(tr / "images" / "train_00006.jpg", rgb, format="PNG")  # PNG data named .jpg
+    _image(tr / "masks" / "train_00007.png", np.zeros((64, 64), np.uint16))  # 16-bit mask
+    _image(va / "images" / "val_00000.jpeg", rgb)  # duplicate stem
     data = (va / "images" / "val_00001.jpg").read_bytes()
-    (va / "images" / "val_00001.jpg").write_bytes(data[: len(data) // 2])            # truncated image
-    (va / "masks" / "val_00002.png").write_bytes(b"not a png at all")               # unreadable mask
+    (va / "images" / "val_00001.jpg").write_bytes(data[: len(data) // 2])  # truncated image
+    (va / "masks" / "val_00002.png").write_bytes(b"not a png at all")  # unreadable mask
     palette_mask = Image.frombytes("P", (64, 64), np.full((64, 64), 30, np.uint8).tobytes())
     palette_mask.putpalette([v for i in range(256) for v in (i, i, i)])
-    palette_mask.save(va / "masks" / "val_00003.png")                                # palette index 30
+    palette_mask.save(va / "masks" / "val_00003.png")  # palette index 30
     with open(os.path.join(os.fsencode(te / "images"), b"bad\xffname.jpg"), "wb") as f:  # unreadable name
         f.write((te / "images" / "test_00000.jpg").read_bytes())
-    (te / "images" / "notes.txt").write_text("stray")                                 # not an image
-    _image(te / "images" / "extra.png", rgb)                                          # second suffix in a split
+    (te / "images" / "notes.txt").write_text("stray")  # not an image
+    _image(te / "images" / "extra.png", rgb)  # second suffix in a split
 
     out = tmp_path / "validation.json"
     with pytest.raises(DataValidationError) as err:

@@ -1,4 +1,5 @@
 """The data rules under Snakemake: a broken mini dataset stops the run at validate."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,11 @@ def test_broken_mini_dataset_stops_at_validate(tmp_path):
 
 @pytest.mark.slow
 def test_synthetic_source_validate_flip_stats(tmp_path):
-    config = {"synthetic": {"seed": 0, "size": 64, "counts": {"train": 4, "val": 2, "test": 2}},
-              "train_on_val": True, "models": MODELS}
+    config = {
+        "synthetic": {"seed": 0, "size": 64, "counts": {"train": 4, "val": 2, "test": 2}},
+        "train_on_val": True,
+        "models": MODELS,
+    }
     result = _run(tmp_path, config)
     assert result.returncode == 0, result.stderr[-4000:]
     data = tmp_path / "results" / "data"
@@ -92,19 +96,33 @@ def test_a_changed_mini_root_is_revalidated(tmp_path):
     assert _run(tmp_path, config).returncode == 0
     generate_dataset(tmp_path / "extra", {"train": 1, "val": 1, "test": 1}, size=64, seed=5)
     for kind, suffix in (("images", ".jpg"), ("masks", ".png")):
-        shutil.copy(tmp_path / "extra" / "train" / kind / f"train_00000{suffix}", data / "train" / kind / f"new{suffix}")
+        shutil.copy(
+            tmp_path / "extra" / "train" / kind / f"train_00000{suffix}", data / "train" / kind / f"new{suffix}"
+        )
     plan = _dry_run_reasons(tmp_path)
     assert "rule validate:" in plan and "rule flip:" in plan and "rule stats:" in plan, plan[-3000:]
     assert _run(tmp_path, config).returncode == 0
-    assert "new" in yaml.safe_load((tmp_path / "results" / "data" / "validation.json").read_text())["splits"]["train"]["names"]
+    assert (
+        "new"
+        in yaml.safe_load((tmp_path / "results" / "data" / "validation.json").read_text())["splits"]["train"]["names"]
+    )
 
 
 @pytest.mark.parametrize("layout", ["mini", "celebamask-hq"])
 def test_a_layout_that_reads_a_root_needs_data_root(tmp_path, layout):
     """The schema says so (if/then on data_layout), before any job is planned."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data_layout": layout, "models": MODELS}))
-    cmd = [str(SNAKEMAKE), "-n", "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(tmp_path),
-           "--configfile", str(tmp_path / "config.yaml"), "--replace-workflow-config"]
+    cmd = [
+        str(SNAKEMAKE),
+        "-n",
+        "-s",
+        str(ROOT / "workflow" / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--replace-workflow-config",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     output = result.stdout + result.stderr
     assert result.returncode != 0

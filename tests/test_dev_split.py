@@ -1,6 +1,7 @@
 """The dev split (config ``dev_split``; on by default when val has no masks): carved out of train
 by validate, recorded in the dataset index, never trained on (nor its flipped copy), used to
 select the checkpoint; val without masks is predicted and packaged like test."""
+
 from __future__ import annotations
 
 import json
@@ -56,6 +57,7 @@ def data_records(tmp: Path, dev_split: dict | None = None, **mini) -> dict[str, 
 
 # --------------------------------------------------------------------------- the split itself
 
+
 def test_dev_names_are_deterministic_and_independent_of_order():
     names = [f"{i:04d}" for i in range(1000)]
     dev = dev_names(names, 0.1, 0)
@@ -93,6 +95,7 @@ def test_resolve_dev_split_defaults_and_refusals():
 
 # --------------------------------------------------------------------------- the index records it
 
+
 def test_the_index_records_the_split(tmp_path):
     whole = read_index(data_records(tmp_path / "a")["validation"])
     paths = data_records(tmp_path / "b", dev_split={"fraction": 0.4, "seed": 1})
@@ -106,8 +109,12 @@ def test_the_index_records_the_split(tmp_path):
     # each part's histograms are its own images': together they are the whole train split's
     for key in ("pixel_histogram", "class_pixels"):
         assert [a + b for a, b in zip(train[key], dev[key])] == whole["splits"]["train"][key]
-    assert {k: index["dev_split"][k] for k in ("fraction", "seed", "from", "images")} == \
-        {"fraction": 0.4, "seed": 1, "from": "train", "images": 2}
+    assert {k: index["dev_split"][k] for k in ("fraction", "seed", "from", "images")} == {
+        "fraction": 0.4,
+        "seed": 1,
+        "from": "train",
+        "images": 2,
+    }
     assert selection_split(index) == "dev" and selection_split(whole) == "val"
     assert whole["dev_split"] is None and "dev" not in whole["splits"]
     # the readers see dev like any split
@@ -130,8 +137,9 @@ def test_an_empty_val_masks_folder_is_one_clear_problem(tmp_path):
     (root / "val" / "masks").mkdir()
     with pytest.raises(DataValidationError) as err:
         validate_dataset(root, "mini", tmp_path / "validation.json")
-    assert [p for _, p in err.value.problems] == ["an empty masks folder: remove it if val comes without masks, "
-                                                  "or put the masks in it"]
+    assert [p for _, p in err.value.problems] == [
+        "an empty masks folder: remove it if val comes without masks, or put the masks in it"
+    ]
 
 
 def test_a_split_leaving_train_empty_is_refused_before_decoding(tmp_path):
@@ -145,6 +153,7 @@ def test_a_split_leaving_train_empty_is_refused_before_decoding(tmp_path):
 
 
 # --------------------------------------------------------------------------- training: never on dev
+
 
 def _ann_names(dataset) -> list[str]:
     return Path(dataset["ann_file"]).read_text().split()
@@ -190,10 +199,15 @@ def test_selection_records_the_split(tmp_path):
 
 # training_fingerprint of data_records(tmp) (no dev split, val with masks) and _FIXED_CONFIG,
 # as computed by the code before the dev split (commit e87209e): train_on_val False, True.
-_OLD_FINGERPRINTS = {False: "84354200edd98bae535a0761f334df5961ae1af5c59dd95ccc7b126307421387",
-                     True: "65354192863aa6222d372ef26f7534a608ff44ac833099c4a6e282db4dd061f4"}
-_FIXED_CONFIG = dict(model=dict(type="X", depth=2), train_cfg=dict(max_iters=4),
-                     train_dataloader=dict(batch_size=2, dataset=dict(type="FaceParseDataset")))
+_OLD_FINGERPRINTS = {
+    False: "84354200edd98bae535a0761f334df5961ae1af5c59dd95ccc7b126307421387",
+    True: "65354192863aa6222d372ef26f7534a608ff44ac833099c4a6e282db4dd061f4",
+}
+_FIXED_CONFIG = dict(
+    model=dict(type="X", depth=2),
+    train_cfg=dict(max_iters=4),
+    train_dataloader=dict(batch_size=2, dataset=dict(type="FaceParseDataset")),
+)
 
 
 def _fingerprint(paths: dict[str, Path], train_on_val: bool = False) -> str:
@@ -201,8 +215,9 @@ def _fingerprint(paths: dict[str, Path], train_on_val: bool = False) -> str:
 
     from faceparse.train.fingerprint import training_fingerprint
 
-    return training_fingerprint(Config(_FIXED_CONFIG), paths["validation"], paths["stats"], paths["flip"],
-                                train_on_val, 0, 1)["sha256"]
+    return training_fingerprint(
+        Config(_FIXED_CONFIG), paths["validation"], paths["stats"], paths["flip"], train_on_val, 0, 1
+    )["sha256"]
 
 
 def test_a_run_without_dev_split_keeps_its_fingerprint(tmp_path):
@@ -216,18 +231,22 @@ def test_the_fingerprint_follows_what_the_dev_split_trains_on(tmp_path):
     base = _fingerprint(data_records(tmp_path / "none"))
     dev = _fingerprint(data_records(tmp_path / "dev", dev_split={"fraction": 0.2, "seed": 0}))
     other_seed = data_records(tmp_path / "seed", dev_split={"fraction": 0.2, "seed": 5})
-    assert read_index(other_seed["validation"])["splits"]["dev"]["names"] != \
-        read_index(tmp_path / "dev" / "validation.json")["splits"]["dev"]["names"]
+    assert (
+        read_index(other_seed["validation"])["splits"]["dev"]["names"]
+        != read_index(tmp_path / "dev" / "validation.json")["splits"]["dev"]["names"]
+    )
     assert len({base, dev, _fingerprint(other_seed)}) == 3
     # unrelated: more test images, or val images without masks, keep it
-    more_test = data_records(tmp_path / "test", dev_split={"fraction": 0.2, "seed": 0},
-                             counts={"train": 5, "val": 2, "test": 4})
+    more_test = data_records(
+        tmp_path / "test", dev_split={"fraction": 0.2, "seed": 0}, counts={"train": 5, "val": 2, "test": 4}
+    )
     assert _fingerprint(more_test) == dev
     no_val_masks = data_records(tmp_path / "nomask", dev_split={"fraction": 0.2, "seed": 0}, val_masks=False)
     assert _fingerprint(no_val_masks) == dev
 
 
 # --------------------------------------------------------------------------- val packaged like test
+
 
 def test_val_predictions_are_packaged_like_test(tmp_path):
     from faceparse.deliver.package import SubmissionError, package
@@ -247,6 +266,7 @@ def test_val_predictions_are_packaged_like_test(tmp_path):
 
 # --------------------------------------------------------------------------- the workflow
 
+
 def _dry_run(work: Path, config: dict) -> tuple[int, str]:
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.yaml").write_text(yaml.safe_dump(config))
@@ -255,8 +275,13 @@ def _dry_run(work: Path, config: dict) -> tuple[int, str]:
 
 
 def _mini_config(root: Path, **extra) -> dict:
-    return {"data_layout": "mini", "data_root": str(root), "models": {"demo_tiny": {"config": "configs/demo_tiny.py"}},
-            "ensembles": {"pair": {"models": ["demo_tiny"]}}, **extra}
+    return {
+        "data_layout": "mini",
+        "data_root": str(root),
+        "models": {"demo_tiny": {"config": "configs/demo_tiny.py"}},
+        "ensembles": {"pair": {"models": ["demo_tiny"]}},
+        **extra,
+    }
 
 
 def _planned(text: str) -> set[str]:
@@ -279,20 +304,27 @@ def test_the_dag_follows_val_masks_and_dev_split(tmp_path):
 
     run = run_snakemake(tmp_path / "w1", "-n", "--printshellcmds", timeout=300)
     text = run.stdout + run.stderr
-    for path in ("results/models/demo_tiny/dev_metrics.json", "results/models/demo_tiny/val_pred",
-                 "results/submission/val/demo_tiny.zip", "results/submission/val/pair.zip",
-                 "results/ensembles/pair/dev_metrics.json"):
+    for path in (
+        "results/models/demo_tiny/dev_metrics.json",
+        "results/models/demo_tiny/val_pred",
+        "results/submission/val/demo_tiny.zip",
+        "results/submission/val/pair.zip",
+        "results/ensembles/pair/dev_metrics.json",
+    ):
         assert path in text, path
     assert "results/models/demo_tiny/val_metrics.json" not in text
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"dev_split": {"fraction": 0.7}}, "config: dev_split.fraction: 0.7 is greater than the maximum of 0.5"),
-    ({"dev_split": {"fraction": 0}}, "config: dev_split.fraction: 0 is less than or equal to the minimum of 0"),
-    ({"dev_split": {"share": 0.1}}, "config: dev_split: Additional properties are not allowed"),
-    ({"train_on_val": True}, "config: train_on_val: val has no masks"),
-    ({"counts": {"train": 1, "val": 1, "test": 2}}, "leaves none to train on"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"dev_split": {"fraction": 0.7}}, "config: dev_split.fraction: 0.7 is greater than the maximum of 0.5"),
+        ({"dev_split": {"fraction": 0}}, "config: dev_split.fraction: 0 is less than or equal to the minimum of 0"),
+        ({"dev_split": {"share": 0.1}}, "config: dev_split: Additional properties are not allowed"),
+        ({"train_on_val": True}, "config: train_on_val: val has no masks"),
+        ({"counts": {"train": 1, "val": 1, "test": 2}}, "leaves none to train on"),
+    ],
+)
 def test_bad_dev_splits_are_refused_before_any_job(tmp_path, extra, message):
     counts = extra.pop("counts", None)
     root = make_mini(tmp_path / "mini", counts=counts, val_masks=False)
@@ -302,6 +334,7 @@ def test_bad_dev_splits_are_refused_before_any_job(tmp_path, extra, message):
 
 
 # --------------------------------------------------------------------------- end to end
+
 
 @pytest.mark.slow
 def test_mini_without_val_masks_end_to_end(tmp_path):
@@ -319,8 +352,12 @@ def test_mini_without_val_masks_end_to_end(tmp_path):
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     model = work / "results" / "models" / "demo_tiny"
-    targets = ["results/models/demo_tiny/dev_metrics.json", "results/models/demo_tiny/colour/done.json",
-               "results/submission/val/demo_tiny.zip", "results/submission/demo_tiny.zip"]
+    targets = [
+        "results/models/demo_tiny/dev_metrics.json",
+        "results/models/demo_tiny/colour/done.json",
+        "results/submission/val/demo_tiny.zip",
+        "results/submission/demo_tiny.zip",
+    ]
     run = run_snakemake(work, "--printshellcmds", *targets, timeout=1800)  # (a flag ends --resources' list)
     assert run.returncode == 0, run.stderr[-6000:]
 

@@ -122,7 +122,9 @@ def console_scripts() -> set[str]:
 
 
 def rule_names() -> set[str]:
-    text = "\n".join(p.read_text() for p in [REPO / "workflow" / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")])
+    text = "\n".join(
+        p.read_text() for p in [REPO / "workflow" / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]
+    )
     return set(re.findall(r"^\s*rule (\w+):", text, re.M)) | set(re.findall(r"use rule \w+ as (\w+)", text))
 
 

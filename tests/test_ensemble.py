@@ -1,6 +1,7 @@
 """Ensembles of tiny models: two trained members and their ensemble on synthetic faces, one
 member equals the model bit for bit, the mean is the weighted mean of the members' TTA
 probabilities, and config mistakes are refused by name."""
+
 from __future__ import annotations
 
 import io
@@ -26,12 +27,17 @@ SCALES, FLIP = [0.75, 1.0], True
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     config = write_config(root / "config.py")
-    members = [Member(name, str(config), str(write_checkpoint(root / f"{name}.pth", seed=seed)), False)
-               for name, seed in (("a", 0), ("b", 1))]
-    index = write_index(root, {
-        "val": write_split(root, "val", 5, with_masks=True),
-        "test": write_split(root, "test", 3, with_masks=False, odd_size=True),
-    })
+    members = [
+        Member(name, str(config), str(write_checkpoint(root / f"{name}.pth", seed=seed)), False)
+        for name, seed in (("a", 0), ("b", 1))
+    ]
+    index = write_index(
+        root,
+        {
+            "val": write_split(root, "val", 5, with_masks=True),
+            "test": write_split(root, "test", 3, with_masks=False, odd_size=True),
+        },
+    )
     return root, members, index
 
 
@@ -45,16 +51,16 @@ def test_one_member_equals_the_model_bit_for_bit(setup, tmp_path):
     root, (a, _), index = setup
     common = dict(scales=SCALES, flip=FLIP, batch_size=2, threads=1, device="cpu")
     single = evaluate([a], index, pred_dir=tmp_path / "m_val", metrics_json=tmp_path / "m.json", **common)
-    ens = evaluate([a], index, as_ensemble=True, pred_dir=tmp_path / "e_val", metrics_json=tmp_path / "e.json",
-                   **common)
+    ens = evaluate(
+        [a], index, as_ensemble=True, pred_dir=tmp_path / "e_val", metrics_json=tmp_path / "e.json", **common
+    )
     names = split_files(index, "val").names
     single_masks, ens_masks = _masks(tmp_path / "m_val", names), _masks(tmp_path / "e_val", names)
     for name in names:
         np.testing.assert_array_equal(ens_masks[name], single_masks[name], err_msg=name)
     for key in ("no_tta", "tta"):
         assert ens[key] == single[key], key
-    assert ens["ensemble"]["members"] == [{"model": "a", "config": a.config, "checkpoint": a.checkpoint,
-                                           "weight": 1.0}]
+    assert ens["ensemble"]["members"] == [{"model": "a", "config": a.config, "checkpoint": a.checkpoint, "weight": 1.0}]
     # the same record format: every key of a model's val_metrics.json but config/checkpoint
     assert set(single) - {"config", "checkpoint"} == set(ens) - {"ensemble"}
     assert json.loads((tmp_path / "e.json").read_text())["train_on_val"] is False
@@ -138,14 +144,21 @@ def _train_member(cfg, train: list[tuple[bytes, np.ndarray]], seed: int, steps: 
     model.train()
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=3e-3))
     # BGR, as LoadImageFromFile gives it to the data preprocessor
-    images = [torch.from_numpy(np.asarray(Image.open(io.BytesIO(jpg)).convert("RGB"))[..., ::-1].copy())
-              .permute(2, 0, 1) for jpg, _ in train]
+    images = [
+        torch.from_numpy(np.asarray(Image.open(io.BytesIO(jpg)).convert("RGB"))[..., ::-1].copy()).permute(2, 0, 1)
+        for jpg, _ in train
+    ]
     masks = [torch.from_numpy(mask)[None].long() for _, mask in train]
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         pick = rng.choice(len(train), 4, replace=False)
-        model.train_step({"inputs": [images[i] for i in pick],
-                          "data_samples": [SegDataSample(gt_sem_seg=PixelData(data=masks[i])) for i in pick]}, optim)
+        model.train_step(
+            {
+                "inputs": [images[i] for i in pick],
+                "data_samples": [SegDataSample(gt_sem_seg=PixelData(data=masks[i])) for i in pick],
+            },
+            optim,
+        )
     torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
     return str(path)
 
@@ -170,14 +183,25 @@ def trained(tmp_path_factory):
         names.append(f"face{i}")
         (val / "images" / f"face{i}.jpg").write_bytes(jpg)
         Image.fromarray(mask).save(val / "masks" / f"face{i}.png")
-    index = write_index(root, {"val": {"image_dir": str(val / "images"), "mask_dir": str(val / "masks"),
-                                       "image_suffix": ".jpg", "names": names}})
+    index = write_index(
+        root,
+        {
+            "val": {
+                "image_dir": str(val / "images"),
+                "mask_dir": str(val / "masks"),
+                "image_suffix": ".jpg",
+                "names": names,
+            }
+        },
+    )
     train = _faces("train", 24)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same arithmetic wherever it runs
     try:
-        members = [Member(name, str(config), _train_member(cfg, train, seed, 300, root / f"{name}.pth"), False)
-                   for name, seed in (("a", 0), ("b", 1))]
+        members = [
+            Member(name, str(config), _train_member(cfg, train, seed, 300, root / f"{name}.pth"), False)
+            for name, seed in (("a", 0), ("b", 1))
+        ]
     finally:
         torch.set_num_threads(threads)
     return root, members, index
@@ -194,17 +218,28 @@ def test_trained_members_ensemble_is_their_weighted_mean(trained, tmp_path):
     from faceparse.predict.steps import evaluate
 
     root, members, index = trained
-    record = evaluate(members, index, weights=[2.0, 1.0], pred_dir=tmp_path / "ab_val",
-                               metrics_json=tmp_path / "ab.json", scales=[1.0], flip=True, batch_size=8,
-                               threads=1, device="cpu")
+    record = evaluate(
+        members,
+        index,
+        weights=[2.0, 1.0],
+        pred_dir=tmp_path / "ab_val",
+        metrics_json=tmp_path / "ab.json",
+        scales=[1.0],
+        flip=True,
+        batch_size=8,
+        threads=1,
+        device="cpu",
+    )
     files = split_files(index, "val")
     written = _masks(tmp_path / "ab_val", files.names)
 
     ensemble = Ensemble(members, None, "cpu")  # each member's own TTA probabilities, all images at once
     views, _, _ = next(iter(build_loader(files, ensemble.pipelines(True, [1.0], True), len(files.names), 0)))
     with torch.inference_mode():
-        probs = [torch.stack([s.seg_logits.data for s in model.test_step(view)])
-                 for model, view in zip(ensemble.tta_models, views)]
+        probs = [
+            torch.stack([s.seg_logits.data for s in model.test_step(view)])
+            for model, view in zip(ensemble.tta_models, views)
+        ]
     expected = (probs[0] * (2 / 3)).add_(probs[1], alpha=1 / 3).argmax(dim=1).numpy()
     assert (probs[0].argmax(dim=1) != probs[1].argmax(dim=1)).any()  # the members do disagree
     truth = []
@@ -223,16 +258,21 @@ def test_schema_refuses_bad_ensembles():
     schema = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 
     def config(name="pair", **spec):
-        return {"models": {"a": {"config": "configs/demo_tiny.py"}, "b": {"config": "configs/demo_tiny.py"}},
-                "ensembles": {name: {"models": ["a", "b"], **spec}}}
+        return {
+            "models": {"a": {"config": "configs/demo_tiny.py"}, "b": {"config": "configs/demo_tiny.py"}},
+            "ensembles": {name: {"models": ["a", "b"], **spec}},
+        }
 
     good = config(weights=[2, 1])
     validate(good, schema)
     assert good["ensembles"]["pair"]["weights"] == [2, 1]
-    for bad, message in ((config(name="a/../b"), "does not match"), (config(name="x\n"), "does not match"),
-                         (config(weights=[1, 0]), "less than or equal to the minimum"),
-                         (config(models=[]), "should be non-empty|is too short"),
-                         (config(models=["a", "a"]), "non-unique|has non-unique elements"),
-                         (config(extra=1), "Additional properties")):
+    for bad, message in (
+        (config(name="a/../b"), "does not match"),
+        (config(name="x\n"), "does not match"),
+        (config(weights=[1, 0]), "less than or equal to the minimum"),
+        (config(models=[]), "should be non-empty|is too short"),
+        (config(models=["a", "a"]), "non-unique|has non-unique elements"),
+        (config(extra=1), "Additional properties"),
+    ):
         with pytest.raises(Exception, match=message):
             validate(bad, schema)

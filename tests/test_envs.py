@@ -1,4 +1,5 @@
 """The conda envs for `--sdm conda` pin exactly what requirements.lock pins."""
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,9 @@ def lock_pins() -> dict[str, str]:
 
 
 def test_lock_pins_everything_exactly():
-    lines = [line for line in (ROOT / "requirements.lock").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line for line in (ROOT / "requirements.lock").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line) for line in lines)
     pins = lock_pins()
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
@@ -49,7 +52,9 @@ def test_env_pins_agree_with_lock(env_file: Path):
     for dep in pip_deps:
         name, sep, version = dep.partition("==")
         assert sep, f"{env_file.name}: {dep!r} is not pinned with =="
-        assert pins.get(_norm(name)) == version, f"{env_file.name}: {dep} but requirements.lock has {pins.get(_norm(name))}"
+        assert pins.get(_norm(name)) == version, (
+            f"{env_file.name}: {dep} but requirements.lock has {pins.get(_norm(name))}"
+        )
 
 
 def test_data_env_has_no_torch():

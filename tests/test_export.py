@@ -1,4 +1,5 @@
 """ONNX export: shape-agnostic pyramid pooling, dynamic sizes, and parity with PyTorch on the tiny model."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,11 @@ def run(tmp_path_factory):
     index = write_index(root, {"val": write_split(root, "val", 4, with_masks=True, odd_size=True)})
     best, train = root / "best.json", root / "train.json"
     best.write_text(json.dumps({"checkpoint": str(checkpoint), "iter": 10, "mIoU": 1.0}))
-    train.write_text(json.dumps({"work_dir": str(root), "config": str(config), "checkpoints": [str(checkpoint)],
-                                 "max_iters": 10, "val": []}))
+    train.write_text(
+        json.dumps(
+            {"work_dir": str(root), "config": str(config), "checkpoints": [str(checkpoint)], "max_iters": 10, "val": []}
+        )
+    )
     return root, config, checkpoint, index, best, train
 
 
@@ -42,16 +46,25 @@ def run(tmp_path_factory):
 @pytest.mark.parametrize("size", [(6, 6), (8, 8), (13, 29), (4, 5)])
 def test_shape_agnostic_pool_equals_adaptive_avg_pool(out, size):
     x = torch.randn(2, 3, *size)
-    np.testing.assert_allclose(ShapeAgnosticAdaptiveAvgPool2d(out)(x).numpy(),
-                               torch.nn.AdaptiveAvgPool2d(out)(x).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ShapeAgnosticAdaptiveAvgPool2d(out)(x).numpy(), torch.nn.AdaptiveAvgPool2d(out)(x).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def _export(module: torch.nn.Module) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.rand(1, 2, 12, 12),), buf, dynamo=False, opset_version=17,
-                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+        torch.onnx.export(
+            module,
+            (torch.rand(1, 2, 12, 12),),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}},
+        )
     return buf.getvalue()
 
 
@@ -62,8 +75,12 @@ def test_pyramid_pooling_exports_with_dynamic_size():
     session = ort.InferenceSession(_export(ShapeAgnosticAdaptiveAvgPool2d(3)), providers=["CPUExecutionProvider"])
     for shape in [(1, 2, 12, 12), (3, 2, 18, 18), (2, 2, 13, 29)]:
         x = torch.rand(*shape)
-        np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0],
-                                   torch.nn.functional.adaptive_avg_pool2d(x, 3).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            session.run(None, {"x": x.numpy()})[0],
+            torch.nn.functional.adaptive_avg_pool2d(x, 3).numpy(),
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
 def test_export_model_writes_onnx_and_parity(run, tmp_path):
@@ -81,8 +98,12 @@ def test_export_model_writes_onnx_and_parity(run, tmp_path):
     onnx.checker.check_model(model)
     meta = json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
     assert meta["resize"] == {"scale": [SIZE, SIZE], "keep_ratio": True}
-    assert meta["normalisation"] == {"mean": [128.0] * 3, "std": [64.0] * 3, "model_channel_order": "RGB",
-                                     "in_graph": True}
+    assert meta["normalisation"] == {
+        "mean": [128.0] * 3,
+        "std": [64.0] * 3,
+        "model_channel_order": "RGB",
+        "in_graph": True,
+    }
     assert meta["tta"] == TTA and meta["swap_pairs"] == [[4, 5], [6, 7], [8, 9]]
 
     # dynamic batch and size: onnxruntime equals PyTorch's segmentor on raw 0..255 RGB input
@@ -111,7 +132,9 @@ def test_parity_on_a_subset(run, tmp_path):
     model, cfg = load_model(config, checkpoint, "cpu")
     export_onnx(model, cfg, tmp_path / "m.onnx", example_size=(SIZE, SIZE))
     record = parity(tmp_path / "m.onnx", config, checkpoint, index, max_images=2)
-    assert record["images"] == 2 and record["split_images"] == 4 and record["pixels"] == SIZE * SIZE + 48 * SIZE  # first and last
+    assert (
+        record["images"] == 2 and record["split_images"] == 4 and record["pixels"] == SIZE * SIZE + 48 * SIZE
+    )  # first and last
     assert record["passed"]
 
 
@@ -136,8 +159,9 @@ def test_seed_shaped_model_exports_with_dynamic_size(run, tmp_path):
     """The seed recipe's architecture (timm ConvNeXt + UPerNet with its PPM, auxiliary head) at toy width."""
     root, config, checkpoint, index, best, train = run
     seed_config = tmp_path / "seed_shaped.py"
-    seed_config.write_text(SEED_SHAPED.format(seed=str(Path(__file__).resolve().parents[1] / "configs"
-                                                       / "seed_convnext_xl.py")))
+    seed_config.write_text(
+        SEED_SHAPED.format(seed=str(Path(__file__).resolve().parents[1] / "configs" / "seed_convnext_xl.py"))
+    )
     torch.manual_seed(0)
     model, cfg = load_model(seed_config, None, "cpu")  # random weights
     torch.save({"state_dict": model.state_dict(), "meta": {}}, tmp_path / "seed.pth")

@@ -4,6 +4,7 @@ Snakemake deletes a failed job's outputs and does not remake a missing intermedi
 consumers look up to date. So every job must make something that `all` asks for, and select (the
 consumer of train.json that everything after training depends on) must see what train sees.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,15 +24,20 @@ NODE = re.compile(r'^\s*(\d+)\[label = "([^"\\]+)', re.M)
 
 
 def _configs(tmp_path: Path) -> dict[str, dict]:
-    models = {"compact": {"config": "configs/compact.py", "gpus": 0},
-              "demo_tiny": {"config": "configs/demo_tiny.py", "gpus": 0}}
+    models = {
+        "compact": {"config": "configs/compact.py", "gpus": 0},
+        "demo_tiny": {"config": "configs/demo_tiny.py", "gpus": 0},
+    }
     ensembles = {"both": {"models": ["compact", "demo_tiny"]}}
     mini = {"data_layout": "mini", "models": models, "ensembles": ensembles}
     return {
         "tiny": TINY_CONFIG,
         "val_without_masks": {**mini, "data_root": str(mini_root(tmp_path / "held_out", 4, val_masks=False))},
-        "dev_split": {**mini, "data_root": str(mini_root(tmp_path / "labelled", 4)),
-                      "dev_split": {"fraction": 0.25, "seed": 0}},
+        "dev_split": {
+            **mini,
+            "data_root": str(mini_root(tmp_path / "labelled", 4)),
+            "dev_split": {"fraction": 0.25, "seed": 0},
+        },
     }
 
 
@@ -40,9 +46,22 @@ def test_every_job_makes_something_all_asks_for(tmp_path: Path, name: str):
     work = tmp_path / "work"
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(_configs(tmp_path)[name]))
-    dag = subprocess.run([str(SNAKEMAKE), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(work),
-                          "--configfile", str(work / "config.yaml"), "--forceall", "--dag"],
-                         capture_output=True, text=True, timeout=120)
+    dag = subprocess.run(
+        [
+            str(SNAKEMAKE),
+            "-s",
+            str(ROOT / "workflow" / "Snakefile"),
+            "-d",
+            str(work),
+            "--configfile",
+            str(work / "config.yaml"),
+            "--forceall",
+            "--dag",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dag.returncode == 0, dag.stderr[-3000:]
     jobs = dict(NODE.findall(dag.stdout))
     (target,) = [job for job, rule in jobs.items() if rule == "all"]

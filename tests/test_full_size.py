@@ -1,5 +1,6 @@
 """Every shipped model config trains one full-size iteration through its own pipeline on the CPU
 (512x512 images, batch 2, pretrained weights off), with ignored (255) pixels in the labels."""
+
 import time
 
 import numpy as np
@@ -25,8 +26,7 @@ CONFIGS = {
 def full_size_data(tmp_path_factory):
     # 512x512 like the challenge; the bottom 160 rows of every mask are unlabelled (255), so every
     # crop of either pipeline holds some
-    return make_tiny_dataset(tmp_path_factory.mktemp("full"), counts={"train": 2, "val": 1}, size=512,
-                             ignored_rows=160)
+    return make_tiny_dataset(tmp_path_factory.mktemp("full"), counts={"train": 2, "val": 1}, size=512, ignored_rows=160)
 
 
 @pytest.mark.slow
@@ -41,8 +41,14 @@ def test_one_full_size_iteration_with_ignored_pixels(name, full_size_data, tmp_p
     from faceparse.mm.config import build_config
 
     config, pretrained_off, classifier = CONFIGS[name]
-    cfg = build_config(config, full_size_data["validation"], full_size_data["stats"], work_dir=tmp_path, gpus=0,
-                       overrides={**pretrained_off, "train_dataloader.batch_size": 2})
+    cfg = build_config(
+        config,
+        full_size_data["validation"],
+        full_size_data["stats"],
+        work_dir=tmp_path,
+        gpus=0,
+        overrides={**pretrained_off, "train_dataloader.batch_size": 2},
+    )
     init_default_scope("mmseg")
     torch.manual_seed(0)
     np.random.seed(0)  # mmcv's random transforms

@@ -1,4 +1,5 @@
 """tools/prepare_gpu_wheels.sh (its folder fits) and tools/gpu_check.sh in CPU mode, so the GPU check cannot rot."""
+
 from __future__ import annotations
 
 import json
@@ -26,16 +27,25 @@ def test_mmcv_patch_is_build_mmcvs():
 
 
 def _prepare(folder: Path, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(PREPARE), str(folder)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHON": sys.executable, **env})
+    return subprocess.run(
+        ["bash", str(PREPARE), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHON": sys.executable, **env},
+    )
 
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("gpu_wheels")
     probe_dir = tmp_path_factory.mktemp("pip_probe")
-    probe = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(probe_dir),
-                            "addict==2.4.0"], capture_output=True, text=True, timeout=300)
+    probe = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(probe_dir), "addict==2.4.0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if probe.returncode != 0:
         pytest.skip(f"the package index is not reachable: {probe.stderr[-300:]}")
     result = _prepare(folder)
@@ -45,8 +55,18 @@ def wheels(tmp_path_factory) -> Path:
 
 def test_prepare_gpu_wheels(wheels):
     names = sorted(p.name for p in wheels.iterdir() if p.is_file())
-    for prefix in ("mmengine-0.10.7-", "mmsegmentation-1.2.2-", "addict-", "yapf-", "termcolor-", "ftfy-",
-                   "prettytable-", "wcwidth-", "platformdirs-", "mmcv-2.1.0-patched.tar.gz"):
+    for prefix in (
+        "mmengine-0.10.7-",
+        "mmsegmentation-1.2.2-",
+        "addict-",
+        "yapf-",
+        "termcolor-",
+        "ftfy-",
+        "prettytable-",
+        "wcwidth-",
+        "platformdirs-",
+        "mmcv-2.1.0-patched.tar.gz",
+    ):
         assert any(n.startswith(prefix) for n in names), (prefix, names)
     sums = (wheels / "SHA256SUMS").read_text().split()
     assert sorted(sums[1::2]) == [n for n in names if n != "SHA256SUMS"]
@@ -62,22 +82,36 @@ def test_prepare_refuses_an_oversized_folder(wheels, tmp_path):
 def test_gpu_check_cpu_mode(wheels, tmp_path):
     pytest.importorskip("mmcv.ops")
     out = tmp_path / "out"
-    result = subprocess.run(["bash", str(CHECK), "--cpu", str(out), str(wheels)], capture_output=True, text=True,
-                            timeout=900, env={**os.environ, "PYTHON": sys.executable})
+    result = subprocess.run(
+        ["bash", str(CHECK), "--cpu", str(out), str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     log = (out / "gpu_check.log").read_text() if (out / "gpu_check.log").exists() else ""
     assert result.returncode == 0, result.stderr[-3000:] + log[-3000:]
     r = json.loads((out / "gpu_check.json").read_text())
     assert r["ok"] and r["mode"] == "cpu"
-    assert [s["step"] for s in r["steps"]] == ["install", "env", "train_fp32_b2", "train_fp32_max", "infer", "loader",
-                                               "train_fp32_b2_channels_last"]
+    assert [s["step"] for s in r["steps"]] == [
+        "install",
+        "env",
+        "train_fp32_b2",
+        "train_fp32_max",
+        "infer",
+        "loader",
+        "train_fp32_b2_channels_last",
+    ]
     assert r["env"]["packages"]["mmseg"] == "1.2.2" and r["env"]["cuda_available"] is False
     train = r["train"]
     assert set(train) == {"fp32_b2", "fp32_max", "fp32_b2_channels_last"}
     assert train["fp32_b2"]["config"] == "configs/demo_tiny.py" and train["fp32_b2"]["images_per_s"] > 0
     assert train["fp32_max"]["batch_size"] == 4 and train["fp32_max"]["flops"]["from"].endswith("train_fp32_b2.json")
     assert r["infer"]["predict"]["images"] == 2 and r["infer"]["tta"]["scales"] == [0.75, 1.0]
-    assert [t["images_per_s"] for t in r["loader"]["train"]] == [train["fp32_b2"]["images_per_s"],
-                                                                  train["fp32_max"]["images_per_s"]]
+    assert [t["images_per_s"] for t in r["loader"]["train"]] == [
+        train["fp32_b2"]["images_per_s"],
+        train["fp32_max"]["images_per_s"],
+    ]
     assert "install: CPU mode keeps the .venv's compiled mmcv" in log
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.log"]
 

@@ -1,4 +1,5 @@
 """GPU assignment by file locks: concurrent jobs get disjoint devices."""
+
 import os
 import subprocess
 import sys
@@ -58,8 +59,9 @@ def test_concurrent_processes_get_disjoint_devices(tmp_path):
             time.sleep(float(sys.argv[1]))
         print("released", time.monotonic(), flush=True)
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script, "1.0"], stdout=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, "1.0"], stdout=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     outs = [p.communicate(timeout=30)[0].split("\n") for p in procs]
     assert all(p.returncode == 0 for p in procs)
     grants = sorted((float(o[0].split()[1]), o[0].split()[0]) for o in outs)
@@ -71,13 +73,20 @@ def test_concurrent_processes_get_disjoint_devices(tmp_path):
 
 def test_lock_dropped_when_holder_dies(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import time
             from faceparse import gpus
             with gpus.acquire(1, devices=["0"], lock_dir={str(tmp_path)!r}):
                 print("held", flush=True)
                 time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(TimeoutError):
         with gpus.acquire(1, devices=["0"], lock_dir=tmp_path, timeout=0.1, poll=0.05):

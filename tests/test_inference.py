@@ -1,4 +1,5 @@
 """Evaluate and predict with a tiny mmseg model: masks, metrics, parity with mmseg's own inference."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,13 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("inference")
     config = write_config(root / "config.py")
     checkpoint = write_checkpoint(root / "iter_10.pth")
-    index = write_index(root, {
-        "val": write_split(root, "val", 5, with_masks=True),
-        "test": write_split(root, "test", 5, with_masks=False, odd_size=True),
-    })
+    index = write_index(
+        root,
+        {
+            "val": write_split(root, "val", 5, with_masks=True),
+            "test": write_split(root, "test", 5, with_masks=False, odd_size=True),
+        },
+    )
     return root, config, checkpoint, index
 
 
@@ -37,9 +41,18 @@ def test_evaluate_writes_masks_and_metrics(setup, tmp_path):
     root, config, checkpoint, index = setup
     pred_dir, metrics_json = tmp_path / "val_pred", tmp_path / "val_metrics.json"
     table = tmp_path / "val_metrics.html"
-    metrics = evaluate([Member("m", str(config), str(checkpoint))], index, pred_dir=pred_dir, metrics_json=metrics_json,
-                       table_html=table, scales=[0.75, 1.0, 1.25], flip=True, batch_size=2, threads=1,
-                       device="cpu")
+    metrics = evaluate(
+        [Member("m", str(config), str(checkpoint))],
+        index,
+        pred_dir=pred_dir,
+        metrics_json=metrics_json,
+        table_html=table,
+        scales=[0.75, 1.0, 1.25],
+        flip=True,
+        batch_size=2,
+        threads=1,
+        device="cpu",
+    )
     assert json.loads(metrics_json.read_text()) == json.loads(json.dumps(metrics))
     files = split_files(index, "val")
     assert sorted(p.stem for p in pred_dir.iterdir()) == list(files.names)
@@ -92,8 +105,13 @@ def test_checkpoint_that_does_not_fit_the_network_is_refused(setup, tmp_path, ch
     torch.save(ckpt, changed)
     with pytest.raises(CheckpointMismatch, match=r"changed\.pth does not fit the network of .*config\.py") as err:
         load_model(config, changed, "cpu")
-    assert ("decode_head.classifier.weight" if change == "renamed" else
-            key if change == "reshaped" else "backbone.extra.weight") in str(err.value)
+    assert (
+        "decode_head.classifier.weight"
+        if change == "renamed"
+        else key
+        if change == "reshaped"
+        else "backbone.extra.weight"
+    ) in str(err.value)
     model, _ = load_model(config, checkpoint, "cpu")  # the checkpoint as trained loads, every weight
     loaded, saved = model.state_dict(), torch.load(checkpoint, weights_only=False)["state_dict"]
     assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
@@ -102,8 +120,16 @@ def test_checkpoint_that_does_not_fit_the_network_is_refused(setup, tmp_path, ch
 def test_predict_test_split_mixed_sizes(setup, tmp_path):
     root, config, checkpoint, index = setup
     pred_dir = tmp_path / "test_pred"
-    summary = predict([Member("m", str(config), str(checkpoint))], index, pred_dir=pred_dir, scales=[1.0, 1.5], flip=True,
-                      batch_size=4, threads=2, device="cpu")
+    summary = predict(
+        [Member("m", str(config), str(checkpoint))],
+        index,
+        pred_dir=pred_dir,
+        scales=[1.0, 1.5],
+        flip=True,
+        batch_size=4,
+        threads=2,
+        device="cpu",
+    )
     assert summary["images"] == 5
     files = split_files(index, "test")
     for name, image in zip(files.names, files.images):
@@ -117,15 +143,29 @@ def test_evaluate_model_from_markers(setup, tmp_path):
     root, config, checkpoint, index = setup
     best, train = tmp_path / "best.json", tmp_path / "train.json"
     best.write_text(json.dumps({"checkpoint": str(checkpoint), "iter": 10, "mIoU": 1.0}))
-    train.write_text(json.dumps({"work_dir": str(root), "config": str(config), "checkpoints": [str(checkpoint)],
-                                 "max_iters": 10, "val": []}))
-    metrics = evaluate([read_member("m", best, train)], index, pred_dir=tmp_path / "p",
-                       metrics_json=tmp_path / "m.json", scales=[1.0], flip=False, batch_size=8, threads=1,
-                       device="cpu")
+    train.write_text(
+        json.dumps(
+            {"work_dir": str(root), "config": str(config), "checkpoints": [str(checkpoint)], "max_iters": 10, "val": []}
+        )
+    )
+    metrics = evaluate(
+        [read_member("m", best, train)],
+        index,
+        pred_dir=tmp_path / "p",
+        metrics_json=tmp_path / "m.json",
+        scales=[1.0],
+        flip=False,
+        batch_size=8,
+        threads=1,
+        device="cpu",
+    )
     # one view, no flip: TTA is the plain prediction
     assert metrics["tta"]["confusion"] == metrics["no_tta"]["confusion"]
-    train.write_text(json.dumps({"work_dir": str(root), "config": str(root / "nope.py"),
-                                 "checkpoints": [str(checkpoint)], "max_iters": 10}))
+    train.write_text(
+        json.dumps(
+            {"work_dir": str(root), "config": str(root / "nope.py"), "checkpoints": [str(checkpoint)], "max_iters": 10}
+        )
+    )
     with pytest.raises(FileNotFoundError, match="nope.py"):
         read_member("m", best, train)
 
@@ -240,10 +280,15 @@ def seed_trained(tmp_path_factory):
     config = root / "seed_tiny.py"
     config.write_text(SEED_TINY.format(seed=str(SEED), weights=str(weights)))
     data = make_tiny_dataset(root / "data", counts={"train": 2, "val": 2})
-    summary = train(config, data["validation"], data["stats"], root / "train.json", root / "train",
-                    overrides={"train_cfg.max_iters": 2, "train_cfg.val_interval": 2,
-                               "default_hooks.checkpoint.interval": 2},
-                    threads=1)
+    summary = train(
+        config,
+        data["validation"],
+        data["stats"],
+        root / "train.json",
+        root / "train",
+        overrides={"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2},
+        threads=1,
+    )
     return root, summary, weights, data
 
 
@@ -268,9 +313,21 @@ def test_seed_inference_offline_without_backbone_file(seed_trained, tmp_path):
     moved = weights.rename(weights.with_suffix(".gone"))
     try:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
-        result = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, summary["config"], summary["checkpoints"][-1],
-                                 str(data["validation"]), str(tmp_path)],
-                                env=env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                OFFLINE_SCRIPT,
+                summary["config"],
+                summary["checkpoints"][-1],
+                str(data["validation"]),
+                str(tmp_path),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         moved.rename(weights)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -286,10 +343,18 @@ def test_pretrained_off_switches_every_loading_off():
 
     from faceparse.mm.backbone import pretrained_off
 
-    cfg = ConfigDict(type="EncoderDecoder", pretrained="open-mmlab://resnet50",
-                     backbone=dict(type="TimmFeatureBackbone", model_name="x", pretrained=True,
-                                   pretrained_file="/w.pth", init_cfg=dict(type="Pretrained", checkpoint="c")),
-                     auxiliary_head=[dict(type="FCNHead", init_cfg=dict(type="Normal", std=0.01))])
+    cfg = ConfigDict(
+        type="EncoderDecoder",
+        pretrained="open-mmlab://resnet50",
+        backbone=dict(
+            type="TimmFeatureBackbone",
+            model_name="x",
+            pretrained=True,
+            pretrained_file="/w.pth",
+            init_cfg=dict(type="Pretrained", checkpoint="c"),
+        ),
+        auxiliary_head=[dict(type="FCNHead", init_cfg=dict(type="Normal", std=0.01))],
+    )
     off = pretrained_off(cfg)
     assert off.pretrained is None and off.backbone.pretrained is False
     assert "pretrained_file" not in off.backbone and off.backbone.init_cfg is None

@@ -1,6 +1,7 @@
 """The leaderboard (all models and ensembles side by side), and an ensemble end to end: two tiny
 models and their ensemble (.test/config.yaml + .test/config_ensemble.yaml) through the whole DAG
 and the report."""
+
 from __future__ import annotations
 
 import copy
@@ -48,9 +49,11 @@ def _model(tmp_path: Path, name: str, metrics: dict, iteration: int, seconds: fl
 
 
 def test_rows_best_first_with_iterations_times_and_held_out(tmp_path):
-    models = {"low": _model(tmp_path, "low", _metrics(50.0, 48.0), 400, 90.0),
-              "high": _model(tmp_path, "high", _metrics(70.0, 69.0, train_on_val=True), 800, 30.0),
-              "untimed": _model(tmp_path, "untimed", _metrics(60.0, 61.0, train_on_val=None), 200, None)}
+    models = {
+        "low": _model(tmp_path, "low", _metrics(50.0, 48.0), 400, 90.0),
+        "high": _model(tmp_path, "high", _metrics(70.0, 69.0, train_on_val=True), 800, 30.0),
+        "untimed": _model(tmp_path, "untimed", _metrics(60.0, 61.0, train_on_val=None), 200, None),
+    }
     members = [{"model": "low", "weight": 0.25}, {"model": "high", "weight": 0.75}]
     write_json(tmp_path / "ens.json", _metrics(72.0, 70.0, train_on_val=True, ensemble={"members": members}))
     rows = leaderboard_rows(models, {"ens": {"metrics": tmp_path / "ens.json", "members": ["low", "high"]}})
@@ -61,7 +64,9 @@ def test_rows_best_first_with_iterations_times_and_held_out(tmp_path):
     assert ens["members"] == [("low", 0.25), ("high", 0.75)]
     assert high["IoU_tta"] == [70.0] * len(CLASSES)
     page = leaderboard_html(rows)
-    assert page.index("<b>ens</b>") < page.index("<b>high</b>") < page.index("<b>untimed</b>") < page.index("<b>low</b>")
+    assert (
+        page.index("<b>ens</b>") < page.index("<b>high</b>") < page.index("<b>untimed</b>") < page.index("<b>low</b>")
+    )
     assert page.count("no (trained on val)") == 2 and "unknown" in page and "2.0 min" in page and "high ×0.75" in page
 
     written = write_leaderboard(models, {}, table_html=tmp_path / "lb.html", figure_png=tmp_path / "lb.png")

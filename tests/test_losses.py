@@ -1,5 +1,6 @@
 """ClassWeightedCrossEntropyLoss: mmseg's value without ignored pixels, no IndexError with them.
 ClassMeanDiceLoss: 1 - the mean soft Dice of the classes present, ignored pixels left out."""
+
 import numpy as np
 import pytest
 import torch
@@ -57,7 +58,6 @@ def test_all_pixels_ignored_gives_zero():
     ours, _ = _losses(class_weight=CLASS_WEIGHT)
     logits, labels = _batch()
     assert ours(logits, torch.full_like(labels, 255), ignore_index=255).item() == 0.0
-
 
 
 def _dice_loss(**kwargs):

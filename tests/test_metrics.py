@@ -1,4 +1,5 @@
 """Metrics from a summed confusion matrix: IoU, F1, their means, NaN for absent classes."""
+
 import json
 import math
 
@@ -11,9 +12,7 @@ from faceparse.predict.metrics import confusion_matrix, scores, scores_to_json
 
 def test_hand_made_three_classes():
     # rows: truth, columns: prediction
-    c = np.array([[50, 5, 5],
-                  [10, 20, 0],
-                  [0, 0, 10]])
+    c = np.array([[50, 5, 5], [10, 20, 0], [0, 0, 10]])
     s = scores(c)
     # class 0: TP 50, FN 10, FP 10 -> IoU 50/70, F1 100/120
     # class 1: TP 20, FN 10, FP 5  -> IoU 20/35, F1 40/55

@@ -1,4 +1,5 @@
 """Layer-wise lr decay on timm ConvNeXt parameter names."""
+
 import pytest
 import torch
 from torch import nn
@@ -21,10 +22,15 @@ def _groups(decay_type="stage_wise"):
     import faceparse.mm  # noqa: F401
 
     model = Seg()
-    wrapper = build_optim_wrapper(model, dict(
-        type="OptimWrapper", optimizer=dict(type="AdamW", lr=BASE_LR, weight_decay=WD),
-        constructor="TimmLayerDecayOptimizerConstructor",
-        paramwise_cfg=dict(num_layers=12, decay_rate=0.9, decay_type=decay_type)))
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            type="OptimWrapper",
+            optimizer=dict(type="AdamW", lr=BASE_LR, weight_decay=WD),
+            constructor="TimmLayerDecayOptimizerConstructor",
+            paramwise_cfg=dict(num_layers=12, decay_rate=0.9, decay_type=decay_type),
+        ),
+    )
     lr, wd = {}, {}
     for group in wrapper.optimizer.param_groups:
         for name in group["param_names"]:
@@ -36,11 +42,11 @@ def _groups(decay_type="stage_wise"):
 def test_stage_wise_lrs():
     wrapper, lr, wd = _groups()
     p = "backbone.timm_model."
-    assert lr[p + "stem_0.weight"] == pytest.approx(BASE_LR * 0.9 ** 13)
-    assert lr[p + "stages_2.downsample.1.weight"] == pytest.approx(BASE_LR * 0.9 ** 13)
+    assert lr[p + "stem_0.weight"] == pytest.approx(BASE_LR * 0.9**13)
+    assert lr[p + "stages_2.downsample.1.weight"] == pytest.approx(BASE_LR * 0.9**13)
     for stage in range(4):
         assert lr[p + f"stages_{stage}.blocks.0.conv_dw.weight"] == pytest.approx(BASE_LR * 0.9 ** (12 - stage))
-    assert lr[p + "stages_3.blocks.1.mlp.fc2.weight"] == pytest.approx(BASE_LR * 0.9 ** 9)
+    assert lr[p + "stages_3.blocks.1.mlp.fc2.weight"] == pytest.approx(BASE_LR * 0.9**9)
     assert lr["backbone.out_norms.2.weight"] == pytest.approx(BASE_LR)
     assert lr["decode_head.weight"] == pytest.approx(BASE_LR)
     # the logged lr (first group) is the base lr
@@ -71,7 +77,7 @@ def test_layer_wise_ids():
     assert layer_wise_id("decode_head.conv_seg.weight", 12) == 13
     assert stage_wise_id("backbone.stages.3.blocks.0.norm.weight", 12) == 4  # un-flattened names too
     _, lr, _ = _groups("layer_wise")
-    assert lr[p + "stages_2.blocks.1.conv_dw.weight"] == pytest.approx(BASE_LR * 0.9 ** 10)
+    assert lr[p + "stages_2.blocks.1.conv_dw.weight"] == pytest.approx(BASE_LR * 0.9**10)
 
 
 def test_unknown_backbone_layout_is_an_error():
@@ -82,9 +88,14 @@ def test_unknown_backbone_layout_is_an_error():
     with pytest.raises(ValueError, match="decay_type"):
         from mmengine.optim import build_optim_wrapper
 
-        build_optim_wrapper(Seg(), dict(optimizer=dict(type="AdamW", lr=1e-3),
-                                        constructor="TimmLayerDecayOptimizerConstructor",
-                                        paramwise_cfg=dict(decay_type="block_wise")))
+        build_optim_wrapper(
+            Seg(),
+            dict(
+                optimizer=dict(type="AdamW", lr=1e-3),
+                constructor="TimmLayerDecayOptimizerConstructor",
+                paramwise_cfg=dict(decay_type="block_wise"),
+            ),
+        )
 
 
 def test_frozen_parameters_are_skipped():
@@ -94,9 +105,14 @@ def test_frozen_parameters_are_skipped():
 
     model = Seg()
     model.backbone.timm_model.stem_0.weight.requires_grad_(False)
-    wrapper = build_optim_wrapper(model, dict(optimizer=dict(type="AdamW", lr=1e-3),
-                                              constructor="TimmLayerDecayOptimizerConstructor",
-                                              paramwise_cfg=dict(num_layers=12, decay_rate=0.9)))
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type="AdamW", lr=1e-3),
+            constructor="TimmLayerDecayOptimizerConstructor",
+            paramwise_cfg=dict(num_layers=12, decay_rate=0.9),
+        ),
+    )
     names = [n for g in wrapper.optimizer.param_groups for n in g["param_names"]]
     assert "backbone.timm_model.stem_0.weight" not in names
     assert isinstance(wrapper.optimizer, torch.optim.AdamW)

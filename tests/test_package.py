@@ -1,4 +1,5 @@
 """Packaging checks the predictions against the test split and refuses wrong submissions."""
+
 import json
 import zipfile
 
@@ -23,9 +24,24 @@ def dataset(tmp_path):
         h, w = sizes[n]
         Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(images / f"{n}.jpg")
     index = tmp_path / "validation.json"
-    index.write_text(json.dumps({"root": str(tmp_path), "layout": "mini", "splits": {"test": {
-        "image_dir": str(images), "mask_dir": None, "image_suffix": ".jpg", "names": names,
-        "images": len(names), "size": [H, W]}}}))
+    index.write_text(
+        json.dumps(
+            {
+                "root": str(tmp_path),
+                "layout": "mini",
+                "splits": {
+                    "test": {
+                        "image_dir": str(images),
+                        "mask_dir": None,
+                        "image_suffix": ".jpg",
+                        "names": names,
+                        "images": len(names),
+                        "size": [H, W],
+                    }
+                },
+            }
+        )
+    )
     preds = tmp_path / "pred"
     preds.mkdir()
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
 """`python -m faceparse.predict.parse`: a folder of photos -> label PNGs and overlays, with face-aware TTA."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ def tiny(tmp_path_factory):
     config = write_config(root / "config.py")
     checkpoint = write_checkpoint(root / "iter_10.pth")
     (root / "best.json").write_text(json.dumps({"checkpoint": str(checkpoint), "iter": 10, "mIoU": None}))
-    (root / "train.json").write_text(json.dumps({"work_dir": str(root), "config": str(config),
-                                                 "checkpoints": [str(checkpoint)], "max_iters": 10}))
+    (root / "train.json").write_text(
+        json.dumps({"work_dir": str(root), "config": str(config), "checkpoints": [str(checkpoint)], "max_iters": 10})
+    )
     model, cfg = load_model(config, checkpoint, "cpu")
     onnx_path = root / "tiny.onnx"
     export_onnx(model, cfg, onnx_path, example_size=(SIZE, SIZE), tta=TTA)
@@ -51,7 +53,8 @@ def _photos(folder, rng) -> dict[str, tuple[int, int]]:
     sizes = {"a.jpg": (SIZE, SIZE), "b.JPG": (80, 56), "c.png": (48, 100)}
     for name, (h, w) in sizes.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
-            folder / name, format="PNG" if name.endswith(".png") else "JPEG")
+            folder / name, format="PNG" if name.endswith(".png") else "JPEG"
+        )
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     (folder / "notes.txt").write_text("not an image")
     return sizes
@@ -85,14 +88,42 @@ def test_cli_runs_as_a_module(tiny, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     Image.fromarray(np.full((SIZE, SIZE, 3), 128, np.uint8)).save(folder / "grey.jpg")
-    proc = subprocess.run([sys.executable, "-m", "faceparse.predict.parse", str(folder), str(tmp_path / "out"),
-                           "--model", str(root / "best.json"), "--scales", "1.0", "--no-flip", "--threads", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faceparse.predict.parse",
+            str(folder),
+            str(tmp_path / "out"),
+            "--model",
+            str(root / "best.json"),
+            "--scales",
+            "1.0",
+            "--no-flip",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "1 of 1 images" in proc.stderr
     assert json.loads((tmp_path / "out" / "parse.json").read_text())["tta"] == {"scales": [1.0], "flip": False}
-    bad = subprocess.run([sys.executable, "-m", "faceparse.predict.parse", str(folder), str(tmp_path / "o2"),
-                          "--model", str(root / "iter_10.pth")], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faceparse.predict.parse",
+            str(folder),
+            str(tmp_path / "o2"),
+            "--model",
+            str(root / "iter_10.pth"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "needs --config" in bad.stderr
 
 
@@ -104,8 +135,16 @@ def test_tta_matches_faceparse_inference(tiny, tmp_path, monkeypatch, kind, stri
         monkeypatch.setattr(photo_parser, "STRIP_VALUES", NUM_CLASSES * SIZE * strip_rows)
     root, config, checkpoint, onnx_path, index = tiny
     pred_dir = tmp_path / "pred"
-    predict([Member("m", str(config), str(checkpoint))], index, pred_dir=pred_dir, scales=TTA["scales"], flip=TTA["flip"], batch_size=2,
-            threads=1, device="cpu")
+    predict(
+        [Member("m", str(config), str(checkpoint))],
+        index,
+        pred_dir=pred_dir,
+        scales=TTA["scales"],
+        flip=TTA["flip"],
+        batch_size=2,
+        threads=1,
+        device="cpu",
+    )
     backend = load_backend(onnx_path if kind == "onnx" else root / "best.json", threads=1)
     parser = Parser(backend, TTA["scales"], TTA["flip"])
     files = split_files(index, "test")
@@ -129,7 +168,7 @@ class _PhotoSideBackend:
         n, _, h, w = batch.shape
         logits = np.zeros((n, 19, h, w), np.float32)
         logits[:, 5, :, : w // 2] = 10
-        logits[:, 4, :, w // 2:] = 10
+        logits[:, 4, :, w // 2 :] = 10
         return logits
 
 
@@ -149,9 +188,12 @@ def test_onnx_without_metadata_is_refused(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, None)],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["image"], ["logits"])],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+    )
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ModelError, match=r"plain.onnx: no 'faceparse' metadata"):
@@ -343,9 +385,10 @@ def test_unusable_model_files_are_one_line_errors(tiny, tmp_path, capsys):
     photos.mkdir()
     _photo(photos / "a.png")
     (tmp_path / "cut").mkdir()
-    for model, source, extra, expected in ((tmp_path / "cut.onnx", onnx_path, [], "not a usable ONNX model"),
-                                           (tmp_path / "cut" / "iter_10.pth", checkpoint, ["--config", config],
-                                            "not a usable checkpoint")):
+    for model, source, extra, expected in (
+        (tmp_path / "cut.onnx", onnx_path, [], "not a usable ONNX model"),
+        (tmp_path / "cut" / "iter_10.pth", checkpoint, ["--config", config], "not a usable checkpoint"),
+    ):
         data = source.read_bytes()
         model.write_bytes(data[: len(data) // 2])
         status, err = _cli(capsys, photos, tmp_path / "out", "--model", model, *extra)
@@ -365,8 +408,10 @@ def test_thin_photo_and_dangling_symlink_are_reported(tiny, tmp_path, capsys):
     summary = json.loads((out / "parse.json").read_text())
     assert status == 1 and summary["parsed"] == 1 and sorted(summary["errors"]) == ["gone.jpg", "thin.png"]
     assert "a 2000x3 (HxW) photo is too thin for the model" in summary["errors"]["thin.png"]
-    assert f"a dangling symlink (its target {tmp_path / 'moved' / 'gone.jpg'} does not exist)" in \
-        summary["errors"]["gone.jpg"]
+    assert (
+        f"a dangling symlink (its target {tmp_path / 'moved' / 'gone.jpg'} does not exist)"
+        in summary["errors"]["gone.jpg"]
+    )
     assert (out / "ok.png").exists() and "too thin" in err and "dangling symlink" in err
 
 

@@ -1,4 +1,5 @@
 """The whole DAG on a tiny synthetic set, in a temporary working directory."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,11 @@ from faceparse.records import Selection
 def test_dag_outputs_have_the_right_content(tiny_run: Path):
     results = tiny_run / "results"
     validation = json.loads((results / "data/validation.json").read_text())
-    assert {s: validation["splits"][s]["images"] for s in ("train", "val", "test")} == {"train": 16, "val": 6, "test": 5}
+    assert {s: validation["splits"][s]["images"] for s in ("train", "val", "test")} == {
+        "train": 16,
+        "val": 6,
+        "test": 5,
+    }
 
     stats = json.loads((results / "data/stats.json").read_text())
     assert stats["images"] == 16 and all(0 < m < 255 for m in stats["mean"]) and all(s > 0 for s in stats["std"])

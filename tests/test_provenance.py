@@ -1,5 +1,6 @@
 """Provenance: the dataset/code fingerprints, git state, versions, checkpoints and run times — and
 that the record changes when the data, the config or the code does."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,13 @@ def _index(root: Path, names=("a", "b", "c")) -> Path:
         img_dir.mkdir(parents=True)
         for n in names:
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(img_dir / f"{n}.jpg")
-        entry = {"image_dir": str(img_dir), "mask_dir": None, "image_suffix": ".jpg", "names": list(names),
-                 "images": len(names)}
+        entry = {
+            "image_dir": str(img_dir),
+            "mask_dir": None,
+            "image_suffix": ".jpg",
+            "names": list(names),
+            "images": len(names),
+        }
         if split == "train":
             mask_dir = root / split / "masks"
             mask_dir.mkdir(parents=True)
@@ -44,6 +50,7 @@ def _index(root: Path, names=("a", "b", "c")) -> Path:
 
 # ----------------------------------------------------------------------------- data
 
+
 def test_sha256_file(tmp_path):
     (tmp_path / "f").write_bytes(b"x" * 3_000_000)
     assert prov.sha256_file(tmp_path / "f") == hashlib.sha256(b"x" * 3_000_000).hexdigest()
@@ -51,8 +58,12 @@ def test_sha256_file(tmp_path):
 
 def test_dataset_files_names_are_relative_to_the_split(tmp_path):
     files = prov.dataset_files(_index(tmp_path))
-    assert [name for _, name, _ in files][:4] == ["train/images/a.jpg", "train/images/b.jpg", "train/images/c.jpg",
-                                                   "train/masks/a.png"]
+    assert [name for _, name, _ in files][:4] == [
+        "train/images/a.jpg",
+        "train/images/b.jpg",
+        "train/images/c.jpg",
+        "train/masks/a.png",
+    ]
     assert len(files) == 9  # 3 train images + 3 masks + 3 test images
 
 
@@ -106,9 +117,14 @@ def test_dataset_fingerprint_survives_a_move(tmp_path):
 
 # ----------------------------------------------------------------------------- code
 
+
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -145,8 +161,13 @@ def test_git_state_clean_dirty_untracked(repo):
 
 
 def test_git_state_outside_git(tmp_path):
-    assert prov.git_state(tmp_path) == {"commit": None, "branch": None, "dirty": None, "changed": [],
-                                        "changed_count": 0}
+    assert prov.git_state(tmp_path) == {
+        "commit": None,
+        "branch": None,
+        "dirty": None,
+        "changed": [],
+        "changed_count": 0,
+    }
 
 
 def test_code_fingerprint_follows_the_code_only(repo):
@@ -185,6 +206,7 @@ def test_code_state_changes_with_commit_and_edits(repo):
 
 # ----------------------------------------------------------------------------- environment, runs
 
+
 def test_package_versions():
     versions = prov.package_versions(["numpy", "no-such-package-xyz"])
     assert versions == {"numpy": np.__version__, "no-such-package-xyz": None}
@@ -197,7 +219,8 @@ def test_read_benchmarks(tmp_path):
     (bench / "models" / "m").mkdir(parents=True)
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     (bench / "models" / "m" / "train.tsv").write_text(
-        header + "10.0\t0:00:10\t100.5\t1\t1\t1\t0\t0\t50\t9.0\n" + "20.0\t0:00:20\t300.5\t1\t1\t1\t0\t0\t50\t19.0\n")
+        header + "10.0\t0:00:10\t100.5\t1\t1\t1\t0\t0\t50\t9.0\n" + "20.0\t0:00:20\t300.5\t1\t1\t1\t0\t0\t50\t19.0\n"
+    )
     (bench / "stats.tsv").write_text(header + "1.5\t0:00:01\t-\t-\t-\t-\t-\t-\t-\t-\n")
     (bench / "empty.tsv").write_text(header)
     steps = {s["step"]: s for s in prov.read_benchmarks(bench)}
@@ -219,10 +242,22 @@ def test_checkpoint_record(tmp_path):
 
 # ----------------------------------------------------------------------------- the record
 
-CODE = {"commit": "a" * 40, "branch": "main", "dirty": False, "changed": [], "changed_count": 0,
-        "code_sha256": "c" * 64, "code_files": 3, "code_paths": ["src"], "snakemake": "9.0.0"}
-CONFIG = {"data_layout": "synthetic", "models": {"toy": {"config": "configs/toy.py", "gpus": 0}},
-          "tta": {"scales": [1.0], "flip": True}}
+CODE = {
+    "commit": "a" * 40,
+    "branch": "main",
+    "dirty": False,
+    "changed": [],
+    "changed_count": 0,
+    "code_sha256": "c" * 64,
+    "code_files": 3,
+    "code_paths": ["src"],
+    "snakemake": "9.0.0",
+}
+CONFIG = {
+    "data_layout": "synthetic",
+    "models": {"toy": {"config": "configs/toy.py", "gpus": 0}},
+    "tta": {"scales": [1.0], "flip": True},
+}
 
 
 def _record(fab: dict, tmp_path: Path, config=CONFIG, code=CODE) -> dict:
@@ -231,10 +266,20 @@ def _record(fab: dict, tmp_path: Path, config=CONFIG, code=CODE) -> dict:
         bench.mkdir()
         (bench / "train.tsv").write_text("s\th:m:s\n3.0\t0:00:03\n")
     files = {"toy": {k: fab[k] for k in ("train", "best", "metrics", "zip", "check")}}
-    return prov.write_provenance(json_out=tmp_path / "p.json", html_out=tmp_path / "p.html",
-                                 runtimes_png=tmp_path / "r.png", validation_json=fab["validation"],
-                                 stats_json=fab["stats"], source_json=fab["source"], models=files, config=config,
-                                 code=code, bench_dir=bench, outputs=[fab["zip"], fab["metrics"]], threads=2)
+    return prov.write_provenance(
+        json_out=tmp_path / "p.json",
+        html_out=tmp_path / "p.html",
+        runtimes_png=tmp_path / "r.png",
+        validation_json=fab["validation"],
+        stats_json=fab["stats"],
+        source_json=fab["source"],
+        models=files,
+        config=config,
+        code=code,
+        bench_dir=bench,
+        outputs=[fab["zip"], fab["metrics"]],
+        threads=2,
+    )
 
 
 def _stable(record: dict) -> dict:
@@ -263,8 +308,15 @@ def test_provenance_record(fab, tmp_path):
     assert set(record["outputs"]) == {str(fab["zip"]), str(fab["metrics"])}
     assert record["environment"]["packages"]["numpy"] == np.__version__
     html = (tmp_path / "p.html").read_text()
-    for needle in ("a" * 40, record["data"]["sha256"], toy["checkpoint"]["sha256"], "data_layout: synthetic",
-                   "numpy", "Run time per step", "model = dict("):
+    for needle in (
+        "a" * 40,
+        record["data"]["sha256"],
+        toy["checkpoint"]["sha256"],
+        "data_layout: synthetic",
+        "numpy",
+        "Run time per step",
+        "model = dict(",
+    ):
         assert needle in html, needle
     assert (tmp_path / "r.png").stat().st_size > 1000
 

@@ -1,4 +1,5 @@
 """faceparse.records: atomic JSON, the training records with paths relative to themselves."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,13 @@ def _run(root: Path) -> tuple[TrainSummary, Selection]:
     work.mkdir(parents=True)
     for name in ("config.py", "iter_2.pth", "iter_4.pth"):
         (work / name).write_text(name)
-    summary = TrainSummary(work_dir=str(work), config=str(work / "config.py"),
-                           checkpoints=[str(work / "iter_2.pth"), str(work / "iter_4.pth")], max_iters=4,
-                           val=[{"iter": 4, "mIoU": 50.0}])
+    summary = TrainSummary(
+        work_dir=str(work),
+        config=str(work / "config.py"),
+        checkpoints=[str(work / "iter_2.pth"), str(work / "iter_4.pth")],
+        max_iters=4,
+        val=[{"iter": 4, "mIoU": 50.0}],
+    )
     return summary, Selection(checkpoint=str(work / "iter_4.pth"), iter=4, mIoU=50.0)
 
 

@@ -1,5 +1,6 @@
 """The report stage: figures and tables from fabricated pipeline outputs, and (slow) the real
 `snakemake --report` of a finished demo run, opened in headless Chromium."""
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ RUN_DIR = Path(os.environ.get("FACEPARSE_RUN_DIR", REPO))
 
 # ----------------------------------------------------------------------------- fabricated outputs
 
+
 def _face_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     """A crude face: background, cloth, neck, skin, hair and the small parts, all 19 classes over a few masks."""
     mask = np.zeros((size, size), np.uint8)
@@ -36,9 +38,18 @@ def _face_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     face = ((xx - c) / (size * 0.28)) ** 2 + ((yy - size * 0.45) / (size * 0.35)) ** 2 < 1
     mask[(yy < size * 0.35) & (((xx - c) / (size * 0.34)) ** 2 + ((yy - size * 0.4) / (size * 0.4)) ** 2 < 1)] = 13
     mask[face & (yy >= size * 0.2)] = 1
-    parts = [(4, -0.1, 0.38, 0.04), (5, 0.1, 0.38, 0.04), (6, -0.1, 0.32, 0.03), (7, 0.1, 0.32, 0.03),
-             (8, -0.3, 0.45, 0.04), (9, 0.3, 0.45, 0.04), (2, 0.0, 0.48, 0.04), (11, 0.0, 0.58, 0.03),
-             (12, 0.0, 0.63, 0.03), (10, 0.0, 0.605, 0.015)]
+    parts = [
+        (4, -0.1, 0.38, 0.04),
+        (5, 0.1, 0.38, 0.04),
+        (6, -0.1, 0.32, 0.03),
+        (7, 0.1, 0.32, 0.03),
+        (8, -0.3, 0.45, 0.04),
+        (9, 0.3, 0.45, 0.04),
+        (2, 0.0, 0.48, 0.04),
+        (11, 0.0, 0.58, 0.03),
+        (12, 0.0, 0.63, 0.03),
+        (10, 0.0, 0.605, 0.015),
+    ]
     for label, dx, cy, r in parts:
         mask[(xx - c - dx * size) ** 2 + (yy - cy * size) ** 2 < (r * size) ** 2] = label
     extra = rng.integers(0, 4)
@@ -75,8 +86,12 @@ def fabricate(root: Path, model: str = "toy", size: int = 64, counts=(6, 5, 4), 
                 Image.fromarray(mask).save(mask_dir / f"{name}.png")
                 pixels += np.bincount(mask.ravel(), minlength=NUM_CLASSES)
         index["splits"][split] = {
-            "image_dir": str(img_dir), "mask_dir": str(mask_dir) if split != "test" else None,
-            "image_suffix": ".jpg", "names": names, "images": n, "size": [size, size],
+            "image_dir": str(img_dir),
+            "mask_dir": str(mask_dir) if split != "test" else None,
+            "image_suffix": ".jpg",
+            "names": names,
+            "images": n,
+            "size": [size, size],
             **({"class_pixels": pixels.tolist()} if split != "test" else {}),
         }
     data = root / "data"
@@ -90,11 +105,20 @@ def fabricate(root: Path, model: str = "toy", size: int = 64, counts=(6, 5, 4), 
             im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flip_img / f"{name}_flip.jpg")
         mask = np.asarray(Image.open(root / "source" / "train" / "masks" / f"{name}.png"))
         Image.fromarray(SWAP_LUT[mask[:, ::-1]]).save(flip_mask / f"{name}_flip.png")
-    (data / "flip.json").write_text(json.dumps({
-        "image_dir": str(flip_img), "mask_dir": str(flip_mask), "image_suffix": ".jpg",
-        "names": [f"{n}_flip" for n in index["splits"]["train"]["names"]], "images": counts[0]}))
-    (data / "stats.json").write_text(json.dumps({"mean": [120.1, 110.2, 100.3], "std": [50.0, 51.0, 52.0],
-                                                  "images": counts[0]}))
+    (data / "flip.json").write_text(
+        json.dumps(
+            {
+                "image_dir": str(flip_img),
+                "mask_dir": str(flip_mask),
+                "image_suffix": ".jpg",
+                "names": [f"{n}_flip" for n in index["splits"]["train"]["names"]],
+                "images": counts[0],
+            }
+        )
+    )
+    (data / "stats.json").write_text(
+        json.dumps({"mean": [120.1, 110.2, 100.3], "std": [50.0, 51.0, 52.0], "images": counts[0]})
+    )
     (root / "source" / "source.json").write_text(json.dumps({"generator": "test", "seed": seed}))
 
     mdir = root / "models" / model
@@ -104,8 +128,16 @@ def fabricate(root: Path, model: str = "toy", size: int = 64, counts=(6, 5, 4), 
         vis.mkdir(parents=True)
         lines = []
         for it in steps:
-            lines.append({"lr": 0.01 * (1 - it / 220) ** 0.9, "loss": 3.0 / (1 + it / 50), "decode.loss_ce": 2.0 / (1 + it / 50),
-                          "aux.loss_ce": 1.0 / (1 + it / 50), "iter": it, "step": it})
+            lines.append(
+                {
+                    "lr": 0.01 * (1 - it / 220) ** 0.9,
+                    "loss": 3.0 / (1 + it / 50),
+                    "decode.loss_ce": 2.0 / (1 + it / 50),
+                    "aux.loss_ce": 1.0 / (1 + it / 50),
+                    "iter": it,
+                    "step": it,
+                }
+            )
             if it % 50 == 0:
                 lines.append({"aAcc": 80.0, "mIoU": 30.0 + it / 10, "mAcc": 40.0, "step": it})
         (vis / "scalars.json").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
@@ -114,10 +146,22 @@ def fabricate(root: Path, model: str = "toy", size: int = 64, counts=(6, 5, 4), 
         (work / f"iter_{it}.pth").write_bytes(rng.bytes(1000))
         ckpts.append(str(work / f"iter_{it}.pth"))
     (work / "config.py").write_text("model = dict(type='EncoderDecoder')\n")
-    (mdir / "train.json").write_text(json.dumps({
-        "work_dir": str(work), "config": str(work / "config.py"), "checkpoints": ckpts, "max_iters": 200,
-        "val": [{"iter": 50, "mIoU": 35.0}, {"iter": 100, "mIoU": 40.0}, {"iter": 150, "mIoU": 45.0},
-                {"iter": 200, "mIoU": 50.0}]}))
+    (mdir / "train.json").write_text(
+        json.dumps(
+            {
+                "work_dir": str(work),
+                "config": str(work / "config.py"),
+                "checkpoints": ckpts,
+                "max_iters": 200,
+                "val": [
+                    {"iter": 50, "mIoU": 35.0},
+                    {"iter": 100, "mIoU": 40.0},
+                    {"iter": 150, "mIoU": 45.0},
+                    {"iter": 200, "mIoU": 50.0},
+                ],
+            }
+        )
+    )
     (mdir / "best.json").write_text(json.dumps({"checkpoint": ckpts[1], "iter": 200, "mIoU": 50.0}))
 
     val_pred = mdir / "val_pred"
@@ -134,9 +178,15 @@ def fabricate(root: Path, model: str = "toy", size: int = 64, counts=(6, 5, 4), 
         worse = pred.copy()
         worse[rng.random(truth.shape) < 0.05] = 1
         conf_plain += confusion_matrix(truth, worse)
-    (mdir / "val_metrics.json").write_text(json.dumps({
-        "no_tta": scores_to_json(conf_plain), "tta": scores_to_json(conf_tta),
-        "tta_config": {"scales": [0.75, 1.0, 1.25], "flip": True}}))
+    (mdir / "val_metrics.json").write_text(
+        json.dumps(
+            {
+                "no_tta": scores_to_json(conf_plain),
+                "tta": scores_to_json(conf_tta),
+                "tta_config": {"scales": [0.75, 1.0, 1.25], "flip": True},
+            }
+        )
+    )
     test_pred = mdir / "test_pred"
     test_pred.mkdir()
     for name in index["splits"]["test"]["names"]:
@@ -146,15 +196,35 @@ def fabricate(root: Path, model: str = "toy", size: int = 64, counts=(6, 5, 4), 
     with zipfile.ZipFile(sub / f"{model}.zip", "w") as zf:
         for p in sorted(test_pred.iterdir()):
             zf.write(p, p.name)
-    (sub / f"{model}.check.json").write_text(json.dumps({
-        "ok": True, "split": "test", "zip": str(sub / f"{model}.zip"), "files": counts[2], "zip_bytes": 1,
-        "sha256": "0" * 64, "modes": {"L": counts[2]}, "sizes": {f"{size}x{size}": counts[2]}, "max_value": 18,
-        "checked": ["count", "names"]}))
+    (sub / f"{model}.check.json").write_text(
+        json.dumps(
+            {
+                "ok": True,
+                "split": "test",
+                "zip": str(sub / f"{model}.zip"),
+                "files": counts[2],
+                "zip_bytes": 1,
+                "sha256": "0" * 64,
+                "modes": {"L": counts[2]},
+                "sizes": {f"{size}x{size}": counts[2]},
+                "max_value": 18,
+                "checked": ["count", "names"],
+            }
+        )
+    )
     return {
-        "validation": data / "validation.json", "flip": data / "flip.json", "stats": data / "stats.json",
-        "source": root / "source" / "source.json", "train": mdir / "train.json", "best": mdir / "best.json",
-        "metrics": mdir / "val_metrics.json", "val_pred": val_pred, "test_pred": test_pred,
-        "zip": sub / f"{model}.zip", "check": sub / f"{model}.check.json", "model": model,
+        "validation": data / "validation.json",
+        "flip": data / "flip.json",
+        "stats": data / "stats.json",
+        "source": root / "source" / "source.json",
+        "train": mdir / "train.json",
+        "best": mdir / "best.json",
+        "metrics": mdir / "val_metrics.json",
+        "val_pred": val_pred,
+        "test_pred": test_pred,
+        "zip": sub / f"{model}.zip",
+        "check": sub / f"{model}.check.json",
+        "model": model,
     }
 
 
@@ -172,23 +242,41 @@ def _png(path: Path, max_bytes: int = 400_000) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- sections
 
+
 def test_data_section(fab, tmp_path):
-    out = sections.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
-                                summary_html=tmp_path / "s.html", class_frequency_png=tmp_path / "f.png", count=3,
-                                source_json=fab["source"])
+    out = sections.data_section(
+        fab["validation"],
+        fab["flip"],
+        fab["stats"],
+        samples_png=tmp_path / "s.png",
+        summary_html=tmp_path / "s.html",
+        class_frequency_png=tmp_path / "f.png",
+        count=3,
+        source_json=fab["source"],
+    )
     assert out == {"samples": 3, "flipped": 3}
     w, h = _png(tmp_path / "s.png")
     assert w > 400 and h > 400
     assert _png(tmp_path / "f.png")[0] >= 800  # the class frequencies validate counted
     html = (tmp_path / "s.html").read_text()
-    for needle in ("Images per split", "train", "val", "test", "Class frequency", "l_eye", "120.100", "Offline",
-                   "generator"):
+    for needle in (
+        "Images per split",
+        "train",
+        "val",
+        "test",
+        "Class frequency",
+        "l_eye",
+        "120.100",
+        "Offline",
+        "generator",
+    ):
         assert needle in html, needle
 
 
 def test_data_section_without_flip(fab, tmp_path):
-    out = sections.data_section(fab["validation"], None, fab["stats"], samples_png=tmp_path / "s.png",
-                             summary_html=tmp_path / "s.html", count=2)
+    out = sections.data_section(
+        fab["validation"], None, fab["stats"], samples_png=tmp_path / "s.png", summary_html=tmp_path / "s.html", count=2
+    )
     assert out == {"samples": 2, "flipped": 0}
     assert "flip: false" in (tmp_path / "s.html").read_text()
 
@@ -238,17 +326,31 @@ def test_per_image_scores_rank_the_noisiest_last(fab):
 
 
 def test_evaluation_section(fab, tmp_path):
-    out = sections.evaluation_section(fab["metrics"], fab["validation"], fab["val_pred"],
-                                   bars_png=tmp_path / "b.png", confusion_png=tmp_path / "c.png",
-                                   worst_png=tmp_path / "w.png", table_html=tmp_path / "p.html",
-                                   model="toy", count=3, threads=1)
+    out = sections.evaluation_section(
+        fab["metrics"],
+        fab["validation"],
+        fab["val_pred"],
+        bars_png=tmp_path / "b.png",
+        confusion_png=tmp_path / "c.png",
+        worst_png=tmp_path / "w.png",
+        table_html=tmp_path / "p.html",
+        model="toy",
+        count=3,
+        threads=1,
+    )
     assert out == {"images": 5, "confusion": "tta"}
     for name in ("b.png", "c.png", "w.png"):
         _png(tmp_path / name)
     html = (tmp_path / "p.html").read_text()
     metrics = json.loads(fab["metrics"].read_text())
-    for needle in ("Per class", "l_eye", f"{metrics['tta']['mIoU']:.2f}", f"{metrics['no_tta']['mIoU']:.2f}",
-                   "TTA configuration", "Per image"):
+    for needle in (
+        "Per class",
+        "l_eye",
+        f"{metrics['tta']['mIoU']:.2f}",
+        f"{metrics['no_tta']['mIoU']:.2f}",
+        "TTA configuration",
+        "Per image",
+    ):
         assert needle in html, needle
     assert html.index("val004") < html.index("val000")  # worst first
 
@@ -261,8 +363,16 @@ def test_confusion_figure_handles_absent_classes(tmp_path):
 
 
 def test_submission_section(fab, tmp_path):
-    out = sections.submission_section(fab["validation"], fab["test_pred"], fab["check"], fab["zip"],
-                                   grid_png=tmp_path / "g.png", check_html=tmp_path / "c.html", model="toy", count=3)
+    out = sections.submission_section(
+        fab["validation"],
+        fab["test_pred"],
+        fab["check"],
+        fab["zip"],
+        grid_png=tmp_path / "g.png",
+        check_html=tmp_path / "c.html",
+        model="toy",
+        count=3,
+    )
     assert out == {"shown": 3}
     _png(tmp_path / "g.png")
     html = (tmp_path / "c.html").read_text()
@@ -293,8 +403,14 @@ def test_html_escapes_names():
 
 def test_quantize_keeps_the_class_colours(fab, tmp_path):
     """Grids mix photos with masks: the 256-colour PNG still has every palette colour."""
-    sections.data_section(fab["validation"], fab["flip"], fab["stats"], samples_png=tmp_path / "s.png",
-                       summary_html=tmp_path / "s.html", count=4)
+    sections.data_section(
+        fab["validation"],
+        fab["flip"],
+        fab["stats"],
+        samples_png=tmp_path / "s.png",
+        summary_html=tmp_path / "s.html",
+        count=4,
+    )
     from faceparse.labels import PALETTE
 
     pixels = np.unique(np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).reshape(-1, 3), axis=0)
@@ -405,6 +521,7 @@ def test_report_opens_in_headless_chromium(report_zip, tmp_path, chromium):
     assert not missing, missing
     images = [r for r in found["results"].values() if r["mime"].startswith("image/")]
     assert len(images) >= 2 + 5 * len(models)
-    shot = browser.screenshot(path, tmp_path / "shot.png", category="Evaluation", result="val_scores.png",
-                              chromium=chromium)
+    shot = browser.screenshot(
+        path, tmp_path / "shot.png", category="Evaluation", result="val_scores.png", chromium=chromium
+    )
     _png(shot, max_bytes=1_000_000)

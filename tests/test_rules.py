@@ -1,4 +1,5 @@
 """The challenge's later rules: a parameter budget, no pretrained weights, no ensembles, F-score."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,19 +22,25 @@ def test_pretrained_loading_is_found_wherever_it_is():
     assert pretrained_sources(load_config(ROOT / "configs" / "demo_tiny.py").to_dict()) == []
     seed = pretrained_sources(load_config(ROOT / "configs" / "seed_convnext_xl.py").to_dict())
     assert seed == ["model.backbone.pretrained=True (weights from the hub)"]
-    cfg = {"load_from": "x.pth", "model": {"backbone": {"pretrained_file": "/w.pth"},
-                                           "decode_head": {"init_cfg": {"type": "Pretrained", "checkpoint": "h.pth"}},
-                                           "pretrained": "p.pth"}}
+    cfg = {
+        "load_from": "x.pth",
+        "model": {
+            "backbone": {"pretrained_file": "/w.pth"},
+            "decode_head": {"init_cfg": {"type": "Pretrained", "checkpoint": "h.pth"}},
+            "pretrained": "p.pth",
+        },
+    }
     found = pretrained_sources(cfg)
-    assert found == ["load_from='x.pth' (a checkpoint to start from)",
-                     "model.backbone.pretrained_file='/w.pth' (a weights file)",
-                     "model.decode_head.init_cfg: Pretrained from 'h.pth'",
-                     "model.pretrained='p.pth' (a weights file)"]
+    assert found == [
+        "load_from='x.pth' (a checkpoint to start from)",
+        "model.backbone.pretrained_file='/w.pth' (a weights file)",
+        "model.decode_head.init_cfg: Pretrained from 'h.pth'",
+        "model.pretrained='p.pth' (a weights file)",
+    ]
 
 
 def test_rules_refuse_a_model_over_budget_pretrained_weights_and_ensembles():
-    models = {"tiny": {"config": "configs/demo_tiny.py"},
-              "seed": {"config": "configs/seed_convnext_xl.py"}}
+    models = {"tiny": {"config": "configs/demo_tiny.py"}, "seed": {"config": "configs/seed_convnext_xl.py"}}
     with pytest.raises(ValueError) as err:
         check_rules(_config(models, ensembles={"pair": {"models": ["tiny", "seed"]}}), ROOT)
     lines = str(err.value).splitlines()
@@ -46,8 +53,9 @@ def test_rules_refuse_a_model_over_budget_pretrained_weights_and_ensembles():
 
 def test_a_model_that_cannot_be_built_is_named_not_a_traceback(tmp_path):
     broken = tmp_path / "broken.py"  # a backbone argument the network refuses
-    broken.write_text(f"_base_ = ['{ROOT / 'configs' / 'compact.py'}']\n"
-                      "model = dict(backbone=dict(full_res_decoder=True))\n")
+    broken.write_text(
+        f"_base_ = ['{ROOT / 'configs' / 'compact.py'}']\nmodel = dict(backbone=dict(full_res_decoder=True))\n"
+    )
     with pytest.raises(ValueError) as err:
         check_rules(_config({"broken": {"config": str(broken)}, "tiny": {"config": "configs/demo_tiny.py"}}), ROOT)
     lines = str(err.value).splitlines()

@@ -1,5 +1,6 @@
 """The seed port (ConvNeXt-XL + UPerNet) builds and trains one iteration on tiny inputs on the CPU;
 the seed run configs reproduce the seed's TTA and plan."""
+
 import os
 import subprocess
 import sys
@@ -24,9 +25,15 @@ def cfg(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("seed")
     data = make_tiny_dataset(root / "data", counts={"train": 2, "val": 1})
-    return build_config(SEED, data["validation"], data["stats"], flip=data["flip"], work_dir=root / "work",
-                        gpus=0, overrides={"model.backbone.pretrained": False,
-                                           "model.data_preprocessor.size": (64, 64)})
+    return build_config(
+        SEED,
+        data["validation"],
+        data["stats"],
+        flip=data["flip"],
+        work_dir=root / "work",
+        gpus=0,
+        overrides={"model.backbone.pretrained": False, "model.data_preprocessor.size": (64, 64)},
+    )
 
 
 def test_seed_recipe(cfg):
@@ -52,8 +59,16 @@ def test_seed_recipe(cfg):
     assert cfg.train_cfg.max_iters == 160000 and cfg.train_cfg.val_interval == 8000
     assert cfg.default_hooks.checkpoint.interval == 8000 and cfg.train_dataloader.batch_size == 4
     types = [t["type"] for t in cfg.train_pipeline]
-    assert types == ["LoadImageFromFile", "LoadAnnotations", "RandomRotate", "RandomResize", "RandomCrop",
-                     "RandomFlipSwapLR", "PhotoMetricDistortion", "PackSegInputs"]
+    assert types == [
+        "LoadImageFromFile",
+        "LoadAnnotations",
+        "RandomRotate",
+        "RandomResize",
+        "RandomCrop",
+        "RandomFlipSwapLR",
+        "PhotoMetricDistortion",
+        "PackSegInputs",
+    ]
     assert cfg.train_pipeline[5]["prob"] == 0.0  # flipped copies come from flip.json instead
     assert len(cfg.train_dataloader.dataset.datasets) == 2  # train + flipped train
 
@@ -67,10 +82,14 @@ def test_seed_pipeline_output(cfg):
     init_default_scope("mmseg")
     ds = cfg.train_dataloader.dataset.datasets[0]
     stem = open(ds.ann_file).read().split()[0]
-    packed = Compose(cfg.train_pipeline)({
-        "img_path": f"{ds.data_prefix.img_path}/{stem}.jpg",
-        "seg_map_path": f"{ds.data_prefix.seg_map_path}/{stem}.png",
-        "reduce_zero_label": False, "seg_fields": []})
+    packed = Compose(cfg.train_pipeline)(
+        {
+            "img_path": f"{ds.data_prefix.img_path}/{stem}.jpg",
+            "seg_map_path": f"{ds.data_prefix.seg_map_path}/{stem}.png",
+            "reduce_zero_label": False,
+            "seg_fields": [],
+        }
+    )
     assert tuple(packed["inputs"].shape) == (3, 512, 512)
     assert set(np.unique(packed["data_samples"].gt_sem_seg.data.numpy())) <= set(range(19)) | {255}
 
@@ -94,8 +113,8 @@ def test_one_training_iteration(cfg):
     assert 380e6 < n_params < 420e6
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     lrs = {n: g["lr"] for g in wrapper.optimizer.param_groups for n in g["param_names"]}
-    assert lrs["backbone.timm_model.stem_0.weight"] == pytest.approx(8e-5 * 0.9 ** 13)
-    assert lrs["backbone.timm_model.stages_2.blocks.26.mlp.fc1.weight"] == pytest.approx(8e-5 * 0.9 ** 10)
+    assert lrs["backbone.timm_model.stem_0.weight"] == pytest.approx(8e-5 * 0.9**13)
+    assert lrs["backbone.timm_model.stages_2.blocks.26.mlp.fc1.weight"] == pytest.approx(8e-5 * 0.9**10)
     assert lrs["decode_head.conv_seg.weight"] == pytest.approx(8e-5)
 
     rng = np.random.default_rng(0)
@@ -104,8 +123,7 @@ def test_one_training_iteration(cfg):
         s = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
         s.gt_sem_seg = PixelData(data=torch.from_numpy(rng.integers(0, 19, (1, 64, 64))).long())
         samples.append(s)
-    data = dict(inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(2)],
-                data_samples=samples)
+    data = dict(inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(2)], data_samples=samples)
     before = model.decode_head.conv_seg.weight.detach().clone()
     losses = model.train_step(data, wrapper)
     assert {"decode.loss_ce", "decode.loss_lovasz", "aux.loss_ce", "aux.loss_lovasz"} <= set(losses)
@@ -116,16 +134,17 @@ def test_one_training_iteration(cfg):
 def test_run_configs_reproduce_and_improve_the_seed():
     seed, improved = yaml.safe_load(RUN_SEED.read_text()), yaml.safe_load(RUN_IMPROVED.read_text())
     assert seed["tta"] == SEED_TTA  # 5 scales, no flip: exactly the seed's final submission
-    (name, model), = seed["models"].items()
+    ((name, model),) = seed["models"].items()
     assert model["config"] == "configs/seed_convnext_xl.py" and model["select_iter"] == 72000
     assert seed["train_on_val"] is True and seed["flip"] is True
     assert model["overrides"] == {"model.data_preprocessor.mean": SEED_MEAN, "model.data_preprocessor.std": SEED_STD}
     # the improved run differs in the face-aware flip TTA and the exact stats only, under its own name
-    (other_name, other), = improved["models"].items()
+    ((other_name, other),) = improved["models"].items()
     assert other_name != name and other["overrides"] == {}
     assert improved["tta"] == {**SEED_TTA, "flip": True}
     assert {k: v for k, v in improved.items() if k not in ("tta", "models")} == {
-        k: v for k, v in seed.items() if k not in ("tta", "models")}
+        k: v for k, v in seed.items() if k not in ("tta", "models")
+    }
     assert {k: v for k, v in other.items() if k != "overrides"} == {k: v for k, v in model.items() if k != "overrides"}
 
 
@@ -139,10 +158,28 @@ def test_run_config_plans(run_config, tmp_path):
             (root / split / kind / f"a.{'jpg' if kind == 'images' else 'png'}").touch()
     snakemake = os.path.join(os.path.dirname(sys.executable), "snakemake")
     result = subprocess.run(
-        [snakemake, "-n", "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(tmp_path / "work"),
-         "--cores", "16", "--resources", "gpu=1", "--configfile", str(run_config), "--replace-workflow-config",
-         "--config", f"data_root={root}"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": "0"})
+        [
+            snakemake,
+            "-n",
+            "-s",
+            str(REPO / "workflow" / "Snakefile"),
+            "-d",
+            str(tmp_path / "work"),
+            "--cores",
+            "16",
+            "--resources",
+            "gpu=1",
+            "--configfile",
+            str(run_config),
+            "--replace-workflow-config",
+            "--config",
+            f"data_root={root}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-4000:]
     model = next(iter(yaml.safe_load(run_config.read_text())["models"]))

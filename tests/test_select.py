@@ -1,4 +1,5 @@
 """Checkpoint selection from a fabricated train.json."""
+
 import json
 
 import pytest
@@ -19,8 +20,13 @@ def fabricate(tmp_path, iters=(8, 16, 24, 32), scores=(0.51, 0.63, 0.63, 0.60), 
         p = work / f"best_mIoU_iter_{best_copy}.pth"
         p.write_bytes(b"x")
         ckpts.append(str(p))
-    summary = {"work_dir": str(work), "config": str(work / "config.py"), "checkpoints": ckpts,
-               "max_iters": max(iters), "val": [{"iter": i, "mIoU": s} for i, s in zip(iters, scores)]}
+    summary = {
+        "work_dir": str(work),
+        "config": str(work / "config.py"),
+        "checkpoints": ckpts,
+        "max_iters": max(iters),
+        "val": [{"iter": i, "mIoU": s} for i, s in zip(iters, scores)],
+    }
     path = tmp_path / "train.json"
     path.write_text(json.dumps(summary))
     return path, summary
@@ -47,8 +53,13 @@ def test_prefers_plain_checkpoint_and_skips_deleted(tmp_path):
 def test_pinned_iteration(tmp_path):
     _, summary = fabricate(tmp_path)
     assert choose(summary, select_iter=8) == {
-        "checkpoint": str(tmp_path / "train" / "iter_8.pth"), "iter": 8, "mIoU": 0.51, "metric": "mIoU",
-        "score": 0.51, "split": "val"}
+        "checkpoint": str(tmp_path / "train" / "iter_8.pth"),
+        "iter": 8,
+        "mIoU": 0.51,
+        "metric": "mIoU",
+        "score": 0.51,
+        "split": "val",
+    }
     with pytest.raises(ValueError, match="select_iter=12"):
         choose(summary, select_iter=12)
 

@@ -13,6 +13,7 @@ afterwards stop) that cluster themselves.
 ``test_gpu_training_job_asks_slurm_for_its_gpus`` needs no cluster: it checks
 the sbatch flags the plugin builds from this profile for a 2-GPU model.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -124,8 +125,20 @@ def cluster():
 
 
 def snakemake_cmd(workdir: Path, *args: str, limit: int) -> list[str]:
-    return ["timeout", "-k", "10", str(limit), str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(workdir),
-            "--configfile", str(workdir / "config.yaml"), *args]
+    return [
+        "timeout",
+        "-k",
+        "10",
+        str(limit),
+        str(SNAKEMAKE),
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
 
 
 def run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess:
@@ -194,16 +207,25 @@ def runs(cluster, tmp_path_factory) -> dict[str, Path]:
         d.mkdir()
         (d / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
 
-    local = run(snakemake_cmd(dirs["local"], "--cores", "2", "--resources", "gpu=0", limit=LOCAL_LIMIT_S),
-                LOCAL_LIMIT_S)
+    local = run(
+        snakemake_cmd(dirs["local"], "--cores", "2", "--resources", "gpu=0", limit=LOCAL_LIMIT_S), LOCAL_LIMIT_S
+    )
     assert local.returncode == 0, f"local run failed (rc {local.returncode}):\n{local.stderr[-6000:]}"
 
     # The profile as it is, but --cores 2 (this node's CPUs) and a 5 s first status
     # check (the profile's 40 s suits hour-long jobs; here it would make each of the
     # ~12 short jobs wait 45 s).
-    cmd = snakemake_cmd(dirs["slurm"], "--workflow-profile", str(PROFILE), "--cores", "2",
-                        "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
-                        limit=SLURM_LIMIT_S)
+    cmd = snakemake_cmd(
+        dirs["slurm"],
+        "--workflow-profile",
+        str(PROFILE),
+        "--cores",
+        "2",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        "--slurm-keep-successful-logs",
+        limit=SLURM_LIMIT_S,
+    )
     try:
         slurm = run(cmd, SLURM_LIMIT_S)
     except subprocess.TimeoutExpired as e:
@@ -213,8 +235,10 @@ def runs(cluster, tmp_path_factory) -> dict[str, Path]:
     (base / "slurm_run.log").write_text(output)
     if slurm.returncode != 0:
         cancel_run_jobs(output)
-    assert slurm.returncode == 0, (f"SLURM run failed (rc {slurm.returncode}, 124 = timed out):\n"
-                                   f"{output[-6000:]}\n{slurm_logs_tail(dirs['slurm'])}")
+    assert slurm.returncode == 0, (
+        f"SLURM run failed (rc {slurm.returncode}, 124 = timed out):\n"
+        f"{output[-6000:]}\n{slurm_logs_tail(dirs['slurm'])}"
+    )
     dirs["slurm_output"] = base / "slurm_run.log"
     return dirs
 
@@ -229,8 +253,12 @@ def test_every_job_went_through_slurm(runs):
     # SLURM's view: the jobs that finished in the last MinJobAge (300 s) are still in
     # squeue (the last ones at least, so never none), every one COMPLETED.
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
-    q = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T", "--name", run_id],
-                       capture_output=True, text=True, timeout=30)
+    q = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--format=%i|%T", "--name", run_id],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     states = dict(line.split("|") for line in q.stdout.split())
     assert states and states.keys() <= {jobid for jobid, _ in submitted}, (submitted, states)
     assert set(states.values()) == {"COMPLETED"}, states
@@ -253,8 +281,9 @@ def test_model_outputs_equal_a_local_run(runs):
     local = digests(runs["local"], MODEL_FILES, MODEL_DIRS)
     slurm = digests(runs["slurm"], MODEL_FILES, MODEL_DIRS)
     assert not differing(local, slurm)
-    metrics = [json_without_timings(runs[k] / f"results/models/{MODEL}/val_metrics.json", runs[k])
-               for k in ("local", "slurm")]
+    metrics = [
+        json_without_timings(runs[k] / f"results/models/{MODEL}/val_metrics.json", runs[k]) for k in ("local", "slurm")
+    ]
     assert metrics[0] == metrics[1]
     train = [json.loads((runs[k] / f"results/models/{MODEL}/train.json").read_text()) for k in ("local", "slurm")]
     assert train[0]["max_iters"] == train[1]["max_iters"] == 20
@@ -268,8 +297,9 @@ def test_model_outputs_equal_a_local_run(runs):
 
 def _dry_run_job(workdir: Path, rule: str, target: str) -> SimpleNamespace:
     """threads and resources snakemake -n --workflow-profile profiles/slurm gives a rule's job."""
-    result = run(snakemake_cmd(workdir, "-n", "--workflow-profile", str(PROFILE), "--cores", "32",
-                               target, limit=120), 120)
+    result = run(
+        snakemake_cmd(workdir, "-n", "--workflow-profile", str(PROFILE), "--cores", "32", target, limit=120), 120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout + result.stderr
     block = re.search(rf"rule {rule}:\n(.*?)\n\n", text, re.S)
@@ -298,11 +328,19 @@ def test_gpu_training_job_asks_slurm_for_its_gpus(tmp_path: Path):
     from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
 
     config = json.loads(json.dumps(TINY_CONFIG))
-    config["models"] = {"big": {"config": "configs/seed_convnext_xl.py", "gpus": 2, "overrides": {}},
-                        "cpu": {"config": "configs/demo_tiny.py", "gpus": 0, "overrides": {}}}
+    config["models"] = {
+        "big": {"config": "configs/seed_convnext_xl.py", "gpus": 2, "overrides": {}},
+        "cpu": {"config": "configs/demo_tiny.py", "gpus": 0, "overrides": {}},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    params = {"run_uuid": "RUN", "slurm_logfile": "x.log", "comment_str": "c", "account": "",
-              "partition": "", "workdir": str(tmp_path)}
+    params = {
+        "run_uuid": "RUN",
+        "slurm_logfile": "x.log",
+        "comment_str": "c",
+        "account": "",
+        "partition": "",
+        "workdir": str(tmp_path),
+    }
 
     big = _dry_run_job(tmp_path, "train", "results/models/big/train.json")
     validate_slurm_extra(big)
@@ -330,5 +368,4 @@ def test_profiles_comment_every_entry():
                 if line.startswith("__"):
                     continue
                 above = lines[i - 1].strip() if i else ""
-                assert above.startswith("#") or "#" in line, \
-                    f"{profile.name}:{i + 1} has no comment: {line!r}"
+                assert above.startswith("#") or "#" in line, f"{profile.name}:{i + 1} has no comment: {line!r}"

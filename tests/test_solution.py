@@ -1,5 +1,6 @@
 """The later editions' deliverables: the masks/ archive and the solution folder (run.py with PyTorch,
 OpenCV, Pillow and numpy only) of a CompactFaceNet model, against the pipeline's own predictions."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,11 @@ SCALES = [0.75, 1.25]
 VAL_SIZES = [(220, 300), (257, 191), (128, 128)]
 TEST_SIZES = [(300, 220), (211, 333)]
 STATS = {"mean": [121.5, 104.25, 95.0], "std": [61.0, 57.5, 56.25]}
-TINY = {"model.backbone.detail": [8, 12, 16], "model.backbone.context": [16, 24],
-        "model.backbone.decoder": [16, 12, 8, 8]}
+TINY = {
+    "model.backbone.detail": [8, 12, 16],
+    "model.backbone.context": [16, 24],
+    "model.backbone.decoder": [16, 12, 8, 8],
+}
 BLOCKED = ("faceparse", "mmseg", "mmcv", "mmengine", "timm", "onnxruntime")
 
 
@@ -46,8 +50,14 @@ def _split(root: Path, split: str, sizes: list[tuple[int, int]], rng: np.random.
     for name, (h, w) in zip(names, sizes):
         Image.fromarray(_photo(rng, h, w)).save(images / f"{name}.jpg", quality=90)
         Image.fromarray(rng.integers(0, 19, (h, w), dtype=np.uint8)).save(masks / f"{name}.png")
-    return {"image_dir": str(images), "mask_dir": str(masks), "image_suffix": ".jpg", "names": names,
-            "images": len(names), "size": [512, 512]}
+    return {
+        "image_dir": str(images),
+        "mask_dir": str(masks),
+        "image_suffix": ".jpg",
+        "names": names,
+        "images": len(names),
+        "size": [512, 512],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +65,11 @@ def data(tmp_path_factory) -> Path:
     """A dataset index (val and test of odd sizes) and a stats.json."""
     root = tmp_path_factory.mktemp("solution_data")
     rng = np.random.default_rng(7)
-    splits = {"train": _split(root, "train", [(64, 64)], rng), "val": _split(root, "val", VAL_SIZES, rng),
-              "test": _split(root, "test", TEST_SIZES, rng)}
+    splits = {
+        "train": _split(root, "train", [(64, 64)], rng),
+        "val": _split(root, "val", VAL_SIZES, rng),
+        "test": _split(root, "test", TEST_SIZES, rng),
+    }
     (root / "validation.json").write_text(json.dumps({"root": str(root), "layout": "mini", "splits": splits}))
     (root / "stats.json").write_text(json.dumps(STATS))
     return root
@@ -82,8 +95,13 @@ def _calibrate(model, data: Path, pre) -> None:
     model.eval()
 
 
-def _trained(data: Path, out: Path, config: str = "configs/compact.py", overrides: dict | None = None,
-             test_padding: dict | None = None) -> dict[str, Path]:
+def _trained(
+    data: Path,
+    out: Path,
+    config: str = "configs/compact.py",
+    overrides: dict | None = None,
+    test_padding: dict | None = None,
+) -> dict[str, Path]:
     """What the train and select steps leave: a dumped config (mean/std from stats.json), a
     checkpoint of random weights (batch norm calibrated on the photos), train.json and best.json."""
     import torch
@@ -93,23 +111,33 @@ def _trained(data: Path, out: Path, config: str = "configs/compact.py", override
     import faceparse.mm  # noqa: F401 - registers CompactFaceBackbone, LogitsHead
     from faceparse.mm.config import build_config
 
-    cfg = build_config(ROOT / config, data / "validation.json", data / "stats.json",
-                       overrides=TINY if overrides is None else overrides, work_dir=out / "run")
+    cfg = build_config(
+        ROOT / config,
+        data / "validation.json",
+        data / "stats.json",
+        overrides=TINY if overrides is None else overrides,
+        work_dir=out / "run",
+    )
     if test_padding is not None:
         cfg.model.data_preprocessor.test_cfg = test_padding
     (out / "run").mkdir(parents=True, exist_ok=True)
     config_path = out / "run" / "config.py"
     cfg.dump(str(config_path))
-    paths = {"config": config_path, "checkpoint": out / "run" / "iter_1.pth", "train": out / "train.json",
-             "best": out / "best.json"}
+    paths = {
+        "config": config_path,
+        "checkpoint": out / "run" / "iter_1.pth",
+        "train": out / "train.json",
+        "best": out / "best.json",
+    }
     if cfg.model.backbone.type == "CompactFaceBackbone":
         init_default_scope("mmseg")
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
         _calibrate(model, data, cfg.model.data_preprocessor)
         torch.save({"state_dict": model.state_dict(), "meta": {}}, paths["checkpoint"])
-    TrainSummary(work_dir=str(out / "run"), config=str(config_path), checkpoints=[str(paths["checkpoint"])],
-                 max_iters=1).write(paths["train"])
+    TrainSummary(
+        work_dir=str(out / "run"), config=str(config_path), checkpoints=[str(paths["checkpoint"])], max_iters=1
+    ).write(paths["train"])
     Selection(checkpoint=str(paths["checkpoint"]), iter=1).write(paths["best"])
     return paths
 
@@ -123,13 +151,37 @@ def _delivered(data: Path, out: Path, **kwargs) -> dict[str, Path]:
     paths = _trained(data, out, **kwargs)
     members = read_members(["compact"], [paths["best"]], [paths["train"]])
     index = data / "validation.json"
-    paths.update(val_pred=out / "val_pred", test_pred=out / "test_pred", metrics=out / "val_metrics.json",
-                 solution=out / "compact_solution", parity=out / "compact_solution.parity.json")
-    evaluate(members, index, pred_dir=paths["val_pred"], metrics_json=paths["metrics"], scales=SCALES, flip=True,
-             batch_size=2, threads=1)
+    paths.update(
+        val_pred=out / "val_pred",
+        test_pred=out / "test_pred",
+        metrics=out / "val_metrics.json",
+        solution=out / "compact_solution",
+        parity=out / "compact_solution.parity.json",
+    )
+    evaluate(
+        members,
+        index,
+        pred_dir=paths["val_pred"],
+        metrics_json=paths["metrics"],
+        scales=SCALES,
+        flip=True,
+        batch_size=2,
+        threads=1,
+    )
     predict(members, index, pred_dir=paths["test_pred"], scales=SCALES, flip=True, batch_size=2, threads=1)
-    build_solution("compact", paths["best"], paths["train"], paths["metrics"], index, paths["val_pred"],
-                   out_dir=paths["solution"], parity_json=paths["parity"], scales=SCALES, flip=True, parity_images=3)
+    build_solution(
+        "compact",
+        paths["best"],
+        paths["train"],
+        paths["metrics"],
+        index,
+        paths["val_pred"],
+        out_dir=paths["solution"],
+        parity_json=paths["parity"],
+        scales=SCALES,
+        flip=True,
+        parity_images=3,
+    )
     return paths
 
 
@@ -151,25 +203,46 @@ def _isolated_env(tmp: Path) -> dict[str, str]:
         "        if name.partition('.')[0] in BLOCKED:\n"
         "            raise ImportError(f'{name} is not available to run.py')\n"
         "        return None\n"
-        "sys.meta_path.insert(0, _Refuse())\n")
+        "sys.meta_path.insert(0, _Refuse())\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    return {**env, "PYTHONPATH": str(block), "PYTHONNOUSERSITE": "1", "PYTHONSAFEPATH": "1",
-            "PYTHONDONTWRITEBYTECODE": "1"}
+    return {
+        **env,
+        "PYTHONPATH": str(block),
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONSAFEPATH": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 def test_run_py_alone_predicts_what_the_pipeline_predicted(delivered, data, tmp_path):
     env = _isolated_env(tmp_path)
     for name in BLOCKED:  # the environment really refuses them
-        probe = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, cwd=tmp_path, capture_output=True,
-                               text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
         assert probe.returncode != 0 and "is not available to run.py" in probe.stderr, name
     run_py = delivered["solution"] / "run.py"
     same = total = 0
     for image in sorted((data / "test" / "images").glob("*.jpg")):
         out = tmp_path / "masks" / f"{image.stem}.png"
-        result = subprocess.run([sys.executable, str(run_py), "--input", str(image), "--output", str(out),
-                                 "--weights", str(delivered["solution"] / "ckpt.pth")],
-                                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [
+                sys.executable,
+                str(run_py),
+                "--input",
+                str(image),
+                "--output",
+                str(out),
+                "--weights",
+                str(delivered["solution"] / "ckpt.pth"),
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         with Image.open(out) as im:
             assert im.mode == "L" and im.format == "PNG"
@@ -209,8 +282,13 @@ def test_solution_folder_holds_the_plain_network_and_says_what_it_is(delivered):
     from faceparse.networks.compact import CompactFaceNet
 
     folder = delivered["solution"]
-    assert sorted(p.name for p in folder.iterdir()) == ["Readme.txt", "ckpt.pth", "compact.py", "run.py",
-                                                        "solution.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Readme.txt",
+        "ckpt.pth",
+        "compact.py",
+        "run.py",
+        "solution.json",
+    ]
     assert (folder / "compact.py").read_bytes() == (ROOT / "src/faceparse/networks/compact.py").read_bytes()
     assert (folder / "run.py").read_bytes() == (ROOT / "src/faceparse/predict/solution_run.py").read_bytes()
     settings = json.loads((folder / "solution.json").read_text())
@@ -242,8 +320,9 @@ def test_solution_folder_holds_the_plain_network_and_says_what_it_is(delivered):
 
 def test_masks_archive_holds_the_test_predictions_in_a_masks_folder(delivered, data, tmp_path):
     index = data / "validation.json"
-    summary = package(delivered["test_pred"], index, tmp_path / "m.masks.zip", tmp_path / "m.masks.check.json",
-                      folder="masks")
+    summary = package(
+        delivered["test_pred"], index, tmp_path / "m.masks.zip", tmp_path / "m.masks.check.json", folder="masks"
+    )
     stems = sorted(p.stem for p in (data / "test" / "images").glob("*.jpg"))
     assert summary["members"] == "masks/{name}.png" and summary["files"] == len(stems)
     with zipfile.ZipFile(tmp_path / "m.masks.zip") as zf:
@@ -272,9 +351,18 @@ def test_only_a_compact_model_has_a_solution_folder(data, tmp_path):
 
     paths = _trained(data, tmp_path, config="configs/demo_tiny.py", overrides={})
     with pytest.raises(ValueError) as err:
-        build_solution("demo_tiny", paths["best"], paths["train"], tmp_path / "m.json", data / "validation.json",
-                       tmp_path / "val_pred", out_dir=tmp_path / "demo_tiny_solution", parity_json=tmp_path / "p.json",
-                       scales=SCALES, flip=True)
+        build_solution(
+            "demo_tiny",
+            paths["best"],
+            paths["train"],
+            tmp_path / "m.json",
+            data / "validation.json",
+            tmp_path / "val_pred",
+            out_dir=tmp_path / "demo_tiny_solution",
+            parity_json=tmp_path / "p.json",
+            scales=SCALES,
+            flip=True,
+        )
     assert len(str(err.value).splitlines()) == 1
     assert "model demo_tiny: no solution folder: its backbone is" in str(err.value)
     assert not (tmp_path / "demo_tiny_solution").exists() and not (tmp_path / "p.json").exists()
@@ -282,8 +370,12 @@ def test_only_a_compact_model_has_a_solution_folder(data, tmp_path):
 
 def test_workflow_asks_for_the_deliverables_of_compact_models_only(tmp_path):
     tiny = {"train_cfg.max_iters": 4, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2}
-    config = {"models": {"demo_tiny": {"config": "configs/demo_tiny.py", "overrides": tiny},
-                         "compact": {"config": "configs/compact.py", "overrides": tiny}}}
+    config = {
+        "models": {
+            "demo_tiny": {"config": "configs/demo_tiny.py", "overrides": tiny},
+            "compact": {"config": "configs/compact.py", "overrides": tiny},
+        }
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(tmp_path, "-n", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -292,19 +384,28 @@ def test_workflow_asks_for_the_deliverables_of_compact_models_only(tmp_path):
     assert "demo_tiny_solution" not in result.stdout and "demo_tiny.masks.zip" not in result.stdout
     refused = run_snakemake(tmp_path, "-n", "results/submission/demo_tiny_solution", timeout=300)
     assert refused.returncode != 0
-    assert ("results/submission/demo_tiny_solution: model demo_tiny is not a CompactFaceNet"
-            in refused.stdout + refused.stderr)
+    assert (
+        "results/submission/demo_tiny_solution: model demo_tiny is not a CompactFaceNet"
+        in refused.stdout + refused.stderr
+    )
 
 
 @pytest.mark.slow
 def test_snakemake_delivers_a_compact_models_masks_archive_and_solution(tmp_path, monkeypatch):
     """The real rules on a tiny synthetic set: the archive holds the predict step's masks, and the
     solution folder's run.py (run as a grader runs it) labels a test photo as the predict step did."""
-    tiny = {"train_cfg.max_iters": 4, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 2,
-            "train_dataloader.batch_size": 2, **TINY}
-    config = {"synthetic": {"seed": 5, "size": 128, "counts": {"train": 6, "val": 3, "test": 2}},
-              "tta": {"scales": SCALES, "flip": True},
-              "models": {"compact": {"config": "configs/compact.py", "overrides": tiny}}}
+    tiny = {
+        "train_cfg.max_iters": 4,
+        "train_cfg.val_interval": 2,
+        "default_hooks.checkpoint.interval": 2,
+        "train_dataloader.batch_size": 2,
+        **TINY,
+    }
+    config = {
+        "synthetic": {"seed": 5, "size": 128, "counts": {"train": 6, "val": 3, "test": 2}},
+        "tta": {"scales": SCALES, "flip": True},
+        "models": {"compact": {"config": "configs/compact.py", "overrides": tiny}},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     targets = ("results/submission/compact.masks.zip", "results/submission/compact_solution")
     result = run_snakemake(tmp_path, "--printshellcmds", *targets)  # (a flag ends --resources' values)
@@ -319,8 +420,13 @@ def test_snakemake_delivers_a_compact_models_masks_archive_and_solution(tmp_path
     monkeypatch.chdir(tmp_path)  # the index's paths are the project's
     image = Path(split_files("results/data/validation.json", "test").images[0]).resolve()
     out = tmp_path / "mask.png"
-    run = subprocess.run([sys.executable, "run.py", "--input", str(image), "--output", str(out), "--weights",
-                          "ckpt.pth"], cwd=solution, env=_isolated_env(tmp_path), capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "run.py", "--input", str(image), "--output", str(out), "--weights", "ckpt.pth"],
+        cwd=solution,
+        env=_isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert (read_mask(out) == read_mask(test_pred / f"{Path(image).stem}.png")).mean() >= 0.999

@@ -1,4 +1,5 @@
 """Experiment tracking with MLflow (``tracking: mlflow``), read back with MLflow's own client."""
+
 from __future__ import annotations
 
 import logging
@@ -100,8 +101,11 @@ def test_tracking_config_is_checked_and_resolved(tmp_path, monkeypatch):
     assert tracking.artifact_location() == (tmp_path / "results" / "mlartifacts" / "demo").as_uri()
     assert Tracking.of("http://localhost:5000", "demo").artifact_location() is None
 
-    for bad in ({"tracking": "wandb"}, {"tracking": "mlflow", "tracking_uri": "file:results/mlruns"},
-                {"tracking": "mlflow", "tracking_uri": "results/mlruns"}):
+    for bad in (
+        {"tracking": "wandb"},
+        {"tracking": "mlflow", "tracking_uri": "file:results/mlruns"},
+        {"tracking": "mlflow", "tracking_uri": "results/mlruns"},
+    ):
         with pytest.raises(Exception, match="tracking"):
             validate({"models": models, **bad}, schema)
 

@@ -1,4 +1,5 @@
 """build_config, training with resume, train.json."""
+
 import json
 import re
 import shutil
@@ -62,11 +63,20 @@ def make_tiny_dataset(root: Path, counts=None, size: int = 64, seed: int = 0, ig
                 Image.fromarray(image[:, ::-1]).save(fdir / "images" / f"{name}_flip.png")
                 Image.fromarray(SWAP_LUT[mask[:, ::-1]]).save(fdir / "masks" / f"{name}_flip.png")
         index["splits"][split] = {
-            "image_dir": str(img_dir), "mask_dir": str(mask_dir), "image_suffix": ".jpg",
-            "names": names, "images": n, "size": [size, size]}
-    flip = {"image_dir": str(root / "flipped" / "images"), "mask_dir": str(root / "flipped" / "masks"),
-            "image_suffix": ".png", "names": [f"{n}_flip" for n in index["splits"]["train"]["names"]],
-            "images": counts["train"]}
+            "image_dir": str(img_dir),
+            "mask_dir": str(mask_dir),
+            "image_suffix": ".jpg",
+            "names": names,
+            "images": n,
+            "size": [size, size],
+        }
+    flip = {
+        "image_dir": str(root / "flipped" / "images"),
+        "mask_dir": str(root / "flipped" / "masks"),
+        "image_suffix": ".png",
+        "names": [f"{n}_flip" for n in index["splits"]["train"]["names"]],
+        "images": counts["train"],
+    }
     px = np.concatenate(pixels).astype(np.float64)
     stats = {"mean": px.mean(0).tolist(), "std": px.std(0).tolist(), "images": sum(counts.values())}
     paths = {}
@@ -123,9 +133,16 @@ def data(tmp_path_factory):
 def test_build_config_datasets_and_device(data, tmp_path):
     from faceparse.mm.config import build_config
 
-    cfg = build_config(DEMO, data["validation"], data["stats"], flip=data["flip"], train_on_val=True,
-                       overrides={"train_cfg.max_iters": 300, "train_dataloader.batch_size": 3},
-                       work_dir=tmp_path / "train", gpus=0)
+    cfg = build_config(
+        DEMO,
+        data["validation"],
+        data["stats"],
+        flip=data["flip"],
+        train_on_val=True,
+        overrides={"train_cfg.max_iters": 300, "train_dataloader.batch_size": 3},
+        work_dir=tmp_path / "train",
+        gpus=0,
+    )
     ds = cfg.train_dataloader.dataset
     assert ds.type == "ConcatDataset" and len(ds.datasets) == 3
     train, flip, val = ds.datasets
@@ -167,8 +184,11 @@ def _train_steps(work_dir: Path) -> list[list[int]]:
     """Training iterations logged by each (re)start, in order."""
     runs = []
     for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
-        steps = [json.loads(line)["step"] for line in scalars.read_text().splitlines()
-                 if line.strip() and "loss" in json.loads(line)]
+        steps = [
+            json.loads(line)["step"]
+            for line in scalars.read_text().splitlines()
+            if line.strip() and "loss" in json.loads(line)
+        ]
         runs.append(steps)
     return runs
 
@@ -178,8 +198,9 @@ def test_train_resumes_from_last_checkpoint(data, tmp_path):
 
     config = tiny_config(tmp_path)
     work_dir, out = tmp_path / "models" / "m" / "train", tmp_path / "models" / "m" / "train.json"
-    first = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"],
-                  overrides=FAST, threads=1)
+    first = train(
+        config, data["validation"], data["stats"], out, work_dir, flip=data["flip"], overrides=FAST, threads=1
+    )
     assert [Path(c).name for c in first["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
     assert [v["iter"] for v in first["val"]] == [2, 4]
     assert all(0.0 <= v["mIoU"] <= 100.0 for v in first["val"])  # percent
@@ -191,16 +212,32 @@ def test_train_resumes_from_last_checkpoint(data, tmp_path):
     assert set(first["val"][0]) == {"iter", "mIoU", "mF1", "mF1_19"}  # FaceParseMetric's scores
 
     # A longer rerun continues from iter 4, not from 0, with the schedule stretched to 6.
-    second = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"],
-                   overrides={**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6}, threads=1)
+    second = train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        work_dir,
+        flip=data["flip"],
+        overrides={**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6},
+        threads=1,
+    )
     assert [Path(c).name for c in second["checkpoints"]] == ["iter_2.pth", "iter_4.pth", "iter_6.pth"]
     assert [v["iter"] for v in second["val"]] == [2, 4, 6]
     assert _run(out) == run  # a longer run of the same recipe is the same run
     assert _train_steps(run) == [[1, 2, 3, 4], [5, 6]]
 
     # Already finished: a rerun does not train again.
-    third = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"],
-                  overrides={**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6}, threads=1)
+    third = train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        work_dir,
+        flip=data["flip"],
+        overrides={**FAST, "train_cfg.max_iters": 6, "param_scheduler.1.end": 6},
+        threads=1,
+    )
     assert third["checkpoints"] == second["checkpoints"] and len(_train_steps(run)) == 2
 
 
@@ -222,13 +259,34 @@ def test_resume_with_longer_schedule_matches_uninterrupted(data, tmp_path):
     overrides = {**FAST, "train_cfg.val_interval": 100}
     overrides.pop("param_scheduler.1.end")  # follows max_iters
     resumed = tmp_path / "resumed"
-    train(config, data["validation"], data["stats"], resumed / "train.json", resumed / "train",
-          overrides={**overrides, "train_cfg.max_iters": 4}, threads=1)
-    train(config, data["validation"], data["stats"], resumed / "train.json", resumed / "train",
-          overrides={**overrides, "train_cfg.max_iters": 8}, threads=1)
+    train(
+        config,
+        data["validation"],
+        data["stats"],
+        resumed / "train.json",
+        resumed / "train",
+        overrides={**overrides, "train_cfg.max_iters": 4},
+        threads=1,
+    )
+    train(
+        config,
+        data["validation"],
+        data["stats"],
+        resumed / "train.json",
+        resumed / "train",
+        overrides={**overrides, "train_cfg.max_iters": 8},
+        threads=1,
+    )
     straight = tmp_path / "straight"
-    train(config, data["validation"], data["stats"], straight / "train.json", straight / "train",
-          overrides={**overrides, "train_cfg.max_iters": 8}, threads=1)
+    train(
+        config,
+        data["validation"],
+        data["stats"],
+        straight / "train.json",
+        straight / "train",
+        overrides={**overrides, "train_cfg.max_iters": 8},
+        threads=1,
+    )
     got, want = _lrs(_run(resumed / "train.json")), _lrs(_run(straight / "train.json"))
     assert sorted(got) == list(range(1, 9))
     assert got[4] == 0.0  # the first run decayed to zero at its end ...
@@ -265,11 +323,17 @@ def test_interrupted_run_resumes(data, tmp_path):
     config = tiny_config(tmp_path)
     work_dir, out = tmp_path / "train", tmp_path / "train.json"
     overrides = {**FAST, "train_cfg.max_iters": 200, "param_scheduler.1.end": 200, "train_cfg.val_interval": 1000}
-    script = (f"from faceparse.train.step import train\n"
-              f"train({str(config)!r}, {str(data['validation'])!r}, {str(data['stats'])!r}, {str(out)!r}, "
-              f"{str(work_dir)!r}, overrides={overrides!r}, threads=1)\n")
-    step = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    script = (
+        f"from faceparse.train.step import train\n"
+        f"train({str(config)!r}, {str(data['validation'])!r}, {str(data['stats'])!r}, {str(out)!r}, "
+        f"{str(work_dir)!r}, overrides={overrides!r}, threads=1)\n"
+    )
+    step = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     deadline = time.monotonic() + 120
     while not list(work_dir.glob("runs/*/iter_4.pth")):
         assert step.poll() is None and time.monotonic() < deadline, "training did not reach iter 4"
@@ -284,9 +348,15 @@ def test_interrupted_run_resumes(data, tmp_path):
     done = int(re.search(r"iter_(\d+)\.pth", (run / "last_checkpoint").read_text()).group(1))
     assert done >= 2
 
-    summary = train(config, data["validation"], data["stats"], out, work_dir,
-                    overrides={**overrides, "train_cfg.max_iters": done + 2, "param_scheduler.1.end": done + 2},
-                    threads=1)
+    summary = train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        work_dir,
+        overrides={**overrides, "train_cfg.max_iters": done + 2, "param_scheduler.1.end": done + 2},
+        threads=1,
+    )
     assert _run(out) == run.resolve()
     assert _train_steps(run)[-1] == [done + 1, done + 2]  # continued after the last checkpoint, not from 0
     assert Path(summary["checkpoints"][-1]).name == f"iter_{done + 2}.pth"
@@ -323,8 +393,16 @@ def test_fingerprint_ignores_paths_length_and_selection(data, tmp_path):
     from faceparse.train.fingerprint import fingerprint_changes, training_fingerprint
 
     def fingerprint(d=data, work="a", overrides=None, gpus=0, keep=()):
-        cfg = build_config(DEMO, d["validation"], d["stats"], flip=d["flip"], overrides=overrides,
-                           work_dir=tmp_path / work, gpus=gpus, keep_iters=keep)
+        cfg = build_config(
+            DEMO,
+            d["validation"],
+            d["stats"],
+            flip=d["flip"],
+            overrides=overrides,
+            work_dir=tmp_path / work,
+            gpus=gpus,
+            keep_iters=keep,
+        )
         return training_fingerprint(cfg, d["validation"], d["stats"], d["flip"], False, gpus, 1)
 
     base = fingerprint()
@@ -332,11 +410,18 @@ def test_fingerprint_ignores_paths_length_and_selection(data, tmp_path):
     assert (tmp_path / "a" / "splits").is_dir()
     assert str(tmp_path) not in text and str(Path(data["validation"]).parent) not in text  # no paths
     moved = make_tiny_dataset(tmp_path / "moved_data")  # same content, other folder
-    same = [fingerprint(moved, work="b"),
-            fingerprint(overrides={"train_cfg.max_iters": 1600, "train_cfg.val_interval": 50,
-                                   "default_hooks.logger.interval": 1,
-                                   "default_hooks.checkpoint.max_keep_ckpts": 2}),
-            fingerprint(keep=[800])]
+    same = [
+        fingerprint(moved, work="b"),
+        fingerprint(
+            overrides={
+                "train_cfg.max_iters": 1600,
+                "train_cfg.val_interval": 50,
+                "default_hooks.logger.interval": 1,
+                "default_hooks.checkpoint.max_keep_ckpts": 2,
+            }
+        ),
+        fingerprint(keep=[800]),
+    ]
     assert [f["sha256"] for f in same] == [base["sha256"]] * 3
 
     other_data = make_tiny_dataset(tmp_path / "other_data", seed=1)
@@ -380,16 +465,26 @@ def test_changed_inputs_start_a_new_run_and_a_revert_finds_the_old_one(data, tmp
 
     # back to the first inputs: its run is found again, nothing trained
     caplog.clear()
-    summary = train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"], overrides=FAST,
-                    threads=1)
+    summary = train(
+        config, data["validation"], data["stats"], out, work_dir, flip=data["flip"], overrides=FAST, threads=1
+    )
     assert _run(out) == first and _train_steps(first) == [[1, 2, 3, 4]]
     assert {p.name: (_sha(p), p.stat().st_mtime_ns) for p in first.glob("*.pth")} == first_files
     assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_4.pth"]
     assert "training from iteration 0" not in caplog.text
 
     # pinning a checkpoint only: the same run, nothing retrained
-    train(config, data["validation"], data["stats"], out, work_dir, flip=data["flip"], overrides=FAST,
-          threads=1, select_iter=2)
+    train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        work_dir,
+        flip=data["flip"],
+        overrides=FAST,
+        threads=1,
+        select_iter=2,
+    )
     assert _run(out) == first and _train_steps(first) == [[1, 2, 3, 4]]
     assert "PinnedCheckpointHook" in (first / "config.py").read_text()
 
@@ -403,15 +498,22 @@ def test_test_images_and_held_out_val_do_not_change_the_fingerprint(data, tmp_pa
     def fingerprint(index: dict, train_on_val: bool = False) -> str:
         path = tmp_path / "validation.json"
         path.write_text(json.dumps(index))
-        cfg = build_config(DEMO, path, data["stats"], flip=data["flip"], train_on_val=train_on_val,
-                           work_dir=tmp_path / "w")
+        cfg = build_config(
+            DEMO, path, data["stats"], flip=data["flip"], train_on_val=train_on_val, work_dir=tmp_path / "w"
+        )
         return training_fingerprint(cfg, path, data["stats"], data["flip"], train_on_val, 0, 1)["sha256"]
 
     index = json.loads(Path(data["validation"]).read_text())
     base, base_val = fingerprint(index), fingerprint(index, train_on_val=True)
     with_test = json.loads(json.dumps(index))
-    with_test["splits"]["test"] = {"image_dir": "/t", "mask_dir": None, "image_suffix": ".jpg",
-                                   "names": ["t0"], "images": 1, "size": [64, 64]}
+    with_test["splits"]["test"] = {
+        "image_dir": "/t",
+        "mask_dir": None,
+        "image_suffix": ".jpg",
+        "names": ["t0"],
+        "images": 1,
+        "size": [64, 64],
+    }
     assert fingerprint(with_test) == base and fingerprint(with_test, train_on_val=True) == base_val
     more_val = json.loads(json.dumps(index))
     more_val["splits"]["val"]["names"].append("val003")
@@ -435,8 +537,9 @@ def test_a_failed_job_leaves_the_runs_as_they_were(data, tmp_path, monkeypatch):
     run = _run(out)
 
     def state() -> dict[str, int | None]:  # every path, and each file's mtime
-        return {str(p.relative_to(work_dir)): p.stat().st_mtime_ns if p.is_file() else None
-                for p in work_dir.rglob("*")}
+        return {
+            str(p.relative_to(work_dir)): p.stat().st_mtime_ns if p.is_file() else None for p in work_dir.rglob("*")
+        }
 
     before = state()
 
@@ -461,8 +564,15 @@ def test_a_run_of_the_layout_before_the_store_is_adopted_not_retrained(data, tmp
     lr = {**FAST, "optim_wrapper.optimizer.lr": 1e-3}
     made = {}
     for name, overrides in (("fast", FAST), ("lr", lr)):
-        train(config, data["validation"], data["stats"], scratch.with_name("train.json"), scratch,
-              overrides=overrides, threads=1)
+        train(
+            config,
+            data["validation"],
+            data["stats"],
+            scratch.with_name("train.json"),
+            scratch,
+            overrides=overrides,
+            threads=1,
+        )
         made[name] = _run(scratch.with_name("train.json"))
     work_dir = tmp_path / "m" / "train"  # the old layout: the latest run in train/, the one before aside
     shutil.copytree(made["lr"], work_dir)
@@ -470,8 +580,13 @@ def test_a_run_of_the_layout_before_the_store_is_adopted_not_retrained(data, tmp
     index = json.loads(Path(data["validation"]).read_text())
     for folder in (work_dir, work_dir.with_name("train.previous")):  # fingerprints as the old layout wrote them
         recorded = json.loads((folder / "fingerprint.json").read_text())
-        recorded["inputs"]["data"] = {"layout": "mini", "splits": {s: {k: v for k, v in e.items()
-                                      if k not in ("image_dir", "mask_dir")} for s, e in index["splits"].items()}}
+        recorded["inputs"]["data"] = {
+            "layout": "mini",
+            "splits": {
+                s: {k: v for k, v in e.items() if k not in ("image_dir", "mask_dir")}
+                for s, e in index["splits"].items()
+            },
+        }
         recorded["sha256"] = "0" * 64
         (folder / "fingerprint.json").write_text(json.dumps(recorded))
         assert fingerprint_of(recorded["inputs"])["sha256"][:16] in (made["lr"].name, made["fast"].name)
@@ -495,8 +610,15 @@ def test_runs_are_listed_and_removed_only_when_named(data, tmp_path, capsys):
     work_dir, out = models / "m" / "train", models / "m" / "train.json"
     train(config, data["validation"], data["stats"], out, work_dir, overrides=FAST, threads=1)
     old = _run(out)
-    train(config, data["validation"], data["stats"], out, work_dir, threads=1,
-          overrides={**FAST, "optim_wrapper.optimizer.lr": 1e-3})
+    train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        work_dir,
+        threads=1,
+        overrides={**FAST, "optim_wrapper.optimizer.lr": 1e-3},
+    )
     current = _run(out)
 
     assert main(["--models-dir", str(models), "list"]) == 0
@@ -517,8 +639,9 @@ def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_pa
 
     config = tiny_config(tmp_path)
     project = tmp_path / "project"
-    train(config, data["validation"], data["stats"], project / "train.json", project / "train",
-          overrides=FAST, threads=1)
+    train(
+        config, data["validation"], data["stats"], project / "train.json", project / "train", overrides=FAST, threads=1
+    )
 
     moved = tmp_path / "moved"
     project.rename(moved)
@@ -536,8 +659,15 @@ def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_pa
     (work_dir / "last_checkpoint").write_text("")
     assert [Path(c).name for c in loadable_checkpoints(work_dir)] == ["iter_2.pth", "iter_4.pth"]
     capfd.readouterr()
-    summary = train(config, data["validation"], data["stats"], out, store,
-                    overrides={**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8}, threads=1)
+    summary = train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        store,
+        overrides={**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8},
+        threads=1,
+    )
     text = "".join(capfd.readouterr())
     assert "iter_6.pth does not load" in text and f"resuming from {work_dir.resolve() / 'iter_4.pth'}" in text
     assert _train_steps(work_dir)[-1] == [5, 6, 7, 8]
@@ -546,8 +676,15 @@ def test_resume_after_moving_the_project_and_a_truncated_checkpoint(data, tmp_pa
 
     # a dangling last_checkpoint of a finished run is pointed back into the work_dir
     (work_dir / "last_checkpoint").write_text(str(project / "train" / "runs" / work_dir.name / "iter_8.pth"))
-    train(config, data["validation"], data["stats"], out, store,
-          overrides={**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8}, threads=1)
+    train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        store,
+        overrides={**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8},
+        threads=1,
+    )
     assert (work_dir / "last_checkpoint").read_text() == str(work_dir.resolve() / "iter_8.pth")
     assert len(_train_steps(work_dir)) == 3
 
@@ -557,22 +694,45 @@ def test_pinned_checkpoint_survives_rotation(data, tmp_path):
     from faceparse.train.step import train
 
     config = tiny_config(tmp_path)
-    overrides = {**FAST, "train_cfg.max_iters": 8, "param_scheduler.1.end": 8, "train_cfg.val_interval": 100,
-                 "default_hooks.checkpoint.max_keep_ckpts": 2}
+    overrides = {
+        **FAST,
+        "train_cfg.max_iters": 8,
+        "param_scheduler.1.end": 8,
+        "train_cfg.val_interval": 100,
+        "default_hooks.checkpoint.max_keep_ckpts": 2,
+    }
     out = tmp_path / "train.json"
-    summary = train(config, data["validation"], data["stats"], out, tmp_path / "train", overrides=overrides,
-                    threads=1, select_iter=2)
+    summary = train(
+        config,
+        data["validation"],
+        data["stats"],
+        out,
+        tmp_path / "train",
+        overrides=overrides,
+        threads=1,
+        select_iter=2,
+    )
     # the newest 2 rotate (iter_4 was deleted), the pinned iter_2 stays
     assert [Path(c).name for c in summary["checkpoints"]] == ["iter_2.pth", "iter_6.pth", "iter_8.pth"]
     best = select(out, tmp_path / "best.json", select_iter=2)
     assert best["iter"] == 2 and Path(best["checkpoint"]).is_file()
 
     # a pinned iteration that will never be saved is refused before any training
-    for select_iter, message in ((3, "select_iter=3 is not a checkpoint iteration"),
-                                 (10, "select_iter=10 is after train_cfg.max_iters=8")):
+    for select_iter, message in (
+        (3, "select_iter=3 is not a checkpoint iteration"),
+        (10, "select_iter=10 is after train_cfg.max_iters=8"),
+    ):
         with pytest.raises(ValueError, match=message):
-            train(config, data["validation"], data["stats"], tmp_path / "no.json", tmp_path / "refused",
-                  overrides=overrides, threads=1, select_iter=select_iter)
+            train(
+                config,
+                data["validation"],
+                data["stats"],
+                tmp_path / "no.json",
+                tmp_path / "refused",
+                overrides=overrides,
+                threads=1,
+                select_iter=select_iter,
+            )
         assert not list((tmp_path / "refused").glob("*.pth"))
 
 
@@ -582,8 +742,14 @@ def test_total_batch_is_split_over_processes(data, tmp_path):
     cfg = build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w", processes=2)
     assert cfg.train_dataloader.batch_size == 2  # the recipe's 4, over 2 processes
     with pytest.raises(ValueError, match=r"demo_tiny.py: train_dataloader.batch_size=3 .* split over 2 GPUs"):
-        build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w", processes=2,
-                     overrides={"train_dataloader.batch_size": 3})
+        build_config(
+            DEMO,
+            data["validation"],
+            data["stats"],
+            work_dir=tmp_path / "w",
+            processes=2,
+            overrides={"train_dataloader.batch_size": 3},
+        )
 
 
 def test_config_values_cannot_become_code(data, tmp_path):
@@ -593,16 +759,28 @@ def test_config_values_cannot_become_code(data, tmp_path):
     from faceparse.mm.config import build_config
 
     with pytest.raises(ValueError, match=r"demo_tiny.py: .*override keys are dotted names"):
-        build_config(DEMO, data["validation"], data["stats"], work_dir=tmp_path / "w",
-                     overrides={"train_cfg.max_iters=1\nimport os; os.system('x')\nx": 1})
+        build_config(
+            DEMO,
+            data["validation"],
+            data["stats"],
+            work_dir=tmp_path / "w",
+            overrides={"train_cfg.max_iters=1\nimport os; os.system('x')\nx": 1},
+        )
     schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
     def config(name="demo", key="train_cfg.max_iters"):
         return {"models": {name: {"config": "configs/demo_tiny.py", "overrides": {key: 10}}}}
 
     validate(config(key="param_scheduler.1.end"), schema)
-    for bad in (config(name="a/../b"), config(name="demo\n"), config(name="x'"),
-                config(key="a.b)\nimport os"), config(key="a..b"), config(key="a.b\n"), config(key="1a")):
+    for bad in (
+        config(name="a/../b"),
+        config(name="demo\n"),
+        config(name="x'"),
+        config(key="a.b)\nimport os"),
+        config(key="a..b"),
+        config(key="a.b\n"),
+        config(key="1a"),
+    ):
         with pytest.raises(Exception, match="does not match"):
             validate(bad, schema)
 

@@ -1,4 +1,5 @@
 """Through Snakemake: what does not change the weights (TTA, tracking, select_iter) does not retrain."""
+
 from __future__ import annotations
 
 import re
@@ -56,8 +57,7 @@ def test_a_finished_run_survives_what_users_do(tiny_run: Path, tmp_path: Path):
     shutil.copytree(tiny_run / "results" / "data" / "source", data)
     work = tmp_path / "project"
     work.mkdir()
-    config = {**yaml.safe_load((tiny_run / "config.yaml").read_text()), "data_layout": "mini",
-              "data_root": str(data)}
+    config = {**yaml.safe_load((tiny_run / "config.yaml").read_text()), "data_layout": "mini", "data_root": str(data)}
     config.pop("synthetic", None)
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     run = run_snakemake(work, "--until", "select")

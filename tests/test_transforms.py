@@ -1,4 +1,5 @@
 """RandomFlipSwapLR: the mirrored mask swaps the left/right labels."""
+
 import numpy as np
 import pytest
 
@@ -9,8 +10,7 @@ def _sample():
     img = np.arange(2 * 4 * 3, dtype=np.uint8).reshape(2, 4, 3)
     # an asymmetric mask: person's left eye (4) and left brow (6) on the image's left,
     # right ear (9) on the image's right, skin and background elsewhere
-    mask = np.array([[4, 1, 0, 9],
-                     [6, 1, 1, 0]], dtype=np.uint8)
+    mask = np.array([[4, 1, 0, 9], [6, 1, 1, 0]], dtype=np.uint8)
     return img, mask
 
 
@@ -24,8 +24,7 @@ def test_flip_swaps_left_right_labels():
     out = flip({"img": img.copy(), "gt_seg_map": mask.copy(), "seg_fields": ["gt_seg_map"]})
     assert out["flip"] is True and out["flip_direction"] == "horizontal"
     np.testing.assert_array_equal(out["img"], img[:, ::-1])
-    np.testing.assert_array_equal(out["gt_seg_map"], [[8, 0, 1, 5],
-                                                      [0, 1, 1, 7]])
+    np.testing.assert_array_equal(out["gt_seg_map"], [[8, 0, 1, 5], [0, 1, 1, 7]])
     assert out["gt_seg_map"].flags["C_CONTIGUOUS"] and out["gt_seg_map"].dtype == np.uint8
     # flipping twice gives the original back
     again = flip(dict(out))
@@ -67,8 +66,15 @@ def test_in_mmseg_pipeline():
     init_default_scope("mmseg")
     img, mask = _sample()
     pipeline = Compose([dict(type="RandomFlipSwapLR", prob=1.0), dict(type="PackSegInputs")])
-    packed = pipeline({"img": img.copy(), "gt_seg_map": mask.copy(), "seg_fields": ["gt_seg_map"],
-                       "img_shape": img.shape[:2], "ori_shape": img.shape[:2]})
+    packed = pipeline(
+        {
+            "img": img.copy(),
+            "gt_seg_map": mask.copy(),
+            "seg_fields": ["gt_seg_map"],
+            "img_shape": img.shape[:2],
+            "ori_shape": img.shape[:2],
+        }
+    )
     gt = packed["data_samples"].gt_sem_seg.data.numpy()[0]
     np.testing.assert_array_equal(gt, [[8, 0, 1, 5], [0, 1, 1, 7]])
     assert packed["data_samples"].metainfo["flip"] is True

@@ -1,4 +1,5 @@
 """Face-aware TTA: flipped predictions get their left/right channels swapped before averaging."""
+
 from __future__ import annotations
 
 import numpy as np

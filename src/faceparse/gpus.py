@@ -8,6 +8,7 @@ holds them until the ``with`` block ends; the kernel drops the locks when the
 process dies, so a crashed job never leaves a device reserved. The caller runs
 its child with ``CUDA_VISIBLE_DEVICES`` set to the acquired devices.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -44,8 +45,13 @@ def _lock_path(lock_dir: Path, device: str) -> Path:
 
 
 @contextmanager
-def acquire(n: int, devices: Sequence[str] | None = None, lock_dir: str | Path | None = None,
-            timeout: float | None = None, poll: float = 5.0) -> Iterator[list[str]]:
+def acquire(
+    n: int,
+    devices: Sequence[str] | None = None,
+    lock_dir: str | Path | None = None,
+    timeout: float | None = None,
+    poll: float = 5.0,
+) -> Iterator[list[str]]:
     """Hold ``n`` of ``devices`` (default :func:`visible_devices`) exclusively.
 
     All-or-nothing: while fewer than ``n`` are free it holds none and retries

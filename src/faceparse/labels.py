@@ -5,22 +5,54 @@ Label policy: a mask pixel holds a class 0..18, or IGNORE_INDEX (255) for "not l
 metrics do not count it, validate accepts it, and previews paint it in IGNORE_COLOUR (white),
 which no class uses. Any other value is refused by validate.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 CLASSES: tuple[str, ...] = (
-    "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow",
-    "l_ear", "r_ear", "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r",
-    "neck_l", "neck", "cloth",
+    "background",
+    "skin",
+    "nose",
+    "eye_g",
+    "l_eye",
+    "r_eye",
+    "l_brow",
+    "r_brow",
+    "l_ear",
+    "r_ear",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "hair",
+    "hat",
+    "ear_r",
+    "neck_l",
+    "neck",
+    "cloth",
 )
 NUM_CLASSES = len(CLASSES)
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0), (204, 0, 0), (76, 153, 0), (204, 204, 0), (51, 51, 255),
-    (204, 0, 204), (0, 255, 255), (255, 204, 204), (102, 51, 0), (255, 0, 0),
-    (102, 204, 0), (255, 255, 0), (0, 0, 153), (0, 0, 204), (255, 51, 153),
-    (0, 204, 204), (0, 51, 0), (255, 153, 51), (0, 204, 0),
+    (0, 0, 0),
+    (204, 0, 0),
+    (76, 153, 0),
+    (204, 204, 0),
+    (51, 51, 255),
+    (204, 0, 204),
+    (0, 255, 255),
+    (255, 204, 204),
+    (102, 51, 0),
+    (255, 0, 0),
+    (102, 204, 0),
+    (255, 255, 0),
+    (0, 0, 153),
+    (0, 0, 204),
+    (255, 51, 153),
+    (0, 204, 204),
+    (0, 51, 0),
+    (255, 153, 51),
+    (0, 204, 0),
 )
 
 # Left/right pairs a horizontal flip must swap.

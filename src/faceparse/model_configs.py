@@ -14,6 +14,7 @@ mmseg accept that configs usually leave out. Its value must keep the kind of the
 replaces (a number for a number, text for text, a list for a list or tuple, a mapping for
 a mapping; ``None`` either way), except for the keys of :data:`ANY_TYPE_LEAVES`.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -23,23 +24,46 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-__all__ = ["OVERRIDE_KEY", "NEW_KEYS", "config_sources", "override_problems", "load_config",
-           "keep_iters_problems", "pretrained_sources", "check_models"]
+__all__ = [
+    "OVERRIDE_KEY",
+    "NEW_KEYS",
+    "config_sources",
+    "override_problems",
+    "load_config",
+    "keep_iters_problems",
+    "pretrained_sources",
+    "check_models",
+]
 
 # A Config.merge_from_dict key: dotted names, list indices as numbers (param_scheduler.1.end).
 OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))*")
 
 # Keys mmengine/mmseg accept that a config may lack: an override may add them.
-NEW_KEYS = frozenset({
-    "default_hooks.checkpoint.max_keep_ckpts", "default_hooks.checkpoint.save_best",
-    "default_hooks.checkpoint.rule", "default_hooks.checkpoint.save_last", "default_hooks.checkpoint.out_dir",
-    "train_cfg.val_begin", "train_cfg.dynamic_intervals",
-    "optim_wrapper.clip_grad", "optim_wrapper.accumulative_counts", "optim_wrapper.paramwise_cfg",
-    "optim_wrapper.dtype", "optim_wrapper.loss_scale",
-    "randomness.seed", "randomness.deterministic", "randomness.diff_rank_seed",
-    "env_cfg.cudnn_benchmark", "model.backbone.pretrained_file", "model.backbone.init_cfg",
-    "model.init_cfg", "train_dataloader.pin_memory", "val_dataloader.pin_memory",
-})
+NEW_KEYS = frozenset(
+    {
+        "default_hooks.checkpoint.max_keep_ckpts",
+        "default_hooks.checkpoint.save_best",
+        "default_hooks.checkpoint.rule",
+        "default_hooks.checkpoint.save_last",
+        "default_hooks.checkpoint.out_dir",
+        "train_cfg.val_begin",
+        "train_cfg.dynamic_intervals",
+        "optim_wrapper.clip_grad",
+        "optim_wrapper.accumulative_counts",
+        "optim_wrapper.paramwise_cfg",
+        "optim_wrapper.dtype",
+        "optim_wrapper.loss_scale",
+        "randomness.seed",
+        "randomness.deterministic",
+        "randomness.diff_rank_seed",
+        "env_cfg.cudnn_benchmark",
+        "model.backbone.pretrained_file",
+        "model.backbone.init_cfg",
+        "model.init_cfg",
+        "train_dataloader.pin_memory",
+        "val_dataloader.pin_memory",
+    }
+)
 # Leaves whose value legitimately changes kind (AMP's 'dynamic' or a number, an optional mapping).
 ANY_TYPE_LEAVES = frozenset({"loss_scale", "init_cfg", "clip_grad", "pretrained", "class_weight", "scale"})
 
@@ -91,8 +115,8 @@ def _lookup_problem(cfg: Mapping, key: str) -> tuple[str | None, object]:
                 if key in NEW_KEYS:
                     return None, None
                 close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
-                hint = f" (did you mean {'.'.join([*parts[:i], close[0], *parts[i + 1:]])}?)" if close else ""
-                return f"{key}: the resolved config has no {'.'.join(parts[:i + 1])}{hint}", None
+                hint = f" (did you mean {'.'.join([*parts[:i], close[0], *parts[i + 1 :]])}?)" if close else ""
+                return f"{key}: the resolved config has no {'.'.join(parts[: i + 1])}{hint}", None
             node = node[part]
         else:
             return f"{key}: {where} is {_kind(node)} ({node!r}), not a mapping or list", None
@@ -107,8 +131,13 @@ def override_problems(cfg: Mapping, overrides: Mapping) -> list[str]:
             problems.append(f"{key!r}: override keys are dotted names (train_cfg.max_iters, param_scheduler.1.end)")
             continue
         problem, old = _lookup_problem(cfg, key)
-        if problem is None and old is not None and value is not None and key.rsplit(".", 1)[-1] not in ANY_TYPE_LEAVES \
-                and _kind(old) != _kind(value):
+        if (
+            problem is None
+            and old is not None
+            and value is not None
+            and key.rsplit(".", 1)[-1] not in ANY_TYPE_LEAVES
+            and _kind(old) != _kind(value)
+        ):
             problem = f"{key}: {value!r} is {_kind(value)}, the config's value {old!r} is {_kind(old)}"
         if problem:
             problems.append(problem)
@@ -174,11 +203,15 @@ def keep_iters_problems(cfg: Config, keep_iters: Iterable[int]) -> list[str]:
     problems = []
     for it in keep_iters:
         if it > max_iters:
-            problems.append(f"select_iter={it} is after train_cfg.max_iters={max_iters}: that checkpoint "
-                            f"would never exist; lower select_iter or raise max_iters")
+            problems.append(
+                f"select_iter={it} is after train_cfg.max_iters={max_iters}: that checkpoint "
+                f"would never exist; lower select_iter or raise max_iters"
+            )
         elif it != max_iters and (interval <= 0 or it % interval):
-            problems.append(f"select_iter={it} is not a checkpoint iteration (default_hooks.checkpoint.interval="
-                            f"{interval}, max_iters={max_iters}); pin a multiple of the interval or override it")
+            problems.append(
+                f"select_iter={it} is not a checkpoint iteration (default_hooks.checkpoint.interval="
+                f"{interval}, max_iters={max_iters}); pin a multiple of the interval or override it"
+            )
     return problems
 
 
@@ -216,8 +249,11 @@ def _model_problems(name: str, spec: Mapping, base_dir: Path) -> list[str]:
     if problems:
         return [f"models.{name}.overrides: {p}" for p in problems]
     select_iter = spec.get("select_iter")
-    return [f"models.{name}.select_iter: {config_file}: {p}" for p in keep_iters_problems(cfg, [select_iter])] \
-        if select_iter else []
+    return (
+        [f"models.{name}.select_iter: {config_file}: {p}" for p in keep_iters_problems(cfg, [select_iter])]
+        if select_iter
+        else []
+    )
 
 
 def check_models(models: Mapping[str, Mapping], base_dir: str | Path) -> None:

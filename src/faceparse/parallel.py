@@ -1,4 +1,5 @@
 """Run a function over many items in worker processes, with a progress bar."""
+
 from __future__ import annotations
 
 import logging

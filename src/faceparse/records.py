@@ -13,6 +13,7 @@ Paths inside train.json and best.json are written relative to the record's own f
 moved project (or a run directory copied elsewhere) still finds its checkpoints; the readers
 return absolute paths. Records written before that hold absolute paths, which still read.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,11 +34,29 @@ TENSORBOARD = "tensorboard"
 # The flip step's name of an image's mirrored copy: {name}{FLIP_SUFFIX} (in the flip manifest).
 FLIP_SUFFIX = "_flip"
 
-__all__ = ["TENSORBOARD", "FLIP_SUFFIX", "atomic_path", "evenly_spaced", "resolve_index_path", "write_json", "read_json", "sha256_file", "read_mask", "read_index", "selection_split", "SplitFiles", "split_files", "flip_files",
-           "image_size", "TrainSummary", "Selection"]
+__all__ = [
+    "TENSORBOARD",
+    "FLIP_SUFFIX",
+    "atomic_path",
+    "evenly_spaced",
+    "resolve_index_path",
+    "write_json",
+    "read_json",
+    "sha256_file",
+    "read_mask",
+    "read_index",
+    "selection_split",
+    "SplitFiles",
+    "split_files",
+    "flip_files",
+    "image_size",
+    "TrainSummary",
+    "Selection",
+]
 
 
 # --------------------------------------------------------------------------- files
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -120,6 +139,7 @@ def _absolute(path: str, record: Path) -> str:
 
 # --------------------------------------------------------------------------- dataset index
 
+
 def read_index(validation_json: str | Path) -> dict:
     """The dataset index validate writes: ``{"root", "layout", "splits": {split: entry}, "dev_split"}``
     (``splits.dev`` and ``dev_split`` set when train was cut into train and dev)."""
@@ -182,6 +202,7 @@ def _entry_files(entry: dict, record: Path, split: str, need_masks: bool) -> Spl
 
 
 # --------------------------------------------------------------------------- training records
+
 
 def _from_json(cls, path: Path, kind: str):
     """An instance of the record dataclass ``cls`` from the JSON at path (named when it is not one)."""

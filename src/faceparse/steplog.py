@@ -1,4 +1,5 @@
 """Logging for step scripts: everything (logging, warnings, progress bars) to the rule's log."""
+
 from __future__ import annotations
 
 import logging

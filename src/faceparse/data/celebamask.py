@@ -12,6 +12,7 @@ channel). Images are resized to ``size`` and written once as high-quality JPEG (
 flip step can mirror them losslessly); masks are nearest-resized and written as PNG. Test
 masks are written too.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -122,8 +123,9 @@ def _convert_one(task: tuple[str, str, int, str, int]) -> str | None:
     return None
 
 
-def convert_celebamask(root: str | Path, out_dir: str | Path, size: int = 512,
-                       max_images: int | None = None, threads: int = 1) -> dict:
+def convert_celebamask(
+    root: str | Path, out_dir: str | Path, size: int = 512, max_images: int | None = None, threads: int = 1
+) -> dict:
     """Write the release under root to {out_dir}/{split}/images|masks; returns per-split counts."""
     root, out_dir = Path(root), Path(out_dir)
     mapping = root / MAPPING
@@ -135,8 +137,12 @@ def convert_celebamask(root: str | Path, out_dir: str | Path, size: int = 512,
     available = {split: len(ks) for split, ks in by_split.items()}
     if max_images:
         by_split = {split: ks[:max_images] for split, ks in by_split.items()}
-    missing = [str(root / IMAGE_DIR / f"{k}.jpg") for ks in by_split.values() for k in ks
-               if not (root / IMAGE_DIR / f"{k}.jpg").exists()]
+    missing = [
+        str(root / IMAGE_DIR / f"{k}.jpg")
+        for ks in by_split.values()
+        for k in ks
+        if not (root / IMAGE_DIR / f"{k}.jpg").exists()
+    ]
     if missing:
         shown = "\n  ".join(missing[:20])
         raise FileNotFoundError(f"{len(missing)} images of the mapping are missing, e.g.:\n  {shown}")

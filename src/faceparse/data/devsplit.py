@@ -10,6 +10,7 @@ validate (:func:`faceparse.data.validate.validate_dataset`) applies it once and 
 dataset index: ``splits.train`` lists the images trained on, ``splits.dev`` the held-out ones (in
 train's folders), and ``dev_split`` the settings; every later step reads the index.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,10 @@ def resolve_dev_split(requested: Mapping | None, val_has_masks: bool) -> dict | 
     if requested is None:
         settings, reason = dict(DEFAULT), "val has no masks and dev_split is not set: the default"
     else:
-        settings = {"fraction": requested.get("fraction", DEFAULT["fraction"]),
-                    "seed": requested.get("seed", DEFAULT["seed"])}
+        settings = {
+            "fraction": requested.get("fraction", DEFAULT["fraction"]),
+            "seed": requested.get("seed", DEFAULT["seed"]),
+        }
         reason = "dev_split in the config" + ("" if val_has_masks else " (val has no masks)")
     fraction = settings["fraction"]
     if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= MAX_FRACTION:
@@ -53,8 +56,10 @@ def dev_count(n: int, fraction: float) -> int:
     when no train image would be left."""
     k = max(1, int(fraction * n + 0.5))
     if k >= n:
-        raise DevSplitError(f"dev_split: a dev split of fraction {fraction} takes {k} of the {n} train "
-                            "image(s) and leaves none to train on; add train images")
+        raise DevSplitError(
+            f"dev_split: a dev split of fraction {fraction} takes {k} of the {n} train "
+            "image(s) and leaves none to train on; add train images"
+        )
     return k
 
 

@@ -6,6 +6,7 @@ fingerprint as a param instead: a hash of every file's relative path, size and m
 followed), computed from directory listings and stat calls, without reading any file. Adding,
 removing, renaming or replacing a file changes it, and so reruns the step.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -10,6 +10,7 @@ blocks on the wrong side) is decoded, mirrored and written as lossless PNG. Mask
 palette PNGs whose indices are the labels) are mirrored and mapped through labels.SWAP_LUT
 (4<->5, 6<->7, 8<->9) and written as mode L label PNGs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,8 +69,13 @@ def _flip_pair(task: tuple[str, str, str, str]) -> str:
     return flip_image(image, image_stem).suffix
 
 
-def flip_dataset(validation_json: str | Path, out_dir: str | Path, manifest: str | Path,
-                 threads: int = 1, splits: tuple[str, ...] | list[str] = ("train",)) -> dict:
+def flip_dataset(
+    validation_json: str | Path,
+    out_dir: str | Path,
+    manifest: str | Path,
+    threads: int = 1,
+    splits: tuple[str, ...] | list[str] = ("train",),
+) -> dict:
     """Flip every image and mask of `splits` into out_dir/images|masks and write the manifest."""
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)

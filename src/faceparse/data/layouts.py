@@ -9,6 +9,7 @@ Two folder layouts are read in place:
 The test split needs images only: its masks, if any, are not read. Val may come without masks
 (one of the challenge's later editions ships val images only): its masks folder is then absent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ Label maps are long runs of one value; zlib's Z_RLE strategy packs them smaller 
 default (adaptive row filters + deflate) and about three times faster, which matters when
 the flip step writes a mask per training image. Any PNG reader reads the result (mode 'L').
 """
+
 from __future__ import annotations
 
 import struct

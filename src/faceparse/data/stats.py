@@ -8,6 +8,7 @@ however many images there are (std is the population std, ddof=0). The flipped c
 counted: mirroring moves pixels but does not change their values, so the statistics of train +
 flipped train equal those of train.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ def mean_std_from_histogram(hist: np.ndarray) -> tuple[list[float], list[float],
     return means, stds, n
 
 
-def channel_stats(validation_json: str | Path, out_json: str | Path,
-                  splits: tuple[str, ...] | list[str] = ("train",)) -> dict:
+def channel_stats(
+    validation_json: str | Path, out_json: str | Path, splits: tuple[str, ...] | list[str] = ("train",)
+) -> dict:
     """Mean and std over every image of `splits`, from the index's histograms; written to out_json."""
     index = read_index(validation_json)["splits"]
     total = np.zeros(768, np.int64)
@@ -42,8 +44,10 @@ def channel_stats(validation_json: str | Path, out_json: str | Path,
     for split in splits:
         entry = index[split]
         if "pixel_histogram" not in entry:
-            raise ValueError(f"{validation_json}: split {split!r} has no pixel_histogram (written by an older "
-                             "faceparse): rerun validate (snakemake -R validate)")
+            raise ValueError(
+                f"{validation_json}: split {split!r} has no pixel_histogram (written by an older "
+                "faceparse): rerun validate (snakemake -R validate)"
+            )
         total += np.asarray(entry["pixel_histogram"], np.int64)
         images += entry["images"]
     if not images:

@@ -26,6 +26,7 @@ The dev split (:mod:`faceparse.data.devsplit`), when there is one, is recorded h
 holds the train images trained on, ``splits.dev`` the held-out rest (same folders, own histograms),
 and ``dev_split`` the settings (``fraction``, ``seed``, ``reason``, ``images``; null without one).
 """
+
 from __future__ import annotations
 
 import io
@@ -88,8 +89,14 @@ class _Split:
     pairs: dict[str, tuple[Path, Path | None]]  # stem -> (image, mask or None)
 
 
-def validate_dataset(root: str | Path, layout: str, out_json: str | Path, threads: int = 1,
-                     size: int | tuple[int, int] | None = None, dev_split: Mapping | None = None) -> dict:
+def validate_dataset(
+    root: str | Path,
+    layout: str,
+    out_json: str | Path,
+    threads: int = 1,
+    size: int | tuple[int, int] | None = None,
+    dev_split: Mapping | None = None,
+) -> dict:
     """Validate the dataset at root (mini layout); write the index or raise.
 
     ``dev_split`` is the config's (None: not set): with it, or when val has no masks, train is
@@ -109,8 +116,11 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, thread
         problems += listing_problems
     dev_set = set(dev_names(splits["train"].pairs, dev["fraction"], dev["seed"])) if dev else set()
 
-    tasks = [(split, stem, str(image), str(mask) if mask else None, str(root))
-             for split, found in splits.items() for stem, (image, mask) in sorted(found.pairs.items())]
+    tasks = [
+        (split, stem, str(image), str(mask) if mask else None, str(root))
+        for split, found in splits.items()
+        for stem, (image, mask) in sorted(found.pairs.items())
+    ]
     checks = list(parallel_map(_check_pair, tasks, threads, "validate"))
 
     index: dict = {"root": str(root), "layout": layout, "splits": {}}
@@ -127,8 +137,14 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, thread
         if split == "train" and dev:  # train without its dev images, then dev (in train's folders)
             parts = {split: [n for n in parts[split] if n not in dev_set], "dev": sorted(dev_set)}
         for name, names in parts.items():
-            index["splits"][name] = _entry(dirs[split].image_dir, mask_dirs[split], splits[split].image_suffix,
-                                           names, [results[n] for n in names], split_size)
+            index["splits"][name] = _entry(
+                dirs[split].image_dir,
+                mask_dirs[split],
+                splits[split].image_suffix,
+                names,
+                [results[n] for n in names],
+                split_size,
+            )
     index["dev_split"] = {**dev, "from": "train", "images": len(dev_set)} if dev else None
 
     if problems:
@@ -138,12 +154,20 @@ def validate_dataset(root: str | Path, layout: str, out_json: str | Path, thread
     write_json(out_json, index)
     log.info("validated %s: %s", root, {s: e["images"] for s, e in index["splits"].items()})
     if mask_dirs["val"] is None:
-        log.warning("val: %d images without masks: predicted and packaged like test; the dev split selects "
-                    "the checkpoint", index["splits"]["val"]["images"])
+        log.warning(
+            "val: %d images without masks: predicted and packaged like test; the dev split selects the checkpoint",
+            index["splits"]["val"]["images"],
+        )
     if dev:
-        log.warning("dev split: %d of the %d train images held out of training to select the checkpoint "
-                    "(fraction %s, seed %s; %s)", len(dev_set), len(splits["train"].pairs), dev["fraction"],
-                    dev["seed"], dev["reason"])
+        log.warning(
+            "dev split: %d of the %d train images held out of training to select the checkpoint "
+            "(fraction %s, seed %s; %s)",
+            len(dev_set),
+            len(splits["train"].pairs),
+            dev["fraction"],
+            dev["seed"],
+            dev["reason"],
+        )
     return index
 
 
@@ -156,14 +180,24 @@ def _mask_dir(dirs: SplitDirs, root: Path, problems: list[Problem]) -> Path | No
     if not mask_dir.is_dir():
         return None
     if not any(not e.name.startswith(".") for e in os.scandir(mask_dir)):
-        problems.append((_rel(mask_dir, root), f"an empty masks folder: remove it if {dirs.split} comes without "
-                                                "masks, or put the masks in it"))
+        problems.append(
+            (
+                _rel(mask_dir, root),
+                f"an empty masks folder: remove it if {dirs.split} comes without masks, or put the masks in it",
+            )
+        )
         return None
     return mask_dir
 
 
-def _entry(image_dir: Path, mask_dir: Path | None, image_suffix: str | None, names: list[str],
-           checks: list[_Check], size: tuple[int, int] | None) -> dict:
+def _entry(
+    image_dir: Path,
+    mask_dir: Path | None,
+    image_suffix: str | None,
+    names: list[str],
+    checks: list[_Check],
+    size: tuple[int, int] | None,
+) -> dict:
     """The index entry of a split (or part of one): its folders, names, size and summed histograms."""
     entry = {
         "image_dir": str(image_dir),
@@ -210,8 +244,9 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
-def _list_folder(folder: Path, suffixes: tuple[str, ...], root: Path, problems: list[Problem],
-                 exact_suffix: bool = False) -> dict[str, Path | None]:
+def _list_folder(
+    folder: Path, suffixes: tuple[str, ...], root: Path, problems: list[Problem], exact_suffix: bool = False
+) -> dict[str, Path | None]:
     """stem -> file of a folder's files (None for a duplicate stem, which is reported, not read);
     bad names, unknown suffixes (any case, unless exact_suffix), sub-folders and duplicate stems go
     to problems. Symlinks are followed."""
@@ -225,8 +260,13 @@ def _list_folder(folder: Path, suffixes: tuple[str, ...], root: Path, problems: 
             continue  # hidden files (.DS_Store, ._x.jpg) are not data
         path = folder / name
         if entry.is_dir():
-            problems.append((_rel(path, root), "a sub-folder: its files would not be read (move them up a "
-                                               "level, or the folder out of the dataset)"))
+            problems.append(
+                (
+                    _rel(path, root),
+                    "a sub-folder: its files would not be read (move them up a "
+                    "level, or the folder out of the dataset)",
+                )
+            )
             continue
         bad_name = _name_problem(name)
         if bad_name:
@@ -252,8 +292,12 @@ def _list_split(root: Path, image_dir: Path, mask_dir: Path | None) -> tuple[_Sp
     suffix = Counter(p.suffix for p in images.values() if p).most_common(1)[0][0] if any(images.values()) else None
     for stem, path in list(images.items()):
         if path and path.suffix != suffix:
-            problems.append((_rel(path, root), f"suffix {path.suffix} differs from the split's {suffix} "
-                                               "(one image suffix per split)"))
+            problems.append(
+                (
+                    _rel(path, root),
+                    f"suffix {path.suffix} differs from the split's {suffix} (one image suffix per split)",
+                )
+            )
             del images[stem]
     if image_dir.is_dir() and not images and not problems:
         problems.append((_rel(image_dir, root), "no images"))
@@ -323,19 +367,26 @@ def _strict_jpeg_histogram(data: bytes, name: str, problems: list[Problem]) -> l
     try:
         pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
     except ValueError as exc:  # "Corrupt JPEG data: ...", "Premature end of JPEG file", ...
-        problems.append((name, f"corrupt JPEG data ({exc}); the decoder fills the damaged part with "
-                               "garbage: replace the file with an intact copy"))
+        problems.append(
+            (
+                name,
+                f"corrupt JPEG data ({exc}); the decoder fills the damaged part with "
+                "garbage: replace the file with an intact copy",
+            )
+        )
         return None
     height, width = pixels.shape[:2]
     return Image.frombuffer("RGB", (width, height), pixels, "raw", "RGB", 0, 1).histogram()
 
 
 def _orientation_problem(orientation: int) -> str:
-    return (f"EXIF Orientation is {orientation} (not 1): OpenCV, which loads images for training and "
-            "inference, rotates/mirrors the pixels by it while PIL and the mask do not, so image and "
-            "mask would disagree. Apply it to the pixels and drop the tag (PIL: "
-            "ImageOps.exif_transpose(im).save(...); or `exiftool -Orientation=1 -n FILE` if the "
-            "mask matches the pixels as stored), then check the mask lines up")
+    return (
+        f"EXIF Orientation is {orientation} (not 1): OpenCV, which loads images for training and "
+        "inference, rotates/mirrors the pixels by it while PIL and the mask do not, so image and "
+        "mask would disagree. Apply it to the pixels and drop the tag (PIL: "
+        "ImageOps.exif_transpose(im).save(...); or `exiftool -Orientation=1 -n FILE` if the "
+        "mask matches the pixels as stored), then check the mask lines up"
+    )
 
 
 def _check_mask(path: str, name: str, size: tuple[int, int] | None, problems: list[Problem]) -> list[int] | None:
@@ -355,8 +406,9 @@ def _check_mask(path: str, name: str, size: tuple[int, int] | None, problems: li
                 if bad:
                     shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
                     kind = "palette indices" if m.mode == "P" else "label values"
-                    problems.append((name, f"{kind} outside 0..{NUM_CLASSES - 1} (and {IGNORE_INDEX}, "
-                                           f"ignored): {shown}"))
+                    problems.append(
+                        (name, f"{kind} outside 0..{NUM_CLASSES - 1} (and {IGNORE_INDEX}, ignored): {shown}")
+                    )
                 counts = hist[:NUM_CLASSES] + [hist[IGNORE_INDEX]]
             if size and (m.height, m.width) != size:
                 problems.append((name, f"size {_hw((m.height, m.width))} differs from its image's {_hw(size)}"))

@@ -12,6 +12,7 @@ Plus ``{out_dir}/{split}_grid.jpg``: the first few images as rows of
 photo | ground truth | prediction | overlay, for the report, and a
 ``done.json`` summary (counts, predicted pixels per class).
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,8 +58,15 @@ def _one(item: tuple, out_dir: str, alpha: float) -> list[int]:
     return np.bincount(np.minimum(pred.ravel(), NUM_CLASSES), minlength=NUM_CLASSES + 1).tolist()
 
 
-def colourise_split(validation_json: str | Path, split: str, pred_dir: str | Path, out_dir: str | Path,
-                    threads: int = 1, alpha: float = 0.5, with_truth: bool = True) -> dict:
+def colourise_split(
+    validation_json: str | Path,
+    split: str,
+    pred_dir: str | Path,
+    out_dir: str | Path,
+    threads: int = 1,
+    alpha: float = 0.5,
+    with_truth: bool = True,
+) -> dict:
     """Previews for every image of ``split``; ``out_dir`` is replaced. Returns a summary."""
     files = split_files(validation_json, split)
     pred_dir, out_dir = Path(pred_dir), Path(out_dir)
@@ -81,8 +89,9 @@ def colourise_split(validation_json: str | Path, split: str, pred_dir: str | Pat
         "dir": str(out_dir),
         "with_truth": masks[0] is not None if masks else False,
         "predicted_pixels": {name: int(v) for name, v in zip(CLASSES, counts[:NUM_CLASSES])},
-        "predicted_fraction": {name: (float(v) / total if total else 0.0)
-                               for name, v in zip(CLASSES, counts[:NUM_CLASSES])},
+        "predicted_fraction": {
+            name: (float(v) / total if total else 0.0) for name, v in zip(CLASSES, counts[:NUM_CLASSES])
+        },
         "out_of_range_pixels": int(counts[NUM_CLASSES]),
     }
 
@@ -102,8 +111,7 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], t
     return sheet
 
 
-def _grid(validation_json, split: str, pred_dir: Path, path: Path, count: int, alpha: float,
-          with_truth: bool) -> None:
+def _grid(validation_json, split: str, pred_dir: Path, path: Path, count: int, alpha: float, with_truth: bool) -> None:
     files = split_files(validation_json, split)
     truth = with_truth and files.masks is not None
     titles = ["image"] + (["truth"] if truth else []) + ["prediction", "overlay"]
@@ -121,9 +129,16 @@ def _grid(validation_json, split: str, pred_dir: Path, path: Path, count: int, a
     contact_sheet(rows, titles).save(path, quality=90)
 
 
-def colourise(validation_json: str | Path, preds: dict[str, str | Path], out_dir: str | Path,
-              done_json: str | Path, grids: dict[str, str | Path] | None = None, threads: int = 1,
-              alpha: float = 0.5, grid_images: int = 8) -> dict:
+def colourise(
+    validation_json: str | Path,
+    preds: dict[str, str | Path],
+    out_dir: str | Path,
+    done_json: str | Path,
+    grids: dict[str, str | Path] | None = None,
+    threads: int = 1,
+    alpha: float = 0.5,
+    grid_images: int = 8,
+) -> dict:
     """Previews of every split in ``preds`` ({split: prediction folder}) under ``out_dir/{split}``.
 
     Ground truth is drawn for splits that have masks. ``grids`` ({split: path})
@@ -133,8 +148,9 @@ def colourise(validation_json: str | Path, preds: dict[str, str | Path], out_dir
     summary: dict = {"alpha": alpha, "palette": "CelebAMask-HQ (faceparse.labels.PALETTE)", "splits": {}}
     for split, pred_dir in preds.items():
         log.info("colourise %s from %s", split, pred_dir)
-        summary["splits"][split] = colourise_split(validation_json, split, pred_dir, out_dir / split,
-                                                   threads=threads, alpha=alpha)
+        summary["splits"][split] = colourise_split(
+            validation_json, split, pred_dir, out_dir / split, threads=threads, alpha=alpha
+        )
         if grids and split in grids:
             _grid(validation_json, split, Path(pred_dir), Path(grids[split]), grid_images, alpha, True)
             summary["splits"][split]["grid"] = str(grids[split])

@@ -10,6 +10,7 @@ while there is any, else writes it atomically (:func:`faceparse.records.atomic_p
 with fixed timestamps and sorted entries (the same masks give the same zip)
 and a ``check.json`` summary.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,8 +59,9 @@ def _check_one(item: tuple[str, str, str]) -> dict:
             if im.mode != "L":
                 problems.append(f"{name}.png: mode {im.mode}, expected L (single-channel 8-bit)")
             if (im.height, im.width) != expected:
-                problems.append(f"{name}.png: size {im.height}x{im.width}, the test image is "
-                                f"{expected[0]}x{expected[1]} (HxW)")
+                problems.append(
+                    f"{name}.png: size {im.height}x{im.width}, the test image is {expected[0]}x{expected[1]} (HxW)"
+                )
             values = np.asarray(im)
     except OSError as exc:
         return {"name": name, "problems": [f"{name}.png: unreadable: {exc}"]}
@@ -74,8 +76,7 @@ def _check_one(item: tuple[str, str, str]) -> dict:
     return info
 
 
-def check_predictions(pred_dir: str | Path, validation_json: str | Path, split: str = "test",
-                      threads: int = 1) -> dict:
+def check_predictions(pred_dir: str | Path, validation_json: str | Path, split: str = "test", threads: int = 1) -> dict:
     """Compare ``pred_dir`` with the split's images; ``{"problems": [...], ...}`` (empty: valid)."""
     files = split_files(validation_json, split)
     pred_dir = Path(pred_dir)
@@ -86,8 +87,7 @@ def check_predictions(pred_dir: str | Path, validation_json: str | Path, split: 
     expected = {f"{n}.png" for n in files.names}
     problems = [f"{n}.png: missing" for n in files.names if f"{n}.png" not in present]
     problems += [f"{name}: not a test image's mask (extra file)" for name in sorted(present - expected)]
-    items = [(n, str(pred_dir / f"{n}.png"), img) for n, img in zip(files.names, files.images)
-             if f"{n}.png" in present]
+    items = [(n, str(pred_dir / f"{n}.png"), img) for n, img in zip(files.names, files.images) if f"{n}.png" in present]
     infos = list(parallel_map(_check_one, items, threads, desc=f"check {split} masks"))
     for info in infos:
         problems += info["problems"]
@@ -104,8 +104,15 @@ def check_predictions(pred_dir: str | Path, validation_json: str | Path, split: 
     }
 
 
-def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | Path,
-            check_json: str | Path, split: str = "test", threads: int = 1, folder: str = "") -> dict:
+def package(
+    pred_dir: str | Path,
+    validation_json: str | Path,
+    zip_path: str | Path,
+    check_json: str | Path,
+    split: str = "test",
+    threads: int = 1,
+    folder: str = "",
+) -> dict:
     """Check ``pred_dir`` against the split, then write ``zip_path`` and ``check_json``.
 
     ``folder``: the archive's folder of the masks (``"masks"``: ``masks/{name}.png``); empty
@@ -146,6 +153,5 @@ def package(pred_dir: str | Path, validation_json: str | Path, zip_path: str | P
         "checked": ["count", "names", "size", "mode L", f"values 0..{NUM_CLASSES - 1}", "PNG format"],
     }
     write_json(check_json, summary)
-    log.info("%s: %d masks, %d bytes, sha256 %s", zip_path, summary["files"], summary["zip_bytes"],
-             summary["sha256"])
+    log.info("%s: %d masks, %d bytes, sha256 %s", zip_path, summary["files"], summary["zip_bytes"], summary["sha256"])
     return summary

@@ -9,6 +9,7 @@ resolve configs and are imported where they are used.)
 
 May import: the ground floor and :mod:`faceparse.model_configs`. Not the stages: they import mm.
 """
+
 from . import compat
 
 compat.apply()

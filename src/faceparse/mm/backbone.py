@@ -1,4 +1,5 @@
 """A timm feature backbone for mmsegmentation (no mmpretrain needed)."""
+
 from __future__ import annotations
 
 import copy
@@ -43,17 +44,30 @@ class TimmFeatureBackbone(BaseModule):
             ``ls_init_value``, ...).
     """
 
-    def __init__(self, model_name: str, pretrained: bool = False, pretrained_file: str | None = None,
-                 out_indices=(0, 1, 2, 3), out_norms: bool = False, in_channels: int = 3,
-                 init_cfg=None, **kwargs) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        pretrained: bool = False,
+        pretrained_file: str | None = None,
+        out_indices=(0, 1, 2, 3),
+        out_norms: bool = False,
+        in_channels: int = 3,
+        init_cfg=None,
+        **kwargs,
+    ) -> None:
         super().__init__(init_cfg)
         if pretrained_file:
             pretrained = True
             kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained_file))
         self.model_name = model_name
         self.timm_model = timm.create_model(
-            model_name, pretrained=pretrained, features_only=True,
-            out_indices=tuple(out_indices), in_chans=in_channels, **kwargs)
+            model_name,
+            pretrained=pretrained,
+            features_only=True,
+            out_indices=tuple(out_indices),
+            in_chans=in_channels,
+            **kwargs,
+        )
         self.out_channels = list(self.timm_model.feature_info.channels())
         self.out_norms = nn.ModuleList([LayerNorm2d(c) for c in self.out_channels]) if out_norms else None
         if pretrained:

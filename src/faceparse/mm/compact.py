@@ -5,6 +5,7 @@ only hands them to mmseg's losses and resizing and has no parameters of its own.
 segmentor counts exactly the network's parameters, and a checkpoint's ``state_dict`` becomes
 the plain network's by dropping the ``backbone.net.`` prefix (:func:`plain_state_dict`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -63,7 +64,8 @@ class LogitsHead(BaseDecodeHead):
         loss = {}
         for loss_decode in losses_decode:  # terms of the same name add up, as in mmseg
             loss[loss_decode.loss_name] = loss.get(loss_decode.loss_name, 0) + loss_decode(
-                seg_logits, seg_label, weight=None, ignore_index=self.ignore_index)
+                seg_logits, seg_label, weight=None, ignore_index=self.ignore_index
+            )
         with torch.no_grad():
             valid = seg_label != self.ignore_index
             hits = (seg_logits.max(1).indices == seg_label)[valid]
@@ -76,6 +78,7 @@ def plain_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     network names them; raises ValueError if the checkpoint holds anything else."""
     others = [k for k in state_dict if not k.startswith(PREFIX)]
     if others:
-        raise ValueError(f"not a CompactFaceNet checkpoint: {len(others)} weights outside "
-                         f"{PREFIX!r}, e.g. {others[0]!r}")
-    return {k[len(PREFIX):]: v for k, v in state_dict.items()}
+        raise ValueError(
+            f"not a CompactFaceNet checkpoint: {len(others)} weights outside {PREFIX!r}, e.g. {others[0]!r}"
+        )
+    return {k[len(PREFIX) :]: v for k, v in state_dict.items()}

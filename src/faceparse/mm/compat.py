@@ -17,6 +17,7 @@ this module allow-lists exactly those globals with
 
 Applied once, on ``import faceparse.mm``.
 """
+
 from __future__ import annotations
 
 import inspect

@@ -6,6 +6,7 @@ the model's checked ``overrides`` (:func:`faceparse.model_configs.load_config`),
 splits the total batch over the processes, keeps a pinned checkpoint through
 rotation and adapts a GPU recipe to the CPU.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,8 +26,14 @@ def write_split_list(path: Path, names: list[str]) -> str:
     return str(path.resolve())
 
 
-def dataset_cfg(template: Mapping, image_dir: str, mask_dir: str | None, image_suffix: str,
-                ann_file: str, pipeline: list | None = None) -> dict:
+def dataset_cfg(
+    template: Mapping,
+    image_dir: str,
+    mask_dir: str | None,
+    image_suffix: str,
+    ann_file: str,
+    pipeline: list | None = None,
+) -> dict:
     """One FaceParseDataset entry from the config's template dataset and a split's folders."""
     ds = copy.deepcopy(dict(template))
     ds["data_root"] = ""
@@ -50,11 +57,19 @@ def _replace_type(node, old: str, new: str) -> None:
             _replace_type(value, old, new)
 
 
-def build_config(config_file: str | Path, validation: str | Path, stats: str | Path,
-                 flip: str | Path | None = None, train_on_val: bool = False,
-                 overrides: Mapping | None = None, work_dir: str | Path | None = None,
-                 gpus: int = 0, split_dir: str | Path | None = None, processes: int = 1,
-                 keep_iters: Iterable[int] = ()):
+def build_config(
+    config_file: str | Path,
+    validation: str | Path,
+    stats: str | Path,
+    flip: str | Path | None = None,
+    train_on_val: bool = False,
+    overrides: Mapping | None = None,
+    work_dir: str | Path | None = None,
+    gpus: int = 0,
+    split_dir: str | Path | None = None,
+    processes: int = 1,
+    keep_iters: Iterable[int] = (),
+):
     """The fully resolved mmseg config of a model.
 
     Args:
@@ -94,8 +109,13 @@ def build_config(config_file: str | Path, validation: str | Path, stats: str | P
     cfg.work_dir = str(work_dir.resolve())
     _tensorboard_into_run(cfg, work_dir)
     _use_stats(cfg, read_json(stats), overrides)
-    _fill_datasets(cfg, Path(validation), Path(flip) if flip is not None else None, train_on_val,
-                   Path(split_dir) if split_dir is not None else work_dir / "splits")
+    _fill_datasets(
+        cfg,
+        Path(validation),
+        Path(flip) if flip is not None else None,
+        train_on_val,
+        Path(split_dir) if split_dir is not None else work_dir / "splits",
+    )
     _split_batch(cfg, config_file, processes)
     if keep_iters:
         _keep_checkpoints(cfg, config_file, keep_iters)
@@ -112,13 +132,20 @@ def _tensorboard_into_run(cfg, work_dir: Path) -> None:
             backend["save_dir"] = str((work_dir / TENSORBOARD).resolve())
 
 
-def track_with_mlflow(cfg, tracking_uri: str, experiment: str, run_name: str, params: Mapping,
-                      artifact_location: str | None = None) -> None:
+def track_with_mlflow(
+    cfg, tracking_uri: str, experiment: str, run_name: str, params: Mapping, artifact_location: str | None = None
+) -> None:
     """Log the run to MLflow too (config ``tracking: mlflow``): a
     :class:`faceparse.mm.tracking.MLflowRunVisBackend` next to the TensorBoard backend, logging the
     config, ``params`` and the curves into the run ``run_name`` of ``experiment`` at ``tracking_uri``."""
-    backend = dict(type="MLflowRunVisBackend", tracking_uri=tracking_uri, exp_name=experiment,
-                   run_name=run_name, params=dict(params), artifact_location=artifact_location)
+    backend = dict(
+        type="MLflowRunVisBackend",
+        tracking_uri=tracking_uri,
+        exp_name=experiment,
+        run_name=run_name,
+        params=dict(params),
+        artifact_location=artifact_location,
+    )
     cfg.visualizer.vis_backends = [*(cfg.visualizer.get("vis_backends") or []), backend]
 
 
@@ -150,15 +177,18 @@ def _fill_datasets(cfg, validation: Path, flip: Path | None, train_on_val: bool,
         flipped = read_json(flip)
         leaked = sorted(set(flipped["names"]) & {n + FLIP_SUFFIX for n in splits.get("dev", {}).get("names", [])})
         if leaked:
-            raise ValueError(f"{flip}: flipped copies of dev images ({', '.join(leaked[:5])}"
-                             f"{', ...' if len(leaked) > 5 else ''}) would be trained on; rerun flip")
+            raise ValueError(
+                f"{flip}: flipped copies of dev images ({', '.join(leaked[:5])}"
+                f"{', ...' if len(leaked) > 5 else ''}) would be trained on; rerun flip"
+            )
         parts.append(_split_dataset(template, flipped, flip, "flip", split_dir / "train_flip.txt"))
     if train_on_val:
         parts.append(_split_dataset(template, splits["val"], validation, "val", split_dir / "train_val.txt"))
     cfg.train_dataloader.dataset = parts[0] if len(parts) == 1 else dict(type="ConcatDataset", datasets=parts)
     select_on = selection_split(index)
-    cfg.val_dataloader.dataset = _split_dataset(cfg.val_dataloader.dataset, splits[select_on], validation,
-                                                select_on, split_dir / f"{select_on}.txt")
+    cfg.val_dataloader.dataset = _split_dataset(
+        cfg.val_dataloader.dataset, splits[select_on], validation, select_on, split_dir / f"{select_on}.txt"
+    )
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         if loader.get("num_workers", 0) == 0:
@@ -174,7 +204,8 @@ def _split_batch(cfg, config_file: str | Path, processes: int) -> None:
         raise ValueError(
             f"{config_file}: train_dataloader.batch_size={total} is the recipe's total batch and does not "
             f"split over {processes} GPUs; override train_dataloader.batch_size with a multiple of "
-            f"{processes} (the new total batch) or change the model's gpus")
+            f"{processes} (the new total batch) or change the model's gpus"
+        )
     cfg.train_dataloader.batch_size = total // processes
 
 

@@ -1,4 +1,5 @@
 """The face-parsing dataset: 19 CelebAMask-HQ classes, images + PNG masks, listed stems."""
+
 from __future__ import annotations
 
 from mmseg.datasets import BaseSegDataset
@@ -18,7 +19,18 @@ class FaceParseDataset(BaseSegDataset):
 
     METAINFO = dict(classes=CLASSES, palette=[list(c) for c in PALETTE])
 
-    def __init__(self, img_suffix: str = ".jpg", seg_map_suffix: str = ".png",
-                 reduce_zero_label: bool = False, ignore_index: int = IGNORE_INDEX, **kwargs) -> None:
-        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
-                         reduce_zero_label=reduce_zero_label, ignore_index=ignore_index, **kwargs)
+    def __init__(
+        self,
+        img_suffix: str = ".jpg",
+        seg_map_suffix: str = ".png",
+        reduce_zero_label: bool = False,
+        ignore_index: int = IGNORE_INDEX,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            reduce_zero_label=reduce_zero_label,
+            ignore_index=ignore_index,
+            **kwargs,
+        )

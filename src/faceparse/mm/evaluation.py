@@ -7,6 +7,7 @@ class is ``2 |pred ∩ truth| / (|pred| + |truth|)`` over the whole split's pixe
 (dataset-level, ignore pixels left out), and a class absent from both prediction and
 truth is left out of the mean - exactly :func:`faceparse.predict.metrics.scores`.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Hooks: keep the configured learning-rate schedule when a longer run resumes; keep a
 pinned checkpoint whatever the rotation says."""
+
 from __future__ import annotations
 
 import copy
@@ -62,8 +63,10 @@ class ResumeScheduleHook(Hook):
                 continue
             for key in _SCHEDULE_KEYS:
                 if key in state and hasattr(scheduler, key) and state[key] != getattr(scheduler, key):
-                    _warn(f"{type(scheduler).__name__}.{key} {state[key]} (checkpoint) -> "
-                          f"{getattr(scheduler, key)} (config)")
+                    _warn(
+                        f"{type(scheduler).__name__}.{key} {state[key]} (checkpoint) -> "
+                        f"{getattr(scheduler, key)} (config)"
+                    )
                     state[key] = getattr(scheduler, key)
                     self._changed = True
 
@@ -103,13 +106,12 @@ def replay_schedule(scheduler_cfgs, param_groups, iters: int) -> tuple[list[dict
         g = {k: v for k, v in group.items() if k != "params" and not k.startswith("initial_")}
         for key, value in group.items():
             if key.startswith("initial_"):
-                g[key[len("initial_"):]] = value
-                names.add(key[len("initial_"):])
+                g[key[len("initial_") :]] = value
+                names.add(key[len("initial_") :])
         g["params"] = [torch.zeros(1, requires_grad=True)]
         groups.append(g)
     stand_in = torch.optim.SGD(groups, lr=groups[0].get("lr", 0.0))
-    schedulers = [PARAM_SCHEDULERS.build(copy.deepcopy(dict(c)), default_args=dict(optimizer=stand_in))
-                  for c in cfgs]
+    schedulers = [PARAM_SCHEDULERS.build(copy.deepcopy(dict(c)), default_args=dict(optimizer=stand_in)) for c in cfgs]
     for _ in range(iters):
         for scheduler in schedulers:
             scheduler.step()

@@ -1,5 +1,6 @@
 """Losses: class-weighted cross-entropy that survives ignored (255) pixels, and a Dice loss that
 weighs every class present the same (a differentiable mean F1)."""
+
 from __future__ import annotations
 
 import torch
@@ -9,10 +10,16 @@ from mmseg.models.losses.utils import weight_reduce_loss
 from mmseg.registry import MODELS
 
 
-def weighted_cross_entropy(pred: torch.Tensor, label: torch.Tensor, weight: torch.Tensor | None = None,
-                           class_weight: torch.Tensor | None = None, reduction: str = "mean",
-                           avg_factor: float | None = None, ignore_index: int = -100,
-                           **kwargs) -> torch.Tensor:  # noqa: ARG001 - the criterion signature
+def weighted_cross_entropy(
+    pred: torch.Tensor,
+    label: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    class_weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | None = None,
+    ignore_index: int = -100,
+    **kwargs,
+) -> torch.Tensor:  # noqa: ARG001 - the criterion signature
     """Softmax cross-entropy, averaged over the class weights of the pixels that are not ignored.
 
     mmsegmentation 1.2.2's ``cross_entropy`` computes the same average factor as
@@ -41,10 +48,22 @@ class ClassWeightedCrossEntropyLoss(CrossEntropyLoss):
     ignored pixels) whose mean skips ignored pixels instead of indexing the class
     weights with them: see :func:`weighted_cross_entropy`."""
 
-    def __init__(self, class_weight: list[float] | str | None = None, loss_weight: float = 1.0,
-                 reduction: str = "mean", loss_name: str = "loss_ce") -> None:
-        super().__init__(use_sigmoid=False, use_mask=False, reduction=reduction, class_weight=class_weight,
-                         loss_weight=loss_weight, loss_name=loss_name, avg_non_ignore=True)
+    def __init__(
+        self,
+        class_weight: list[float] | str | None = None,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        loss_name: str = "loss_ce",
+    ) -> None:
+        super().__init__(
+            use_sigmoid=False,
+            use_mask=False,
+            reduction=reduction,
+            class_weight=class_weight,
+            loss_weight=loss_weight,
+            loss_name=loss_name,
+            avg_non_ignore=True,
+        )
         self.cls_criterion = weighted_cross_entropy
 
 
@@ -59,16 +78,23 @@ class ClassMeanDiceLoss(torch.nn.Module):
     pools all classes into one Dice per image, which the large classes dominate.
     """
 
-    def __init__(self, loss_weight: float = 1.0, ignore_index: int = 255, eps: float = 1.0,
-                 loss_name: str = "loss_dice") -> None:
+    def __init__(
+        self, loss_weight: float = 1.0, ignore_index: int = 255, eps: float = 1.0, loss_name: str = "loss_dice"
+    ) -> None:
         super().__init__()
         self.loss_weight = loss_weight
         self.ignore_index = ignore_index
         self.eps = eps
         self._loss_name = loss_name
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                ignore_index: int | None = None, **kwargs) -> torch.Tensor:  # noqa: ARG002
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        ignore_index: int | None = None,
+        **kwargs,
+    ) -> torch.Tensor:  # noqa: ARG002
         ignore = self.ignore_index if ignore_index is None else ignore_index
         num_classes = pred.shape[1]
         valid = target != ignore
@@ -77,7 +103,8 @@ class ClassMeanDiceLoss(torch.nn.Module):
         # per class: the probability mass on its own pixels, all its predicted mass, its pixel count;
         # gathered and counted by label rather than through a one-hot copy of the batch
         overlap = torch.zeros(num_classes, device=pred.device).index_add_(
-            0, label[valid], probs.gather(1, label.unsqueeze(1)).squeeze(1)[valid])
+            0, label[valid], probs.gather(1, label.unsqueeze(1)).squeeze(1)[valid]
+        )
         predicted = probs.sum((0, 2, 3))
         actual = torch.bincount(label[valid], minlength=num_classes).float()
         dice = (2 * overlap + self.eps) / (predicted + actual + self.eps)

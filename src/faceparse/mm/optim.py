@@ -1,4 +1,5 @@
 """Layer-wise learning-rate decay for timm ConvNeXt backbones."""
+
 from __future__ import annotations
 
 import logging
@@ -113,13 +114,21 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             if group_name not in groups:
                 scale = decay_rate ** (num_layers + 1 - lid)
                 groups[group_name] = dict(
-                    params=[], param_names=[], group_name=group_name, lr_scale=scale,
-                    lr=scale * self.base_lr, weight_decay=0.0 if no_decay else self.base_wd)
+                    params=[],
+                    param_names=[],
+                    group_name=group_name,
+                    lr_scale=scale,
+                    lr=scale * self.base_lr,
+                    weight_decay=0.0 if no_decay else self.base_wd,
+                )
             groups[group_name]["params"].append(param)
             groups[group_name]["param_names"].append(name)
         # Highest lr first: mmengine logs the first group's lr as "lr".
         ordered = sorted(groups.values(), key=lambda g: (-g["lr_scale"], g["group_name"]))
         summary = ", ".join(f"{g['group_name']}: lr x{g['lr_scale']:.3g} ({len(g['params'])})" for g in ordered)
-        print_log(f"layer decay ({decay_type}, {num_layers} layers, rate {decay_rate}): {summary}",
-                  logger="current", level=logging.INFO)
+        print_log(
+            f"layer decay ({decay_type}, {num_layers} layers, rate {decay_rate}): {summary}",
+            logger="current",
+            level=logging.INFO,
+        )
         params.extend(ordered)

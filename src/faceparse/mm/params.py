@@ -1,4 +1,5 @@
 """A model's parameter count, as the challenge counts it: ``sum(p.numel() for p in model.parameters())``."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,5 @@
 """A model config's test pipeline, as the predict steps and the export use it."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,8 +28,11 @@ def normalisation(cfg) -> dict:
         raise ValueError("config: model.data_preprocessor has no mean/std to put into the exported graph")
     # mmseg loads BGR; bgr_to_rgb (or rgb_to_bgr) swaps before normalising, so the model sees RGB
     swaps = bool(pre.get("bgr_to_rgb", False) or pre.get("rgb_to_bgr", False))
-    return {"mean": [float(v) for v in pre["mean"]], "std": [float(v) for v in pre["std"]],
-            "model_channel_order": "RGB" if swaps else "BGR"}
+    return {
+        "mean": [float(v) for v in pre["mean"]],
+        "std": [float(v) for v in pre["std"]],
+        "model_channel_order": "RGB" if swaps else "BGR",
+    }
 
 
 def input_resize(cfg) -> dict:

@@ -3,6 +3,7 @@
 :func:`faceparse.mm.config.track_with_mlflow` adds it to a config's ``visualizer.vis_backends``
 (config ``tracking: mlflow``). mlflow itself is imported only when the backend first logs.
 """
+
 from __future__ import annotations
 
 from mmengine.config import Config
@@ -24,15 +25,23 @@ class MLflowRunVisBackend(MLflowVisBackend):
         mlflow.set_tracking_uri(self._tracking_uri)
         name = self._exp_name or "Default"
         experiment = mlflow.get_experiment_by_name(name)
-        experiment_id = (experiment.experiment_id if experiment is not None
-                         else mlflow.create_experiment(name, artifact_location=self._artifact_location))
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else mlflow.create_experiment(name, artifact_location=self._artifact_location)
+        )
         earlier = []
         if self._run_name:
             run_name = self._run_name.replace("'", "\\'")
-            earlier = mlflow.search_runs([experiment_id], filter_string=f"attributes.run_name = '{run_name}'",
-                                         max_results=1, output_format="list")
-        mlflow.start_run(run_id=earlier[0].info.run_id if earlier else None, experiment_id=experiment_id,
-                         run_name=self._run_name)
+            earlier = mlflow.search_runs(
+                [experiment_id],
+                filter_string=f"attributes.run_name = '{run_name}'",
+                max_results=1,
+                output_format="list",
+            )
+        mlflow.start_run(
+            run_id=earlier[0].info.run_id if earlier else None, experiment_id=experiment_id, run_name=self._run_name
+        )
         super()._init_env()
 
     @force_init_env

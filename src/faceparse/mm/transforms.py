@@ -1,4 +1,5 @@
 """Data transforms for faces."""
+
 from __future__ import annotations
 
 import numpy as np

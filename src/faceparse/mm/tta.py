@@ -10,6 +10,7 @@ permuted with :data:`faceparse.labels.SWAP` before they are averaged.
 build the matching ``tta_pipeline`` / ``tta_model`` config entries, so
 ``tools/test.py --tta`` and :mod:`faceparse.predict.steps` run the same thing.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,8 +46,7 @@ class FaceSegTTAModel(SegTTAModel):
             merged sample (needed for ensembling; costs C*H*W floats per image).
     """
 
-    def __init__(self, module, data_preprocessor=None, swap: Sequence[int] | None = None,
-                 keep_probs: bool = False):
+    def __init__(self, module, data_preprocessor=None, swap: Sequence[int] | None = None, keep_probs: bool = False):
         super().__init__(module, data_preprocessor)
         swap = [int(c) for c in (SWAP if swap is None else swap)]
         if sorted(swap) != list(range(len(swap))):
@@ -54,7 +54,8 @@ class FaceSegTTAModel(SegTTAModel):
         if self.module.out_channels != len(swap):
             raise ValueError(
                 f"FaceSegTTAModel: the model has {self.module.out_channels} output channels, "
-                f"the swap permutation {len(swap)} (faceparse has {NUM_CLASSES} classes)")
+                f"the swap permutation {len(swap)} (faceparse has {NUM_CLASSES} classes)"
+            )
         self.swap = swap
         self.keep_probs = keep_probs
         self._swap_index: dict[torch.device, torch.Tensor] = {}
@@ -76,8 +77,10 @@ class FaceSegTTAModel(SegTTAModel):
             probs = None
             for sample in data_samples:
                 p = sample.seg_logits.data.softmax(dim=0)
-                if sample.metainfo.get("flip", False) and \
-                        sample.metainfo.get("flip_direction", "horizontal") == "horizontal":
+                if (
+                    sample.metainfo.get("flip", False)
+                    and sample.metainfo.get("flip_direction", "horizontal") == "horizontal"
+                ):
                     # advanced indexing copies whole channel planes (index_select is ~15x slower on CPU)
                     p = p[self._index(p.device)]
                 probs = p if probs is None else probs.add_(p)
@@ -105,8 +108,9 @@ def _type(transform: dict) -> str:
     return str(transform.get("type", ""))
 
 
-def tta_pipeline(test_pipeline: Sequence[dict], scales: Sequence[float], flip: bool,
-                 with_annotations: bool = True) -> list[dict]:
+def tta_pipeline(
+    test_pipeline: Sequence[dict], scales: Sequence[float], flip: bool, with_annotations: bool = True
+) -> list[dict]:
     """A ``TestTimeAug`` pipeline from a model's test pipeline.
 
     The test pipeline's ``Resize`` (there must be at most one) is replaced by
@@ -132,7 +136,7 @@ def tta_pipeline(test_pipeline: Sequence[dict], scales: Sequence[float], flip: b
         cut = (loads[-1] + 1) if loads else 0
         base = None
     before = pipeline[:cut]
-    after = pipeline[cut + 1:] if resizes else pipeline[cut:]
+    after = pipeline[cut + 1 :] if resizes else pipeline[cut:]
     after = [t for t in after if _type(t) not in (_LOAD_ANNOTATIONS, _PACK)]
     annotations = [t for t in pipeline if _type(t) == _LOAD_ANNOTATIONS] or [dict(type=_LOAD_ANNOTATIONS)]
     packs = [t for t in pipeline if _type(t) == _PACK] or [dict(type=_PACK)]
@@ -164,8 +168,9 @@ def _scaled_resize(base: dict | None, factor: float) -> dict:
     return step
 
 
-def tta_settings(test_pipeline: Sequence[dict], scales: Sequence[float], flip: bool,
-                 with_annotations: bool = True) -> dict:
+def tta_settings(
+    test_pipeline: Sequence[dict], scales: Sequence[float], flip: bool, with_annotations: bool = True
+) -> dict:
     """``{"tta_pipeline": [...], "tta_model": {...}}`` for an mmseg config.
 
     ``cfg.merge_from_dict(tta_settings(cfg.test_pipeline, scales, flip))`` makes

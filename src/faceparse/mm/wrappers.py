@@ -1,4 +1,5 @@
 """Model wrappers: DistributedDataParallel for CPU processes (gloo)."""
+
 from __future__ import annotations
 
 from mmengine.model import MMDistributedDataParallel

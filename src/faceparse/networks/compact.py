@@ -28,6 +28,7 @@ there). The widths are small where the maps are large (16 channels at 1/2) and t
 where the maps are small (1/16, 1/32), so the cost per iteration stays that of a much smaller
 network.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,9 @@ class ConvBNReLU(nn.Sequential):
     """Convolution (no bias), batch norm, ReLU."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1) -> None:
-        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
 
 
 class PyramidPooling(nn.Module):
@@ -58,10 +60,12 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]
-        pooled = [x.mean((2, 3), keepdim=True)] + [F.avg_pool2d(x, k, k, ceil_mode=True, count_include_pad=False)
-                                                  for k in self.kernels]
-        ups = [F.interpolate(conv(p), size, mode="bilinear", align_corners=False)
-               for p, conv in zip(pooled, self.branches)]
+        pooled = [x.mean((2, 3), keepdim=True)] + [
+            F.avg_pool2d(x, k, k, ceil_mode=True, count_include_pad=False) for k in self.kernels
+        ]
+        ups = [
+            F.interpolate(conv(p), size, mode="bilinear", align_corners=False) for p, conv in zip(pooled, self.branches)
+        ]
         return self.project(torch.cat([x, *ups], dim=1))
 
 
@@ -108,11 +112,17 @@ class CompactFaceNet(nn.Module):
             sub-pixel classifier at 1/2.
     """
 
-    def __init__(self, num_classes: int = 19, detail: tuple[int, int, int] = (16, 48, 64),
-                 context: tuple[int, int] = (128, 192),
-                 decoder: tuple[int, int, int, int] = (96, 48, 16, 16),
-                 decoder_convs: tuple[int, int, int, int] = (1, 1, 1, 1),
-                 full_res: int = 0, stem_convs: int = 1, full_res_decoder: bool = False) -> None:
+    def __init__(
+        self,
+        num_classes: int = 19,
+        detail: tuple[int, int, int] = (16, 48, 64),
+        context: tuple[int, int] = (128, 192),
+        decoder: tuple[int, int, int, int] = (96, 48, 16, 16),
+        decoder_convs: tuple[int, int, int, int] = (1, 1, 1, 1),
+        full_res: int = 0,
+        stem_convs: int = 1,
+        full_res_decoder: bool = False,
+    ) -> None:
         super().__init__()
         d2, d4, d8 = detail
         c16, c32 = context
@@ -131,8 +141,9 @@ class CompactFaceNet(nn.Module):
         self.up4 = _stage(u8 + d4, u4, n4)
         self.up2 = _stage(u4 + d2, u2, n2)
         self.up1 = ConvBNReLU(u2 + full_res, full_res) if full_res_decoder else None
-        self.classifier = (nn.Conv2d(full_res, num_classes, 1) if full_res_decoder
-                           else nn.Conv2d(u2, num_classes * 4, 1))  # 4 = the 2x2 pixels of a position at 1/2
+        self.classifier = (
+            nn.Conv2d(full_res, num_classes, 1) if full_res_decoder else nn.Conv2d(u2, num_classes * 4, 1)
+        )  # 4 = the 2x2 pixels of a position at 1/2
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -172,4 +183,4 @@ class CompactFaceNet(nn.Module):
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at the input's own size (an odd size's extra row or column cut off)."""
-        return self.forward(x)[..., :x.shape[2], :x.shape[3]]
+        return self.forward(x)[..., : x.shape[2], : x.shape[3]]

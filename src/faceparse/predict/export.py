@@ -24,6 +24,7 @@ the classes, the left/right pairs, the input size and resize rule, the
 normalisation, the TTA configured at export time and the source checkpoint, so
 that ``python -m faceparse.predict.parse`` needs nothing but the ``.onnx`` file.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,16 @@ def _check_sizes(h: int, w: int) -> list[list[int]]:
     return [[h, w], [h + 32, w + 32], [h * 3 // 4 + 5, w + 13]]
 
 
-def export_onnx(model, cfg, path: str | Path, *, example_size: Sequence[int], tta: dict | None = None,
-                source: dict | None = None, threads: int = 1) -> dict:
+def export_onnx(
+    model,
+    cfg,
+    path: str | Path,
+    *,
+    example_size: Sequence[int],
+    tta: dict | None = None,
+    source: dict | None = None,
+    threads: int = 1,
+) -> dict:
     """Export ``model`` (a loaded segmentor) to ``path``; return the metadata written into it.
 
     ``example_size`` (h, w) is the traced example's size. The export is then run
@@ -73,9 +82,16 @@ def export_onnx(model, cfg, path: str | Path, *, example_size: Sequence[int], tt
     example = torch.rand(1, 3, int(example_size[0]), int(example_size[1])) * 255
     axes = {0: "batch", 2: "height", 3: "width"}
     with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": axes, "logits": axes})
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": axes, "logits": axes},
+        )
     session = ort_session(path, threads)
     checks = []
     for h, w in _check_sizes(int(example_size[0]), int(example_size[1])):
@@ -88,16 +104,28 @@ def export_onnx(model, cfg, path: str | Path, *, example_size: Sequence[int], tt
         diff = float(np.abs(got - ref).max())
         scale = float(np.abs(ref).max()) or 1.0
         if diff > 1e-3 * scale + 1e-4:
-            raise RuntimeError(f"{path}: the export does not follow the input's shape: at {h}x{w} its logits "
-                               f"differ from PyTorch's by up to {diff:.3g} (logits up to {scale:.3g})")
+            raise RuntimeError(
+                f"{path}: the export does not follow the input's shape: at {h}x{w} its logits "
+                f"differ from PyTorch's by up to {diff:.3g} (logits up to {scale:.3g})"
+            )
         checks.append({"size": [h, w], "batch": 2, "max_abs_logit_diff": diff})
     norm = normalisation(cfg)
     meta = {
         "format": "faceparse-onnx-1",
-        "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "channel_order": "RGB",
-                  "range": [0, 255], "dynamic": ["batch", "height", "width"]},
-        "output": {"name": "logits", "layout": "NCHW", "size": "the input's (H, W)",
-                   "meaning": "class scores before softmax"},
+        "input": {
+            "name": "image",
+            "layout": "NCHW",
+            "dtype": "float32",
+            "channel_order": "RGB",
+            "range": [0, 255],
+            "dynamic": ["batch", "height", "width"],
+        },
+        "output": {
+            "name": "logits",
+            "layout": "NCHW",
+            "size": "the input's (H, W)",
+            "meaning": "class scores before softmax",
+        },
         "normalisation": {**norm, "in_graph": True},
         "resize": input_resize(cfg),
         "align_corners": wrapper.align_corners,
@@ -114,14 +142,26 @@ def export_onnx(model, cfg, path: str | Path, *, example_size: Sequence[int], tt
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-    log.info("exported %s (%d adaptive pools replaced); dynamic sizes checked: %s", path,
-             wrapper.pools_replaced, [c["size"] for c in checks])
+    log.info(
+        "exported %s (%d adaptive pools replaced); dynamic sizes checked: %s",
+        path,
+        wrapper.pools_replaced,
+        [c["size"] for c in checks],
+    )
     return meta
 
 
-def export_model(best_json: str | Path, train_json: str | Path, validation_json: str | Path, *,
-                 onnx_path: str | Path, parity_json: str | Path, tta: dict | None = None,
-                 max_images: int | None = None, threads: int = 1) -> dict:
+def export_model(
+    best_json: str | Path,
+    train_json: str | Path,
+    validation_json: str | Path,
+    *,
+    onnx_path: str | Path,
+    parity_json: str | Path,
+    tta: dict | None = None,
+    max_images: int | None = None,
+    threads: int = 1,
+) -> dict:
     """The export step: ONNX file + parity record of a selected model; fails below the threshold."""
     config, checkpoint = model_paths(best_json, train_json)
     model, cfg = load_model(config, checkpoint, "cpu")
@@ -132,27 +172,38 @@ def export_model(best_json: str | Path, train_json: str | Path, validation_json:
         with Image.open(split_files(validation_json, "val").images[0]) as im:
             example = [im.height, im.width]
     start = time.perf_counter()
-    meta = export_onnx(model, cfg, onnx_path, example_size=example, tta=tta, threads=threads,
-                       source={"config": str(config), "checkpoint": str(checkpoint), "iter": Selection.read(best_json).iter})
+    meta = export_onnx(
+        model,
+        cfg,
+        onnx_path,
+        example_size=example,
+        tta=tta,
+        threads=threads,
+        source={"config": str(config), "checkpoint": str(checkpoint), "iter": Selection.read(best_json).iter},
+    )
     export_seconds = time.perf_counter() - start
     record = parity(onnx_path, config, checkpoint, validation_json, max_images=max_images, threads=threads)
-    record.update({
-        "onnx": str(onnx_path),
-        "onnx_bytes": Path(onnx_path).stat().st_size,
-        "export_seconds": export_seconds,
-        "opset": meta["opset"],
-        "dynamic_axes": meta["input"]["dynamic"],
-        "dynamic_sizes": meta["dynamic_sizes"],
-        "input_resize": meta["resize"],
-        "normalisation": meta["normalisation"],
-        "source": meta["source"],
-        "parse": "python -m faceparse.predict.parse IN_DIR OUT_DIR --model " + str(onnx_path),
-    })
+    record.update(
+        {
+            "onnx": str(onnx_path),
+            "onnx_bytes": Path(onnx_path).stat().st_size,
+            "export_seconds": export_seconds,
+            "opset": meta["opset"],
+            "dynamic_axes": meta["input"]["dynamic"],
+            "dynamic_sizes": meta["dynamic_sizes"],
+            "input_resize": meta["resize"],
+            "normalisation": meta["normalisation"],
+            "source": meta["source"],
+            "parse": "python -m faceparse.predict.parse IN_DIR OUT_DIR --model " + str(onnx_path),
+        }
+    )
     write_json(parity_json, record)
     if not record["passed"]:
-        raise RuntimeError(f"{onnx_path}: ONNX masks agree with PyTorch's on {record['agreement_percent']:.3f}% "
-                           f"of {record['split']} pixels, below {PARITY_THRESHOLD}% (details in {parity_json})")
-    log.info("%s: parity %.5f%% of %d %s pixels", onnx_path, record["agreement_percent"], record["pixels"],
-             record["split"])
+        raise RuntimeError(
+            f"{onnx_path}: ONNX masks agree with PyTorch's on {record['agreement_percent']:.3f}% "
+            f"of {record['split']} pixels, below {PARITY_THRESHOLD}% (details in {parity_json})"
+        )
+    log.info(
+        "%s: parity %.5f%% of %d %s pixels", onnx_path, record["agreement_percent"], record["pixels"], record["split"]
+    )
     return record
-

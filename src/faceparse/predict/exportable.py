@@ -5,6 +5,7 @@ the input's size, the model's normalisation inside; every ``AdaptiveAvgPool2d`` 
 by :class:`ShapeAgnosticAdaptiveAvgPool2d` (the same bins as averaging matrices computed
 from the input's shape), which the TorchScript exporter can export with dynamic sizes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,9 @@ class ShapeAgnosticAdaptiveAvgPool2d(torch.nn.Module):
         super().__init__()
         size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
         if any(s is None for s in size):
-            raise ValueError(f"AdaptiveAvgPool2d output size {output_size}: None (keep the input size) "
-                             "is not supported in an export")
+            raise ValueError(
+                f"AdaptiveAvgPool2d output size {output_size}: None (keep the input size) is not supported in an export"
+            )
         self.out_h, self.out_w = int(size[0]), int(size[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ Conventions (the ones of the face-parsing literature, e.g. EHANet, FaRL, SegFace
 - Scores are percentages (0..100), like mmseg's ``IoUMetric`` and the
   ``mIoU`` it logs during training (what ``best.json`` holds).
 """
+
 from __future__ import annotations
 
 import math
@@ -117,10 +118,12 @@ def metrics_table_html(metrics: dict, title: str = "Validation scores") -> str:
     for name in plain["IoU"]:
         rows.append(
             f"<tr><td>{name}</td><td>{_fmt(plain['IoU'][name])}</td><td>{_fmt(tta['IoU'][name])}</td>"
-            f"<td>{_fmt(plain['F1'][name])}</td><td>{_fmt(tta['F1'][name])}</td></tr>")
+            f"<td>{_fmt(plain['F1'][name])}</td><td>{_fmt(tta['F1'][name])}</td></tr>"
+        )
     rows.append(
         f"<tr class='mean'><td>mean</td><td>{_fmt(plain['mIoU'])}</td><td>{_fmt(tta['mIoU'])}</td>"
-        f"<td>{_fmt(plain['mF1'])}</td><td>{_fmt(tta['mF1'])}</td></tr>")
+        f"<td>{_fmt(plain['mF1'])}</td><td>{_fmt(tta['mF1'])}</td></tr>"
+    )
     body = "\n".join(rows)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -130,9 +133,9 @@ td, th {{ padding: 2px 10px; text-align: right; border-bottom: 1px solid #ddd; }
 td:first-child, th:first-child {{ text-align: left; }} tr.mean td {{ font-weight: bold; }}
 </style></head><body>
 <h3>{title}</h3>
-<p>{metrics.get('images', '?')} images of the {metrics.get('split', 'val')} split; scores in percent from one
+<p>{metrics.get("images", "?")} images of the {metrics.get("split", "val")} split; scores in percent from one
 confusion matrix over the split. mIoU: 19 classes; mF1: 18 foreground classes (background excluded).
-TTA: scales {cfg.get('scales')}, flip {cfg.get('flip')} (left/right channels swapped). &ndash;: class absent
+TTA: scales {cfg.get("scales")}, flip {cfg.get("flip")} (left/right channels swapped). &ndash;: class absent
 from truth and prediction.</p>
 <table><tr><th>class</th><th>IoU</th><th>IoU (TTA)</th><th>F1</th><th>F1 (TTA)</th></tr>
 {body}

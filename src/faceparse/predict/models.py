@@ -7,6 +7,7 @@ weighted mean class probabilities - for one member, exactly its own prediction
 pipeline (its own input size) on the same images; with TTA each member's prediction is
 the face-aware TTA of :class:`faceparse.mm.tta.FaceSegTTAModel` kept as probabilities.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,8 +27,18 @@ from faceparse.mm.tta import FaceSegTTAModel, tta_pipeline
 from faceparse.predict.runner import LabelFn
 from faceparse.records import Selection, TrainSummary
 
-__all__ = ["default_device", "load_model", "CheckpointMismatch", "tta_model", "model_paths", "Member", "read_member",
-           "normalised_weights", "combined_train_on_val", "Ensemble"]
+__all__ = [
+    "default_device",
+    "load_model",
+    "CheckpointMismatch",
+    "tta_model",
+    "model_paths",
+    "Member",
+    "read_member",
+    "normalised_weights",
+    "combined_train_on_val",
+    "Ensemble",
+]
 
 
 def default_device() -> str:
@@ -54,8 +65,10 @@ def load_model(config: str | Path, checkpoint: str | Path | None, device: str | 
         try:
             loaded = load_checkpoint(model, str(checkpoint), map_location="cpu", strict=True, logger="silent")
         except RuntimeError as err:
-            raise CheckpointMismatch(f"{checkpoint} does not fit the network of {config} (was the network's code "
-                                     f"changed after training?): {err}") from None
+            raise CheckpointMismatch(
+                f"{checkpoint} does not fit the network of {config} (was the network's code "
+                f"changed after training?): {err}"
+            ) from None
         meta = loaded.get("meta", {}).get("dataset_meta")
         if meta:
             model.dataset_meta = meta
@@ -124,8 +137,13 @@ class Ensemble:
     ``as_ensemble`` says how :meth:`describe` records what predicted: a model (its
     config and checkpoint) or an ensemble (its members and weights)."""
 
-    def __init__(self, members: Sequence[Member], weights: Sequence[float] | None = None,
-                 device: str | None = None, as_ensemble: bool = False):
+    def __init__(
+        self,
+        members: Sequence[Member],
+        weights: Sequence[float] | None = None,
+        device: str | None = None,
+        as_ensemble: bool = False,
+    ):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.as_ensemble = as_ensemble or len(members) > 1
@@ -167,8 +185,14 @@ class Ensemble:
         ensemble's members with their weights."""
         if not self.as_ensemble:
             return {"config": self.members[0].config, "checkpoint": self.members[0].checkpoint}
-        return {"ensemble": {"members": [{"model": m.name, "config": m.config, "checkpoint": m.checkpoint,
-                                          "weight": w} for m, w in zip(self.members, self.weights)]}}
+        return {
+            "ensemble": {
+                "members": [
+                    {"model": m.name, "config": m.config, "checkpoint": m.checkpoint, "weight": w}
+                    for m, w in zip(self.members, self.weights)
+                ]
+            }
+        }
 
 
 def _own_labels(model, view) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """The export's check: the ONNX model's masks against PyTorch's on the val split."""
+
 from __future__ import annotations
 
 import sys
@@ -30,9 +31,17 @@ def _spread(files: SplitFiles, max_images: int | None) -> SplitFiles:
     return SplitFiles(files.split, tuple(files.names[i] for i in keep), tuple(files.images[i] for i in keep), None)
 
 
-def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, validation_json: str | Path, *,
-           split: str = "val", max_images: int | None = None, threads: int = 1,
-           threshold: float = PARITY_THRESHOLD) -> dict:
+def parity(
+    onnx_path: str | Path,
+    config: str | Path,
+    checkpoint: str | Path,
+    validation_json: str | Path,
+    *,
+    split: str = "val",
+    max_images: int | None = None,
+    threads: int = 1,
+    threshold: float = PARITY_THRESHOLD,
+) -> dict:
     """Masks of the ONNX model (single scale, :mod:`faceparse.predict.photo_parser`) vs PyTorch's on ``split``.
 
     PyTorch's masks are the evaluate step's plain pass (:func:`faceparse.predict.runner.run_split`,
@@ -49,12 +58,16 @@ def parity(onnx_path: str | Path, config: str | Path, checkpoint: str | Path, va
     per_image: list[tuple[float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_split(model, files, without_annotations(config_test_pipeline(cfg)), out_dir=tmp, batch_size=4,
-                  workers=0)
+        run_split(model, files, without_annotations(config_test_pipeline(cfg)), out_dir=tmp, batch_size=4, workers=0)
         torch_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        for name, image in tqdm(list(zip(files.names, files.images)), desc="parity (onnxruntime)", unit="img",
-                                file=sys.stderr, mininterval=2.0):
+        for name, image in tqdm(
+            list(zip(files.names, files.images)),
+            desc="parity (onnxruntime)",
+            unit="img",
+            file=sys.stderr,
+            mininterval=2.0,
+        ):
             ours = parser.parse(read_image(image))
             ref = np.asarray(Image.open(Path(tmp) / f"{name}.png"))
             same = int((ours == ref).sum())

@@ -30,6 +30,7 @@ the output folder may not be the input folder nor hold a photo, and only
 files an earlier parse run wrote there (its ``parse.json`` lists them) are
 replaced - each output through a temporary file and ``os.replace``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,6 @@ class FolderError(ValueError):
     """An output folder this run must not write to (one line, exit status 2)."""
 
 
-
 def _names(names: Sequence[str], shown: int = 5) -> str:
     """``a, b, c ... and N more``: a list for a message."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
@@ -90,23 +90,37 @@ class OutputFolder:
         input folder, holds a photo, or holds a file of an output name that no parse run wrote."""
         out = path.resolve()
         if out == in_dir.resolve():
-            raise FolderError(f"{path}: the output folder is the input folder ({out}): the labels would "
-                              "replace photos (face.png) and a later run would parse them; choose another folder")
+            raise FolderError(
+                f"{path}: the output folder is the input folder ({out}): the labels would "
+                "replace photos (face.png) and a later run would parse them; choose another folder"
+            )
         inside = [p.name for p in photos if p.resolve().parent == out]
         if inside:
-            raise FolderError(f"{path}: the output folder holds input photos ({_names(inside)}, through "
-                              "symlinks): choose another folder")
+            raise FolderError(
+                f"{path}: the output folder holds input photos ({_names(inside)}, through "
+                "symlinks): choose another folder"
+            )
         before = set(os.listdir(path)) - {SUMMARY} if path.is_dir() else set()
         earlier = _earlier_outputs(path / SUMMARY)
         planned = [name for p in photos for name in (f"{p.stem}.png", f"{p.stem}_overlay.jpg")]
         foreign = sorted({name for name in planned if name in before and name not in (earlier or set())})
         if foreign:
-            raise FolderError(f"{path}: holds {len(foreign)} file(s) this run would replace that no earlier parse "
-                              f"run wrote ({_names(foreign)}): move them or choose another folder")
+            raise FolderError(
+                f"{path}: holds {len(foreign)} file(s) this run would replace that no earlier parse "
+                f"run wrote ({_names(foreign)}): move them or choose another folder"
+            )
         path.mkdir(parents=True, exist_ok=True)
         folder = cls(path, earlier or set(), before, earlier is not None)
-        write_json(path / SUMMARY, {"status": "running", "in_dir": str(in_dir), "out_dir": str(path),
-                                    "parsed": 0, "outputs": sorted(folder.earlier | set(planned))})
+        write_json(
+            path / SUMMARY,
+            {
+                "status": "running",
+                "in_dir": str(in_dir),
+                "out_dir": str(path),
+                "parsed": 0,
+                "outputs": sorted(folder.earlier | set(planned)),
+            },
+        )
         return folder
 
     def save(self, name: str, write: Callable[[BinaryIO], None]) -> None:
@@ -146,8 +160,10 @@ def _earlier_outputs(summary: Path) -> set[str] | None:
     except (OSError, ValueError):
         record = None
     if not isinstance(record, dict) or not {"in_dir", "out_dir", "parsed"} <= record.keys():
-        raise FolderError(f"{summary}: not the summary of an earlier parse run, and this run would replace it: "
-                          "move it or choose another folder")
+        raise FolderError(
+            f"{summary}: not the summary of an earlier parse run, and this run would replace it: "
+            "move it or choose another folder"
+        )
     return {str(name) for name in record.get("outputs", [])}
 
 
@@ -167,9 +183,9 @@ def _overlay(bgr: np.ndarray, mask: np.ndarray, alpha: float) -> Image.Image:
     out = np.empty_like(bgr)
     step = max(1, photo_parser.STRIP_VALUES // bgr.shape[1])
     for y in range(0, len(bgr), step):
-        base = mask[y:y + step].astype(np.uint16) << 8
+        base = mask[y : y + step].astype(np.uint16) << 8
         for c in range(3):
-            np.take(table[c], base | bgr[y:y + step, :, 2 - c], out=out[y:y + step, :, c])
+            np.take(table[c], base | bgr[y : y + step, :, 2 - c], out=out[y : y + step, :, c])
     return Image.fromarray(out)
 
 
@@ -180,8 +196,9 @@ def _parse_photo(path: Path, parser: Parser, folder: OutputFolder, alpha: float)
     folder.save(f"{path.stem}_overlay.jpg", lambda f: _overlay(bgr, mask, alpha).save(f, format="JPEG", quality=90))
 
 
-def parse_folder(in_dir: str | Path, out_dir: str | Path, parser: Parser, *, alpha: float = 0.5,
-                 progress: bool = True) -> dict:
+def parse_folder(
+    in_dir: str | Path, out_dir: str | Path, parser: Parser, *, alpha: float = 0.5, progress: bool = True
+) -> dict:
     """Labels and overlays of every image in ``in_dir`` into ``out_dir``; returns the summary
     (also written to ``out_dir/parse.json``). Files that cannot be parsed are listed under ``errors``;
     an unusable output folder (see :meth:`OutputFolder.open`) raises :class:`FolderError`."""
@@ -197,9 +214,12 @@ def parse_folder(in_dir: str | Path, out_dir: str | Path, parser: Parser, *, alp
         raise FileNotFoundError(f"{in_dir}: no images ({', '.join(sorted(PHOTO_SUFFIXES))})")
     folder = OutputFolder.open(out_dir, in_dir, images)
     if folder.before:
-        print(f"parse: warning: {out_dir} already holds {len(folder.before)} file(s), {len(folder.earlier)} "
-              "written by an earlier parse run (replaced where this run writes the same name), the others "
-              "left as they are", file=sys.stderr)
+        print(
+            f"parse: warning: {out_dir} already holds {len(folder.before)} file(s), {len(folder.earlier)} "
+            "written by an earlier parse run (replaced where this run writes the same name), the others "
+            "left as they are",
+            file=sys.stderr,
+        )
     written: dict[str, str] = {}
     errors: dict[str, str] = {}
     start = time.perf_counter()
@@ -248,19 +268,35 @@ def _arguments() -> argparse.ArgumentParser:
         "Docs: docs/export-parse.md",
     )
     ap.add_argument("in_dir", type=Path, help="folder of photos (.jpg, .png, ...)")
-    ap.add_argument("out_dir", type=Path, help="where {stem}.png labels and {stem}_overlay.jpg go "
-                                               "(not the input folder)")
-    ap.add_argument("--model", required=True, type=Path,
-                    help="an exported .onnx, a run's best.json, or a checkpoint (with --config)")
+    ap.add_argument(
+        "out_dir", type=Path, help="where {stem}.png labels and {stem}_overlay.jpg go (not the input folder)"
+    )
+    ap.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        help="an exported .onnx, a run's best.json, or a checkpoint (with --config)",
+    )
     ap.add_argument("--config", type=Path, help="the mmseg config of a checkpoint given as --model")
-    ap.add_argument("--stats", type=Path,
-                    help="a checkpoint's stats.json (mean/std), when neither its meta nor a config.py "
-                         "beside it holds its run's config")
+    ap.add_argument(
+        "--stats",
+        type=Path,
+        help="a checkpoint's stats.json (mean/std), when neither its meta nor a config.py "
+        "beside it holds its run's config",
+    )
     ap.add_argument("--scales", type=float, nargs="+", help="TTA scales (default: the model's or config's)")
-    ap.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                    help="face-aware flip TTA (default: the model's or config's)")
-    ap.add_argument("--configfile", type=Path, default=Path("config.yaml"),
-                    help="pipeline config whose `tta` is the default for checkpoints (default: config.yaml)")
+    ap.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="face-aware flip TTA (default: the model's or config's)",
+    )
+    ap.add_argument(
+        "--configfile",
+        type=Path,
+        default=Path("config.yaml"),
+        help="pipeline config whose `tta` is the default for checkpoints (default: config.yaml)",
+    )
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the model (default: 2)")
     ap.add_argument("--device", default="cpu", help="PyTorch device for a checkpoint, e.g. cuda:0 (default: cpu)")
     ap.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default: 0.5)")
@@ -270,11 +306,15 @@ def _arguments() -> argparse.ArgumentParser:
 def _report(summary: dict) -> None:
     """The end of a run on stderr: counts, the folder's other files, the failures."""
     out = summary["out_dir"]
-    print(f"parse: {summary['parsed']} of {summary['images']} images written to {out} "
-          f"in {summary['seconds']:.1f} s", file=sys.stderr)
-    for key, what in (("replaced", "replaced, written by an earlier run"),
-                      ("earlier_outputs_left", "left from an earlier run (this run did not write them)"),
-                      ("other_files", "not written by parse, left as they are")):
+    print(
+        f"parse: {summary['parsed']} of {summary['images']} images written to {out} in {summary['seconds']:.1f} s",
+        file=sys.stderr,
+    )
+    for key, what in (
+        ("replaced", "replaced, written by an earlier run"),
+        ("earlier_outputs_left", "left from an earlier run (this run did not write them)"),
+        ("other_files", "not written by parse, left as they are"),
+    ):
         if summary[key]:
             print(f"parse: {len(summary[key])} file(s) in {out} {what}: {_names(summary[key])}", file=sys.stderr)
     if summary["skipped_not_images"]:

@@ -12,6 +12,7 @@
   left/right channels swapped (:data:`faceparse.labels.SWAP`), averaged and argmaxed; a single
   view is argmaxed without a softmax (the same labels).
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,8 +36,21 @@ log = logging.getLogger(__name__)
 # strip by strip, so memory does not grow with 19 x the photo's pixels.
 STRIP_VALUES = 1 << 20
 
-__all__ = ["PhotoError", "ImageReadError", "ModelError", "one_line", "read_image", "METADATA_KEY", "ort_session",
-           "OnnxBackend", "Normalisation", "TorchBackend", "load_backend", "run_normalisation", "Parser"]
+__all__ = [
+    "PhotoError",
+    "ImageReadError",
+    "ModelError",
+    "one_line",
+    "read_image",
+    "METADATA_KEY",
+    "ort_session",
+    "OnnxBackend",
+    "Normalisation",
+    "TorchBackend",
+    "load_backend",
+    "run_normalisation",
+    "Parser",
+]
 
 
 class PhotoError(ValueError):
@@ -65,7 +79,13 @@ _ORIENTATION_TAG = 0x0112
 # OpenCV's ExifTransform (imgcodecs/src/loadsave.cpp): per EXIF Orientation, transpose first, then
 # cv2.flip with this code (None: no flip).
 _EXIF_TRANSFORMS: dict[int, tuple[bool, int | None]] = {
-    2: (False, 1), 3: (False, -1), 4: (False, 0), 5: (True, None), 6: (True, 1), 7: (True, -1), 8: (True, 0),
+    2: (False, 1),
+    3: (False, -1),
+    4: (False, 0),
+    5: (True, None),
+    6: (True, 1),
+    7: (True, -1),
+    8: (True, 0),
 }
 
 
@@ -104,8 +124,10 @@ def _read_jpeg(path: Path, data: bytes) -> np.ndarray:
         else:
             bgr = simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True)
     except ValueError as err:  # "Premature end of JPEG file", "Corrupt JPEG data: ...", "Not a JPEG file"
-        raise ImageReadError(f"{path}: not a readable image (corrupt JPEG data: {err}; a decoder would fill "
-                             "the damaged part with grey: replace the file with an intact copy)") from err
+        raise ImageReadError(
+            f"{path}: not a readable image (corrupt JPEG data: {err}; a decoder would fill "
+            "the damaged part with grey: replace the file with an intact copy)"
+        ) from err
     transpose, flip = _EXIF_TRANSFORMS.get(_exif_orientation(data), (False, None))
     if transpose:
         bgr = cv2.transpose(bgr)
@@ -155,14 +177,18 @@ class OnnxBackend:
             raise ModelError(f"{self.path}: not a usable ONNX model ({one_line(err)})") from err
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:
-            raise ModelError(f"{self.path}: no '{METADATA_KEY}' metadata; export the model with faceparse.predict.export")
+            raise ModelError(
+                f"{self.path}: no '{METADATA_KEY}' metadata; export the model with faceparse.predict.export"
+            )
         self.meta = json.loads(meta)
         self.resize: dict = self.meta["resize"]
         self.tta: dict | None = self.meta.get("tta")
         self.description = f"ONNX {self.path}"
         norm = self.meta.get("normalisation", {})
-        self.normalisation = (f"mean {_values(norm.get('mean', []))}, std {_values(norm.get('std', []))} "
-                              "inside the ONNX graph (from its export)")
+        self.normalisation = (
+            f"mean {_values(norm.get('mean', []))}, std {_values(norm.get('std', []))} "
+            "inside the ONNX graph (from its export)"
+        )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"image": batch})[0]
@@ -180,8 +206,13 @@ class Normalisation:
 class TorchBackend:
     """A trained checkpoint run by PyTorch (the exportable form of the segmentor, same computation)."""
 
-    def __init__(self, config: str | Path, checkpoint: str | Path, device: str = "cpu",
-                 normalisation: Normalisation | None = None):
+    def __init__(
+        self,
+        config: str | Path,
+        checkpoint: str | Path,
+        device: str = "cpu",
+        normalisation: Normalisation | None = None,
+    ):
         # deferred here and below: torch and mmseg (seconds, ~650 MB) are for checkpoints only;
         # parsing with an ONNX model never imports them
         import torch
@@ -208,8 +239,13 @@ class TorchBackend:
             return self.module(self._torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
 
-def load_backend(model: str | Path, config: str | Path | None = None, device: str = "cpu", threads: int = 1,
-                 stats: str | Path | None = None):
+def load_backend(
+    model: str | Path,
+    config: str | Path | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+    stats: str | Path | None = None,
+):
     """An ``.onnx`` file, a run's ``best.json`` (``train.json`` beside it), or a checkpoint + ``config``
     (normalised with the mean/std of its run, see :func:`run_normalisation`, or of ``stats``).
 
@@ -241,8 +277,9 @@ def load_backend(model: str | Path, config: str | Path | None = None, device: st
     try:
         return TorchBackend(config, checkpoint, device, norm)
     except Exception as err:  # noqa: BLE001 - mmengine/torch/mmseg errors of a config or weights that do not fit
-        raise ModelError(f"{checkpoint}: cannot build the model with config {config} "
-                         f"({type(err).__name__}: {one_line(err)})") from err
+        raise ModelError(
+            f"{checkpoint}: cannot build the model with config {config} ({type(err).__name__}: {one_line(err)})"
+        ) from err
 
 
 def _checkpoint_meta(path: Path) -> dict:
@@ -273,8 +310,10 @@ def run_normalisation(checkpoint: Path, meta: dict, stats: str | Path | None = N
     found = _preprocessor_stats(dumped.read_text()) if dumped.is_file() else None
     if found is not None:
         return Normalisation(*found, f"the run's config {dumped} beside the checkpoint")
-    raise ModelError(f"{checkpoint}: cannot tell the mean/std it was trained with (no config in its meta, no "
-                     "config.py beside it): pass --stats with its run's stats.json (results/data/stats.json)")
+    raise ModelError(
+        f"{checkpoint}: cannot tell the mean/std it was trained with (no config in its meta, no "
+        "config.py beside it): pass --stats with its run's stats.json (results/data/stats.json)"
+    )
 
 
 def _stats_file(path: Path) -> Normalisation:
@@ -295,8 +334,14 @@ def _preprocessor_stats(text: str) -> tuple[list[float], list[float]] | None:
         tree = ast.parse(text)
     except SyntaxError:
         return None
-    model = next((node.value for node in tree.body if isinstance(node, ast.Assign)
-                  and any(isinstance(t, ast.Name) and t.id == "model" for t in node.targets)), None)
+    model = next(
+        (
+            node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "model" for t in node.targets)
+        ),
+        None,
+    )
     pre = _dict_item(model, "data_preprocessor")
     try:
         mean, std = ast.literal_eval(_dict_item(pre, "mean")), ast.literal_eval(_dict_item(pre, "std"))
@@ -310,8 +355,7 @@ def _dict_item(node: ast.AST | None, key: str) -> ast.AST | None:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
         return next((kw.value for kw in node.keywords if kw.arg == key), None)
     if isinstance(node, ast.Dict):
-        return next((v for k, v in zip(node.keys, node.values)
-                     if isinstance(k, ast.Constant) and k.value == key), None)
+        return next((v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant) and k.value == key), None)
     return None
 
 
@@ -384,8 +428,10 @@ class Parser:
         for factor in self.scales:
             nh, nw = self.input_size(h, w, factor)
             if nh < 1 or nw < 1:
-                raise PhotoError(f"a {h}x{w} (HxW) photo is too thin for the model: at TTA scale {factor:g} "
-                                 f"it would be resized to {nh}x{nw} pixels")
+                raise PhotoError(
+                    f"a {h}x{w} (HxW) photo is too thin for the model: at TTA scale {factor:g} "
+                    f"it would be resized to {nh}x{nw} pixels"
+                )
             resized = bgr if (nh, nw) == (h, w) else cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
             chw = np.ascontiguousarray(resized[..., ::-1].transpose(2, 0, 1), dtype=np.float32)
             logits = self.backend(np.ascontiguousarray(np.stack([chw, chw[..., ::-1]]) if self.flip else chw[None]))

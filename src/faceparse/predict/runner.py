@@ -8,6 +8,7 @@ batch: ground-truth masks read by the loader workers, a confusion matrix accumul
 on the model's device, and PNG encoding in a small thread pool so the model never
 waits on the disk.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,9 @@ class _SplitDataset(torch.utils.data.Dataset):
         return len(self.files.images)
 
     def __getitem__(self, i: int):
-        views = tuple(p(dict(img_path=self.files.images[i], reduce_zero_label=False, seg_fields=[]))
-                      for p in self.pipelines)
+        views = tuple(
+            p(dict(img_path=self.files.images[i], reduce_zero_label=False, seg_fields=[])) for p in self.pipelines
+        )
         gt = read_mask(self.files.masks[i]) if self.files.masks is not None else None
         return views, gt, i
 
@@ -68,7 +70,7 @@ def _size_batches(files: SplitFiles, batch_size: int) -> list[list[int]]:
     for i, path in enumerate(files.images):
         with Image.open(path) as im:
             groups.setdefault(im.size, []).append(i)
-    batches = [idx[k:k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
+    batches = [idx[k : k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
     return sorted(batches, key=lambda b: b[0])
 
 
@@ -115,23 +117,48 @@ def _save_png(mask: np.ndarray, path: Path) -> None:
     Image.fromarray(mask, mode="L").save(path)
 
 
-def run_split(model, files: SplitFiles, pipeline: Sequence[dict], *, out_dir: str | Path | None = None,
-              batch_size: int = 8, workers: int = 2, num_classes: int = NUM_CLASSES) -> dict:
+def run_split(
+    model,
+    files: SplitFiles,
+    pipeline: Sequence[dict],
+    *,
+    out_dir: str | Path | None = None,
+    batch_size: int = 8,
+    workers: int = 2,
+    num_classes: int = NUM_CLASSES,
+) -> dict:
     """Predict every image of ``files`` with ``model`` (a segmentor or a TTA model).
 
     ``pipeline`` is a test pipeline (for a segmentor) or a ``TestTimeAug``
     pipeline (for a TTA model) without ``LoadAnnotations``. See :func:`run_views`.
     """
+
     def labels(views: list) -> torch.Tensor:
         return torch.stack([s.pred_sem_seg.data[0] for s in model.test_step(views[0])])
 
-    return run_views(labels, files, [pipeline], device=next(model.parameters()).device, out_dir=out_dir,
-                     batch_size=batch_size, workers=workers, num_classes=num_classes)
+    return run_views(
+        labels,
+        files,
+        [pipeline],
+        device=next(model.parameters()).device,
+        out_dir=out_dir,
+        batch_size=batch_size,
+        workers=workers,
+        num_classes=num_classes,
+    )
 
 
-def run_views(labels: LabelFn, files: SplitFiles, pipelines: Sequence[Sequence[dict]], *, device,
-              out_dir: str | Path | None = None, batch_size: int = 8, workers: int = 2,
-              num_classes: int = NUM_CLASSES) -> dict:
+def run_views(
+    labels: LabelFn,
+    files: SplitFiles,
+    pipelines: Sequence[Sequence[dict]],
+    *,
+    device,
+    out_dir: str | Path | None = None,
+    batch_size: int = 8,
+    workers: int = 2,
+    num_classes: int = NUM_CLASSES,
+) -> dict:
     """Label every image of ``files`` batch by batch: ``labels`` gets one collated view per
     pipeline and returns (B, H, W) class ids on ``device``.
 
@@ -156,8 +183,9 @@ def run_views(labels: LabelFn, files: SplitFiles, pipelines: Sequence[Sequence[d
                             raise ValueError(f"{files.masks[i]}: mask {truth.shape} vs image {tuple(pred.shape[1:])}")
                     t = torch.from_numpy(np.stack(truths)).to(device).long().ravel()
                     valid = t < num_classes  # ignore values (e.g. 255) are not counted
-                    confusion += torch.bincount(t[valid] * num_classes + pred.ravel()[valid],
-                                                minlength=num_classes * num_classes)
+                    confusion += torch.bincount(
+                        t[valid] * num_classes + pred.ravel()[valid], minlength=num_classes * num_classes
+                    )
                 if out is not None:
                     masks = pred.to(torch.uint8).cpu().numpy()
                     for mask, i in zip(masks, indices):

@@ -19,6 +19,7 @@ folder is moved into place, its run.py parses val images and must agree with the
 TTA masks on at least :data:`PARITY_THRESHOLD` percent of their pixels. The folder is written
 beside its place and renamed into it: a failed build leaves nothing.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -47,8 +48,16 @@ from faceparse.records import Selection, TrainSummary, evenly_spaced, read_json,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BACKBONE", "PARITY_THRESHOLD", "TEMPLATE", "NETWORK_FILE", "solution_problem", "solution_settings",
-           "load_run", "build_solution"]
+__all__ = [
+    "BACKBONE",
+    "PARITY_THRESHOLD",
+    "TEMPLATE",
+    "NETWORK_FILE",
+    "solution_problem",
+    "solution_settings",
+    "load_run",
+    "build_solution",
+]
 
 BACKBONE = CompactFaceBackbone.__name__
 TEMPLATE = Path(__file__).with_name("solution_run.py")
@@ -68,12 +77,16 @@ def solution_problem(cfg: Config) -> str | None:
     model = cfg.model
     backbone = (model.get("backbone") or {}).get("type")
     if backbone != BACKBONE:
-        return (f"its backbone is {backbone}, not {BACKBONE}: only a CompactFaceNet model (configs/compact.py) "
-                "has a solution folder")
+        return (
+            f"its backbone is {backbone}, not {BACKBONE}: only a CompactFaceNet model (configs/compact.py) "
+            "has a solution folder"
+        )
     head = (model.get("decode_head") or {}).get("type")
     if model.get("type") != "EncoderDecoder" or model.get("neck") or head != "LogitsHead":
-        return f"the segmentor is {model.get('type')} with neck {model.get('neck')} and head {head}, not " \
-               "an EncoderDecoder with a LogitsHead and no neck"
+        return (
+            f"the segmentor is {model.get('type')} with neck {model.get('neck')} and head {head}, not "
+            "an EncoderDecoder with a LogitsHead and no neck"
+        )
     if (model.get("test_cfg") or {}).get("mode", "whole") != "whole":
         return f"test_cfg.mode={model.test_cfg.mode!r}; run.py runs whole-image inference only"
     pre = model.get("data_preprocessor") or {}
@@ -82,8 +95,10 @@ def solution_problem(cfg: Config) -> str | None:
     for step in config_test_pipeline(cfg):
         extra = set(step) - _TRANSFORMS.get(step.get("type"), set())
         if step.get("type") not in _TRANSFORMS or extra:
-            return f"its test pipeline has {dict(step)}; run.py reproduces only {', '.join(_TRANSFORMS)} " \
-                   "with their default arguments (Resize: scale, keep_ratio)"
+            return (
+                f"its test pipeline has {dict(step)}; run.py reproduces only {', '.join(_TRANSFORMS)} "
+                "with their default arguments (Resize: scale, keep_ratio)"
+            )
     return None
 
 
@@ -96,21 +111,31 @@ def solution_settings(cfg: Config, scales: Sequence[float], flip: bool) -> dict:
     padding = None
     if test_cfg:
         size = test_cfg.get("size")
-        padding = {"size": [int(s) for s in size] if size is not None else None,
-                   "size_divisor": test_cfg.get("size_divisor"), "pad_val": float(pre.get("pad_val", 0))}
+        padding = {
+            "size": [int(s) for s in size] if size is not None else None,
+            "size_divisor": test_cfg.get("size_divisor"),
+            "pad_val": float(pre.get("pad_val", 0)),
+        }
     return {
         "format": "faceparse-solution-1",
         "network": "CompactFaceNet",
         "network_file": "compact.py",
         "network_kwargs": {k: v for k, v in cfg.to_dict()["model"]["backbone"].items() if k != "type"},
         "resize": input_resize(cfg),
-        "normalisation": {"mean": norm["mean"], "std": norm["std"],
-                          "bgr_to_rgb": bool(pre.get("bgr_to_rgb", False) or pre.get("rgb_to_bgr", False)),
-                          "model_channel_order": norm["model_channel_order"]},
+        "normalisation": {
+            "mean": norm["mean"],
+            "std": norm["std"],
+            "bgr_to_rgb": bool(pre.get("bgr_to_rgb", False) or pre.get("rgb_to_bgr", False)),
+            "model_channel_order": norm["model_channel_order"],
+        },
         "test_padding": padding,
         "align_corners": bool(cfg.model.decode_head.get("align_corners", False)),
-        "tta": {"scales": [float(s) for s in scales], "flip": bool(flip), "swap": [int(c) for c in SWAP],
-                "merge": "mean of softmax probabilities (mirrored views un-mirrored, left/right channels swapped)"},
+        "tta": {
+            "scales": [float(s) for s in scales],
+            "flip": bool(flip),
+            "swap": [int(c) for c in SWAP],
+            "merge": "mean of softmax probabilities (mirrored views un-mirrored, left/right channels swapped)",
+        },
         "classes": list(CLASSES),
     }
 
@@ -146,8 +171,14 @@ def _parity(folder: Path, validation_json: str | Path, val_pred: Path, max_image
         same += int((got == expected).sum())
         total += expected.size
     agreement = 100.0 * same / max(total, 1)
-    return {"split": split, "images": len(picked), "pixels": total, "agreement_percent": agreement,
-            "threshold_percent": PARITY_THRESHOLD, "passed": agreement >= PARITY_THRESHOLD}
+    return {
+        "split": split,
+        "images": len(picked),
+        "pixels": total,
+        "agreement_percent": agreement,
+        "threshold_percent": PARITY_THRESHOLD,
+        "passed": agreement >= PARITY_THRESHOLD,
+    }
 
 
 def _score(value) -> str:
@@ -158,7 +189,8 @@ def _readme(model: str, settings: dict, metrics: dict, selection: Selection, pre
     tta = settings["tta"]
     plain, aug = metrics["no_tta"], metrics["tta"]
     held_out = {True: " - NOT held out: the model also trained on val", False: "", None: ""}[
-        metrics.get("train_on_val")]
+        metrics.get("train_on_val")
+    ]
     resize = settings["resize"]
     if resize["scale"] is None:
         size = "its own size"
@@ -210,9 +242,21 @@ def _readme(model: str, settings: dict, metrics: dict, selection: Selection, pre
     return "\n".join(lines)
 
 
-def build_solution(model: str, best_json: str | Path, train_json: str | Path, metrics_json: str | Path,
-                   validation_json: str | Path, val_pred: str | Path, *, out_dir: str | Path, parity_json: str | Path,
-                   scales: Sequence[float], flip: bool, parity_images: int = 20, threads: int = 1) -> dict:
+def build_solution(
+    model: str,
+    best_json: str | Path,
+    train_json: str | Path,
+    metrics_json: str | Path,
+    validation_json: str | Path,
+    val_pred: str | Path,
+    *,
+    out_dir: str | Path,
+    parity_json: str | Path,
+    scales: Sequence[float],
+    flip: bool,
+    parity_images: int = 20,
+    threads: int = 1,
+) -> dict:
     """Write the solution folder ``out_dir`` of a selected model and its ``parity_json`` record.
 
     ``parity_images`` val images are parsed by the folder's run.py (``threads`` torch threads) and
@@ -242,8 +286,9 @@ def build_solution(model: str, best_json: str | Path, train_json: str | Path, me
     try:
         shutil.copyfile(TEMPLATE, tmp / "run.py")
         shutil.copyfile(NETWORK_FILE, tmp / settings["network_file"])
-        torch.save({"state_dict": {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}},
-                   tmp / "ckpt.pth")
+        torch.save(
+            {"state_dict": {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}}, tmp / "ckpt.pth"
+        )
         (tmp / "solution.json").write_text(json.dumps(settings, indent=2) + "\n")
         pretrained = pretrained_sources(cfg.to_dict())  # as the rules check it: load_from included
         metrics = read_json(metrics_json)
@@ -251,9 +296,11 @@ def build_solution(model: str, best_json: str | Path, train_json: str | Path, me
         record = _parity(tmp, validation_json, Path(val_pred), parity_images, metrics.get("split", "val"))
         record.update(folder=str(out_dir), parameters=settings["parameters"], source=settings["source"])
         if not record["passed"]:
-            raise RuntimeError(f"{out_dir}: run.py agrees with the evaluate step's masks on "
-                               f"{record['agreement_percent']:.3f}% of {record['pixels']} pixels of "
-                               f"{record['images']} val images, below {PARITY_THRESHOLD}%")
+            raise RuntimeError(
+                f"{out_dir}: run.py agrees with the evaluate step's masks on "
+                f"{record['agreement_percent']:.3f}% of {record['pixels']} pixels of "
+                f"{record['images']} val images, below {PARITY_THRESHOLD}%"
+            )
         for path in tmp.iterdir():
             path.chmod(0o644)
         tmp.chmod(0o755)
@@ -262,6 +309,12 @@ def build_solution(model: str, best_json: str | Path, train_json: str | Path, me
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     write_json(parity_json, record)
-    log.info("%s: %s parameters; run.py agrees with the evaluate step on %.4f%% of %d val pixels (%d images)",
-             out_dir, f"{settings['parameters']:,}", record["agreement_percent"], record["pixels"], record["images"])
+    log.info(
+        "%s: %s parameters; run.py agrees with the evaluate step on %.4f%% of %d val pixels (%d images)",
+        out_dir,
+        f"{settings['parameters']:,}",
+        record["agreement_percent"],
+        record["pixels"],
+        record["images"],
+    )
     return record

@@ -12,6 +12,7 @@ averaged, argmaxed. The mask has the photo's size and values 0..18 (the CelebAMa
 
 (faceparse copies this file verbatim into a model's solution folder: faceparse.predict.solution.)
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@
 members once (:class:`faceparse.predict.models.Ensemble`) and stream the split through
 :func:`faceparse.predict.runner.run_views`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,19 @@ def _tta_config(scales: Sequence[float], flip: bool) -> dict:
     }
 
 
-def metrics_record(plain: dict, tta: dict, *, split: str, images: int, scales: Sequence[float], flip: bool,
-                   train_on_val: bool | None, source: dict, device: str, batch_size: int) -> dict:
+def metrics_record(
+    plain: dict,
+    tta: dict,
+    *,
+    split: str,
+    images: int,
+    scales: Sequence[float],
+    flip: bool,
+    train_on_val: bool | None,
+    source: dict,
+    device: str,
+    batch_size: int,
+) -> dict:
     """The ``val_metrics.json`` record of a model or an ensemble: scores without and with TTA
     (results of :func:`run_views`), the TTA used, and ``source`` (what predicted: a model's
     ``config`` and ``checkpoint``, or an ensemble's ``members``)."""
@@ -57,8 +69,14 @@ def write_metrics(metrics: dict, metrics_json: str | Path, table_html: str | Pat
     write_json(metrics_json, metrics)
     if table_html is not None:
         Path(table_html).write_text(metrics_table_html(metrics, f"{metrics['split']} scores"))
-    log.info("%s mIoU %.2f -> %.2f with TTA; mF1 %.2f -> %.2f", metrics["split"], metrics["no_tta"]["mIoU"],
-             metrics["tta"]["mIoU"], metrics["no_tta"]["mF1"], metrics["tta"]["mF1"])
+    log.info(
+        "%s mIoU %.2f -> %.2f with TTA; mF1 %.2f -> %.2f",
+        metrics["split"],
+        metrics["no_tta"]["mIoU"],
+        metrics["tta"]["mIoU"],
+        metrics["no_tta"]["mF1"],
+        metrics["tta"]["mF1"],
+    )
 
 
 def read_members(names: Sequence[str], best_jsons: Sequence[str], train_jsons: Sequence[str]) -> list[Member]:
@@ -66,10 +84,22 @@ def read_members(names: Sequence[str], best_jsons: Sequence[str], train_jsons: S
     return [read_member(n, b, t) for n, b, t in zip(names, best_jsons, train_jsons, strict=True)]
 
 
-def evaluate(members: Sequence[Member], validation_json: str | Path, *, pred_dir: str | Path,
-             metrics_json: str | Path, scales: Sequence[float], flip: bool, weights: Sequence[float] | None = None,
-             as_ensemble: bool = False, table_html: str | Path | None = None, split: str = "val",
-             batch_size: int = 8, threads: int = 2, device: str | None = None) -> dict:
+def evaluate(
+    members: Sequence[Member],
+    validation_json: str | Path,
+    *,
+    pred_dir: str | Path,
+    metrics_json: str | Path,
+    scales: Sequence[float],
+    flip: bool,
+    weights: Sequence[float] | None = None,
+    as_ensemble: bool = False,
+    table_html: str | Path | None = None,
+    split: str = "val",
+    batch_size: int = 8,
+    threads: int = 2,
+    device: str | None = None,
+) -> dict:
     """Score ``split`` without and with TTA; write the TTA masks and ``val_metrics.json``.
 
     ``threads``: data-loader workers (and torch's CPU threads when on the CPU). The record says
@@ -81,22 +111,53 @@ def evaluate(members: Sequence[Member], validation_json: str | Path, *, pred_dir
     log.info("%s: %d images, %s, no TTA", split, len(files.names), [m.name for m in members])
     plain = run_views(ensemble.labels(tta=False), files, ensemble.pipelines(tta=False), **common)
     log.info("%s: TTA scales=%s flip=%s", split, list(scales), flip)
-    tta = run_views(ensemble.labels(tta=True), files, ensemble.pipelines(True, scales, flip), out_dir=pred_dir,
-                    **common)
-    metrics = metrics_record(plain, tta, split=split, images=len(files.names), scales=scales, flip=flip,
-                             train_on_val=combined_train_on_val(members), source=ensemble.describe(),
-                             device=str(ensemble.device), batch_size=batch_size)
+    tta = run_views(
+        ensemble.labels(tta=True), files, ensemble.pipelines(True, scales, flip), out_dir=pred_dir, **common
+    )
+    metrics = metrics_record(
+        plain,
+        tta,
+        split=split,
+        images=len(files.names),
+        scales=scales,
+        flip=flip,
+        train_on_val=combined_train_on_val(members),
+        source=ensemble.describe(),
+        device=str(ensemble.device),
+        batch_size=batch_size,
+    )
     write_metrics(metrics, metrics_json, table_html)
     return metrics
 
 
-def predict(members: Sequence[Member], validation_json: str | Path, *, pred_dir: str | Path,
-            scales: Sequence[float], flip: bool, weights: Sequence[float] | None = None, split: str = "test",
-            batch_size: int = 8, threads: int = 2, device: str | None = None) -> dict:
+def predict(
+    members: Sequence[Member],
+    validation_json: str | Path,
+    *,
+    pred_dir: str | Path,
+    scales: Sequence[float],
+    flip: bool,
+    weights: Sequence[float] | None = None,
+    split: str = "test",
+    batch_size: int = 8,
+    threads: int = 2,
+    device: str | None = None,
+) -> dict:
     """Write TTA masks ``{pred_dir}/{name}.png`` for every image of ``split``."""
     files = unscored(split_files(validation_json, split))
     ensemble = Ensemble(members, weights, device)
-    result = run_views(ensemble.labels(tta=True), files, ensemble.pipelines(True, scales, flip), out_dir=pred_dir,
-                       device=ensemble.device, batch_size=batch_size, workers=use_threads(ensemble.models[0], threads))
-    return {"split": split, "images": result["images"], "seconds": result["seconds"],
-            "tta_config": _tta_config(scales, flip)}
+    result = run_views(
+        ensemble.labels(tta=True),
+        files,
+        ensemble.pipelines(True, scales, flip),
+        out_dir=pred_dir,
+        device=ensemble.device,
+        batch_size=batch_size,
+        workers=use_threads(ensemble.models[0], threads),
+    )
+    return {
+        "split": split,
+        "images": result["images"],
+        "seconds": result["seconds"],
+        "tta_config": _tta_config(scales, flip),
+    }

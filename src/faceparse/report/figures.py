@@ -3,6 +3,7 @@
 Each ``*_figure`` function takes plain data (arrays, rows, scores) and writes one PNG;
 :mod:`faceparse.report.sections` reads the pipeline's records and calls them.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,11 +33,19 @@ NO_TTA_COLOUR = "#a6a6a6"
 TTA_COLOUR = "#1f5fa8"
 ERROR_COLOUR = (255, 0, 64)
 
-plt.rcParams.update({
-    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 11,
-    "axes.spines.top": False, "axes.spines.right": False,
-})
+plt.rcParams.update(
+    {
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "axes.labelsize": 9,
+        "legend.fontsize": 8,
+        "xtick.labelsize": 8,
+        "ytick.labelsize": 8,
+        "figure.titlesize": 11,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 
 def save_figure(fig, path: str | Path, colours: int | None = 256) -> Path:
@@ -64,7 +73,7 @@ def quantize(image: Image.Image, colours: int = 256) -> Image.Image:
     free = max(1, min(256, colours) - len(fixed))
     rgb = image.convert("RGB")
     adaptive = rgb.quantize(colors=free, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    entries = fixed + [tuple(adaptive.getpalette()[i:i + 3]) for i in range(0, 3 * free, 3)]
+    entries = fixed + [tuple(adaptive.getpalette()[i : i + 3]) for i in range(0, 3 * free, 3)]
     flat = [v for colour in entries for v in colour]
     palette = Image.new("P", (1, 1))
     palette.putpalette(flat + [0] * (768 - len(flat)))
@@ -106,28 +115,49 @@ def error_map(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndar
 
 def palette_handles(classes: Sequence[int] | None = None) -> list[Patch]:
     ids = range(NUM_CLASSES) if classes is None else classes
-    return [Patch(facecolor=np.array(PALETTE[i]) / 255, edgecolor="0.3", linewidth=0.5,
-                  label=f"{i} {CLASSES[i]}") for i in ids]
+    return [
+        Patch(facecolor=np.array(PALETTE[i]) / 255, edgecolor="0.3", linewidth=0.5, label=f"{i} {CLASSES[i]}")
+        for i in ids
+    ]
 
 
 def _class_swatches(ax, positions: Sequence[float], y: float = -0.035) -> None:
     """Palette-coloured squares under the x tick labels of ``ax`` (one per class)."""
     trans = blended_transform_factory(ax.transData, ax.transAxes)
-    ax.scatter(positions, [y] * len(positions), marker="s", s=30, c=np.array(PALETTE) / 255,
-               edgecolors="0.3", linewidths=0.5, transform=trans, clip_on=False, zorder=5)
+    ax.scatter(
+        positions,
+        [y] * len(positions),
+        marker="s",
+        s=30,
+        c=np.array(PALETTE) / 255,
+        edgecolors="0.3",
+        linewidths=0.5,
+        transform=trans,
+        clip_on=False,
+        zorder=5,
+    )
 
 
 # ----------------------------------------------------------------------------- figures
 
-def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], path: str | Path, *, title: str,
-                      col_titles: Sequence[str] = (), row_titles: Sequence[str] = (),
-                      cell_titles: Sequence[Sequence[str]] | None = None, legend: bool = True) -> Path:
+
+def image_grid_figure(
+    rows: Sequence[Sequence[np.ndarray]],
+    path: str | Path,
+    *,
+    title: str,
+    col_titles: Sequence[str] = (),
+    row_titles: Sequence[str] = (),
+    cell_titles: Sequence[Sequence[str]] | None = None,
+    legend: bool = True,
+) -> Path:
     """A grid of image tiles (rows x columns) with titles and a palette legend below."""
     nrows = len(rows)
     ncols = max((len(r) for r in rows), default=1)
     legend_h = 0.75 if legend else 0.0
-    fig, axes = plt.subplots(nrows or 1, ncols, squeeze=False,
-                             figsize=(ncols * 1.75, (nrows or 1) * 1.85 + 0.45 + legend_h))
+    fig, axes = plt.subplots(
+        nrows or 1, ncols, squeeze=False, figsize=(ncols * 1.75, (nrows or 1) * 1.85 + 0.45 + legend_h)
+    )
     for r, row in enumerate(rows):
         for c in range(ncols):
             ax = axes[r][c]
@@ -150,8 +180,15 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], path: str | Path, *,
         axes[0][0].text(0.5, 0.5, "no images", ha="center", va="center")
     fig.suptitle(title)
     if legend:
-        fig.legend(handles=palette_handles(), loc="lower center", ncol=min(7, max(3, ncols * 2)),
-                   fontsize=6.5, frameon=False, handlelength=1.0, columnspacing=0.8)
+        fig.legend(
+            handles=palette_handles(),
+            loc="lower center",
+            ncol=min(7, max(3, ncols * 2)),
+            fontsize=6.5,
+            frameon=False,
+            handlelength=1.0,
+            columnspacing=0.8,
+        )
     bottom = legend_h / fig.get_figheight() + 0.01
     fig.tight_layout(rect=(0, bottom, 1, 1 - 0.12 / fig.get_figheight()))
     return save_figure(fig, path)
@@ -167,13 +204,26 @@ def class_frequency_figure(class_pixels: dict[str, Sequence[int]], path: str | P
     for i, split in enumerate(splits):
         counts = np.asarray(class_pixels[split], np.float64)
         share = counts / max(counts.sum(), 1.0)
-        bars = ax.bar(x + (i - (len(splits) - 1) / 2) * width, np.where(share > 0, share, np.nan), width,
-                      color=colours, edgecolor="0.45", linewidth=0.6, hatch=(None, "///", "..")[i % 3],
-                      label=f"{split} ({int(counts.sum()):,} px)")
+        bars = ax.bar(
+            x + (i - (len(splits) - 1) / 2) * width,
+            np.where(share > 0, share, np.nan),
+            width,
+            color=colours,
+            edgecolor="0.45",
+            linewidth=0.6,
+            hatch=(None, "///", "..")[i % 3],
+            label=f"{split} ({int(counts.sum()):,} px)",
+        )
         for bar, s in zip(bars, share):
             if s == 0:
-                ax.annotate("0", (bar.get_x() + bar.get_width() / 2, 0), xycoords=("data", "axes fraction"),
-                            ha="center", va="bottom", fontsize=7)
+                ax.annotate(
+                    "0",
+                    (bar.get_x() + bar.get_width() / 2, 0),
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
     ax.set_yscale("log")
     ax.set_xticks(x, CLASSES, rotation=45, ha="right")
     ax.set_ylabel("share of pixels (log)")
@@ -186,29 +236,43 @@ def class_frequency_figure(class_pixels: dict[str, Sequence[int]], path: str | P
     return save_figure(fig, path)
 
 
-def training_curves_figure(train_rows: Sequence[dict], val_points: Sequence[tuple[int, float]], path: str | Path,
-                           *, model: str, selected: tuple[int, float | None] | None = None,
-                           held_out: bool = True) -> Path:
+def training_curves_figure(
+    train_rows: Sequence[dict],
+    val_points: Sequence[tuple[int, float]],
+    path: str | Path,
+    *,
+    model: str,
+    selected: tuple[int, float | None] | None = None,
+    held_out: bool = True,
+) -> Path:
     """Loss, val mIoU and learning rate over iterations, the selected checkpoint marked
     (``held_out=False``: val was trained on, and the title says so)."""
-    fig, (ax_loss, ax_miou, ax_lr) = plt.subplots(3, 1, sharex=True, figsize=(7, 7.2),
-                                                  gridspec_kw={"height_ratios": [3, 3, 1.6]})
+    fig, (ax_loss, ax_miou, ax_lr) = plt.subplots(
+        3, 1, sharex=True, figsize=(7, 7.2), gridspec_kw={"height_ratios": [3, 3, 1.6]}
+    )
     # the heads' losses (decode.loss_ce, aux.loss_ce, ...) when there is more than one
     loss_keys = sorted({k for row in train_rows for k in row if "loss" in k and k != "loss"})
     loss_keys = loss_keys if len(loss_keys) > 1 else []
     marker = "." if len(train_rows) < 30 else None
     if any("loss" in row for row in train_rows):
         it = [row["step"] for row in train_rows if "loss" in row]
-        ax_loss.plot(it, [row["loss"] for row in train_rows if "loss" in row], color="black", lw=1.4,
-                     marker=marker, label="loss (total)")
+        ax_loss.plot(
+            it,
+            [row["loss"] for row in train_rows if "loss" in row],
+            color="black",
+            lw=1.4,
+            marker=marker,
+            label="loss (total)",
+        )
     for key in loss_keys:
         pts = [(row["step"], row[key]) for row in train_rows if key in row]
         ax_loss.plot(*zip(*pts), lw=0.9, alpha=0.8, label=key)
     if train_rows:
         ax_loss.legend(loc="upper right")
     else:
-        ax_loss.text(0.5, 0.5, "no training loss logged", transform=ax_loss.transAxes,
-                     ha="center", va="center", color="0.4")
+        ax_loss.text(
+            0.5, 0.5, "no training loss logged", transform=ax_loss.transAxes, ha="center", va="center", color="0.4"
+        )
     ax_loss.set_ylabel("training loss")
     ax_loss.set_title("Training loss")
     ax_loss.grid(alpha=0.3)
@@ -217,8 +281,9 @@ def training_curves_figure(train_rows: Sequence[dict], val_points: Sequence[tupl
         its, mious = zip(*val_points)
         ax_miou.plot(its, mious, marker="o", ms=4, color=TTA_COLOUR, label="val mIoU (no TTA)")
     else:
-        ax_miou.text(0.5, 0.5, "no validation scores", transform=ax_miou.transAxes, ha="center",
-                     va="center", color="0.4")
+        ax_miou.text(
+            0.5, 0.5, "no validation scores", transform=ax_miou.transAxes, ha="center", va="center", color="0.4"
+        )
     ax_miou.set_ylabel("val mIoU (%)")
     ax_miou.set_title("Validation mIoU" + ("" if held_out else " (NOT held out: val was trained on)"))
     ax_miou.grid(alpha=0.3)
@@ -258,19 +323,37 @@ def score_bars_figure(metrics: dict, path: str | Path, *, model: str) -> Path:
     """Per-class IoU and F1 bars, without and with test-time augmentation."""
     x = np.arange(NUM_CLASSES)
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.6))
-    variants = [(k, lbl, col) for k, lbl, col in (("no_tta", "no TTA", NO_TTA_COLOUR), ("tta", "TTA", TTA_COLOUR))
-                if k in metrics]
+    variants = [
+        (k, lbl, col)
+        for k, lbl, col in (("no_tta", "no TTA", NO_TTA_COLOUR), ("tta", "TTA", TTA_COLOUR))
+        if k in metrics
+    ]
     width = 0.8 / max(1, len(variants))
     for ax, key, mean_key in ((axes[0], "IoU", "mIoU"), (axes[1], "F1", "mF1")):
         for i, (variant, label, colour) in enumerate(variants):
             vals = _values(metrics[variant], key)
             mean = metrics[variant].get(mean_key)
             mean_txt = f" ({mean_key} {mean:.2f})" if mean is not None else ""
-            ax.bar(x + (i - (len(variants) - 1) / 2) * width, np.nan_to_num(vals), width, color=colour,
-                   label=label + mean_txt, edgecolor="white", linewidth=0.3)
+            ax.bar(
+                x + (i - (len(variants) - 1) / 2) * width,
+                np.nan_to_num(vals),
+                width,
+                color=colour,
+                label=label + mean_txt,
+                edgecolor="white",
+                linewidth=0.3,
+            )
             for xi in x[np.isnan(vals)]:
-                ax.text(xi + (i - (len(variants) - 1) / 2) * width, 1, "n/a", rotation=90, ha="center",
-                        va="bottom", fontsize=6, color="0.4")
+                ax.text(
+                    xi + (i - (len(variants) - 1) / 2) * width,
+                    1,
+                    "n/a",
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    color="0.4",
+                )
         ax.set_xticks(x)
         ax.set_xticklabels(CLASSES, rotation=45, ha="right")
         ax.tick_params(axis="x", pad=9)
@@ -302,8 +385,9 @@ def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str) -> 
         for p in range(n):
             v = norm[t, p]
             if not np.isnan(v) and v >= 0.005:
-                ax.text(p, t, f"{v * 100:.0f}", ha="center", va="center", fontsize=6,
-                        color="white" if v > 0.55 else "black")
+                ax.text(
+                    p, t, f"{v * 100:.0f}", ha="center", va="center", fontsize=6, color="white" if v > 0.55 else "black"
+                )
     names = list(CLASSES[:n])
     ax.set_xticks(range(n))
     ax.set_xticklabels(names, rotation=60, ha="right")
@@ -339,5 +423,3 @@ def runtimes_figure(steps: Sequence[dict], path: str | Path) -> Path:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
-
-

@@ -8,6 +8,7 @@ selected iteration, the training time (the train job's benchmark; an ensemble's 
 members' sum) and whether the val scores are held out (``train_on_val`` in val_metrics.json).
 Written as one HTML table and one PNG figure (scores as bars, per-class IoU as a heatmap).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,10 @@ def _train_seconds(tsv: str | Path) -> float | None:
 def _scores(metrics: dict) -> dict:
     plain, tta = metrics.get("no_tta", {}), metrics.get("tta", {})
     return {
-        "mIoU_no_tta": plain.get("mIoU"), "mIoU_tta": tta.get("mIoU"),
-        "mF1_no_tta": plain.get("mF1"), "mF1_tta": tta.get("mF1"),
+        "mIoU_no_tta": plain.get("mIoU"),
+        "mIoU_tta": tta.get("mIoU"),
+        "mF1_no_tta": plain.get("mF1"),
+        "mF1_tta": tta.get("mF1"),
         "IoU_tta": [tta.get("IoU", {}).get(c) for c in CLASSES],
         "train_on_val": metrics.get("train_on_val"),
         "split": metrics.get("split", "val"),
@@ -56,9 +59,15 @@ def leaderboard_rows(models: Mapping[str, Mapping], ensembles: Mapping[str, Mapp
     for name, files in models.items():
         selection = Selection.read(files["best"])
         parameters = TrainSummary.read(files["train"]).parameters if files.get("train") else None
-        rows[name] = {"name": name, "kind": "model", "iter": selection.iter, "select_iter": str(selection.iter),
-                      "train_seconds": _train_seconds(files["train_benchmark"]), "parameters": parameters,
-                      **_scores(read_json(files["metrics"]))}
+        rows[name] = {
+            "name": name,
+            "kind": "model",
+            "iter": selection.iter,
+            "select_iter": str(selection.iter),
+            "train_seconds": _train_seconds(files["train_benchmark"]),
+            "parameters": parameters,
+            **_scores(read_json(files["metrics"])),
+        }
     for name, files in (ensembles or {}).items():
         metrics = read_json(files["metrics"])
         members = metrics["ensemble"]["members"]
@@ -68,7 +77,9 @@ def leaderboard_rows(models: Mapping[str, Mapping], ensembles: Mapping[str, Mapp
         seconds = [rows[m]["train_seconds"] for m in files["members"]]
         parameters = [rows[m]["parameters"] for m in files["members"]]
         rows[name] = {
-            "name": name, "kind": "ensemble", "iter": None,
+            "name": name,
+            "kind": "ensemble",
+            "iter": None,
             "members": [(m["model"], m["weight"]) for m in members],
             "select_iter": " + ".join(f"{m}@{rows[m]['iter']}" for m in files["members"]),
             "train_seconds": None if None in seconds else sum(seconds),
@@ -97,25 +108,53 @@ def _entry(row: dict) -> str:
 
 def leaderboard_html(rows: Sequence[dict]) -> str:
     """The leaderboard as one HTML table."""
-    header = ["rank", "model", "mIoU no TTA", "mIoU TTA", "mF1 no TTA", "mF1 TTA", "parameters",
-              "selected iteration", "training time", "val held out", *(f"IoU {c}" for c in CLASSES)]
-    body_rows = [[tables.num(i + 1), _entry(r), tables.num(r["mIoU_no_tta"]), tables.num(r["mIoU_tta"]),
-                  tables.num(r["mF1_no_tta"]), tables.num(r["mF1_tta"]), tables.num(r.get("parameters")),
-                  tables.esc(r["select_iter"]), tables.duration_text(r["train_seconds"]),
-                  _held_out(r["train_on_val"]), *(tables.num(v) for v in r["IoU_tta"])]
-                 for i, r in enumerate(rows)]
+    header = [
+        "rank",
+        "model",
+        "mIoU no TTA",
+        "mIoU TTA",
+        "mF1 no TTA",
+        "mF1 TTA",
+        "parameters",
+        "selected iteration",
+        "training time",
+        "val held out",
+        *(f"IoU {c}" for c in CLASSES),
+    ]
+    body_rows = [
+        [
+            tables.num(i + 1),
+            _entry(r),
+            tables.num(r["mIoU_no_tta"]),
+            tables.num(r["mIoU_tta"]),
+            tables.num(r["mF1_no_tta"]),
+            tables.num(r["mF1_tta"]),
+            tables.num(r.get("parameters")),
+            tables.esc(r["select_iter"]),
+            tables.duration_text(r["train_seconds"]),
+            _held_out(r["train_on_val"]),
+            *(tables.num(v) for v in r["IoU_tta"]),
+        ]
+        for i, r in enumerate(rows)
+    ]
     numeric = (0, 2, 3, 4, 5, 6, 8, *range(10, 10 + len(CLASSES)))
     split = scored_split(rows)
-    notes = (f"<p>Scores on {split} in %, best mIoU with TTA first; mIoU over the 19 classes, mF1 over the 18 foreground "
-             "classes; per-class IoU with TTA. Parameters: sum(p.numel() for p in model.parameters()), as the "
-             "challenge counts them (an ensemble's: its members'). Training time: the model's last train job (benchmarks/); an "
-             "ensemble's is the sum of its members'. An ensemble averages its members' TTA probabilities "
-             "(×: normalised weights). <i>val held out: no</i> means the model saw the val images in training, "
-             "so its val scores do not measure unseen faces.</p>")
+    notes = (
+        f"<p>Scores on {split} in %, best mIoU with TTA first; mIoU over the 19 classes, mF1 over the 18 foreground "
+        "classes; per-class IoU with TTA. Parameters: sum(p.numel() for p in model.parameters()), as the "
+        "challenge counts them (an ensemble's: its members'). Training time: the model's last train job (benchmarks/); an "
+        "ensemble's is the sum of its members'. An ensemble averages its members' TTA probabilities "
+        "(×: normalised weights). <i>val held out: no</i> means the model saw the val images in training, "
+        "so its val scores do not measure unseen faces.</p>"
+    )
     if "dev" in split:
-        notes += ("<p>dev: images carved out of train for checkpoint selection (val has no masks); no model "
-                  "trained on them.</p>")
-    return tables.page(f"Leaderboard: models and ensembles on {split}", notes + tables.table(header, body_rows, numeric))
+        notes += (
+            "<p>dev: images carved out of train for checkpoint selection (val has no masks); no model "
+            "trained on them.</p>"
+        )
+    return tables.page(
+        f"Leaderboard: models and ensembles on {split}", notes + tables.table(header, body_rows, numeric)
+    )
 
 
 def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
@@ -123,19 +162,34 @@ def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
     import numpy as np
 
     n = len(rows)
-    labels = [r["name"] + (" (ensemble)" if r["kind"] == "ensemble" else "")
-              + (" *" if r["train_on_val"] else "") for r in rows]
-    fig, (bars, heat) = plt.subplots(2, 1, figsize=(10, 2.6 + 1.35 * n),
-                                     gridspec_kw={"height_ratios": [max(1.0, 0.9 * n), max(1.0, 0.45 * n) + 0.8]})
+    labels = [
+        r["name"] + (" (ensemble)" if r["kind"] == "ensemble" else "") + (" *" if r["train_on_val"] else "")
+        for r in rows
+    ]
+    fig, (bars, heat) = plt.subplots(
+        2, 1, figsize=(10, 2.6 + 1.35 * n), gridspec_kw={"height_ratios": [max(1.0, 0.9 * n), max(1.0, 0.45 * n) + 0.8]}
+    )
     y = np.arange(n)
-    series = [("mIoU_no_tta", "mIoU no TTA", NO_TTA_COLOUR, None), ("mIoU_tta", "mIoU TTA", TTA_COLOUR, None),
-              ("mF1_no_tta", "mF1 no TTA", NO_TTA_COLOUR, "//"), ("mF1_tta", "mF1 TTA", TTA_COLOUR, "//")]
+    series = [
+        ("mIoU_no_tta", "mIoU no TTA", NO_TTA_COLOUR, None),
+        ("mIoU_tta", "mIoU TTA", TTA_COLOUR, None),
+        ("mF1_no_tta", "mF1 no TTA", NO_TTA_COLOUR, "//"),
+        ("mF1_tta", "mF1 TTA", TTA_COLOUR, "//"),
+    ]
     height = 0.8 / len(series)
     for k, (key, label, colour, hatch) in enumerate(series):
         values = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
         offset = (k - (len(series) - 1) / 2) * height
-        bars.barh(y + offset, np.nan_to_num(values), height, color=colour, hatch=hatch, edgecolor="white",
-                  linewidth=0.3, label=label)
+        bars.barh(
+            y + offset,
+            np.nan_to_num(values),
+            height,
+            color=colour,
+            hatch=hatch,
+            edgecolor="white",
+            linewidth=0.3,
+            label=label,
+        )
         for yi, v in zip(y, values):
             if not np.isnan(v):
                 bars.text(v + 0.5, yi + offset, f"{v:.1f}", va="center", fontsize=6)
@@ -147,8 +201,10 @@ def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
     split = scored_split(rows)
     bars.set_xlabel(f"{split} score (%)")
     bars.legend(loc="center right", framealpha=0.9)
-    bars.set_title(f"Leaderboard on {split}, best mIoU with TTA first" +
-                   ("  (* not held out: trained on val)" if any(r["train_on_val"] for r in rows) else ""))
+    bars.set_title(
+        f"Leaderboard on {split}, best mIoU with TTA first"
+        + ("  (* not held out: trained on val)" if any(r["train_on_val"] for r in rows) else "")
+    )
     iou = np.array([[np.nan if v is None else v for v in r["IoU_tta"]] for r in rows], dtype=float)
     image = heat.imshow(np.ma.masked_invalid(iou), cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for (i, j), v in np.ndenumerate(iou):
@@ -164,8 +220,9 @@ def leaderboard_figure(rows: Sequence[dict], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def write_leaderboard(models: Mapping[str, Mapping], ensembles: Mapping[str, Mapping], *,
-                      table_html: str | Path, figure_png: str | Path) -> list[dict]:
+def write_leaderboard(
+    models: Mapping[str, Mapping], ensembles: Mapping[str, Mapping], *, table_html: str | Path, figure_png: str | Path
+) -> list[dict]:
     """:func:`leaderboard_rows` as the HTML table and the PNG figure."""
     rows = leaderboard_rows(models, ensembles)
     Path(table_html).parent.mkdir(parents=True, exist_ok=True)

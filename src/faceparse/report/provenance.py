@@ -18,6 +18,7 @@
 This module imports nothing heavy at import time: the workflow imports it to
 compute :func:`code_state` while it builds the DAG.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -40,9 +41,23 @@ from faceparse.report.tables import provenance_html
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CODE_PATHS", "PACKAGES", "sha256_file", "dataset_files", "dataset_fingerprint", "git_state",
-    "code_files", "code_fingerprint", "code_state", "package_versions", "environment", "file_record",
-    "checkpoint_record", "read_benchmark", "read_benchmarks", "build_provenance", "write_provenance",
+    "CODE_PATHS",
+    "PACKAGES",
+    "sha256_file",
+    "dataset_files",
+    "dataset_fingerprint",
+    "git_state",
+    "code_files",
+    "code_fingerprint",
+    "code_state",
+    "package_versions",
+    "environment",
+    "file_record",
+    "checkpoint_record",
+    "read_benchmark",
+    "read_benchmarks",
+    "build_provenance",
+    "write_provenance",
 ]
 
 # What counts as "the code" (relative to the repository root).
@@ -50,14 +65,29 @@ CODE_PATHS: tuple[str, ...] = ("src", "workflow", "configs", "pyproject.toml", "
 
 # The packages whose versions decide the numbers.
 PACKAGES: tuple[str, ...] = (
-    "torch", "torchvision", "mmcv", "mmengine", "mmsegmentation", "timm", "numpy", "pillow",
-    "opencv-python", "simplejpeg", "turbojpeg", "matplotlib", "PyYAML", "tqdm", "snakemake", "faceparse",
+    "torch",
+    "torchvision",
+    "mmcv",
+    "mmengine",
+    "mmsegmentation",
+    "timm",
+    "numpy",
+    "pillow",
+    "opencv-python",
+    "simplejpeg",
+    "turbojpeg",
+    "matplotlib",
+    "PyYAML",
+    "tqdm",
+    "snakemake",
+    "faceparse",
 )
 
 _SKIP_DIRS = {"__pycache__", ".snakemake", ".git", ".pytest_cache"}
 
 
 # ----------------------------------------------------------------------------- hashing
+
 
 def _fingerprint(records: Iterable[tuple[str, int, str]]) -> str:
     """sha256 over ``name\\tsize\\tsha256\\n`` lines sorted by name."""
@@ -91,6 +121,7 @@ def file_record(path: str | Path) -> dict:
 
 # ----------------------------------------------------------------------------- data
 
+
 def dataset_files(validation_json: str | Path) -> list[tuple[str, str, str]]:
     """``(split, relative name, path)`` of every image and mask in the dataset index."""
     index = read_index(validation_json)
@@ -107,8 +138,9 @@ def dataset_files(validation_json: str | Path) -> list[tuple[str, str, str]]:
 def dataset_fingerprint(validation_json: str | Path, threads: int = 1) -> dict:
     """``{"sha256", "files", "bytes", "splits": {split: {"sha256", "files", "bytes"}}}``."""
     files = dataset_files(validation_json)
-    records = list(parallel_map(_file_hash_record, [(name, path) for _, name, path in files], threads,
-                                desc="dataset fingerprint"))
+    records = list(
+        parallel_map(_file_hash_record, [(name, path) for _, name, path in files], threads, desc="dataset fingerprint")
+    )
     by_split: dict[str, list[tuple[str, int, str]]] = {}
     for (split, _, _), record in zip(files, records):
         by_split.setdefault(split, []).append(record)
@@ -116,17 +148,18 @@ def dataset_fingerprint(validation_json: str | Path, threads: int = 1) -> dict:
         "sha256": _fingerprint(records),
         "files": len(records),
         "bytes": sum(r[1] for r in records),
-        "splits": {s: {"sha256": _fingerprint(r), "files": len(r), "bytes": sum(x[1] for x in r)}
-                   for s, r in by_split.items()},
+        "splits": {
+            s: {"sha256": _fingerprint(r), "files": len(r), "bytes": sum(x[1] for x in r)} for s, r in by_split.items()
+        },
     }
 
 
 # ----------------------------------------------------------------------------- code
 
+
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60,
-                             check=True)
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout
@@ -208,6 +241,7 @@ def code_state(root: str | Path) -> dict:
 
 # ----------------------------------------------------------------------------- environment
 
+
 def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
     versions = {}
     for name in names:
@@ -241,6 +275,7 @@ def environment(names: Iterable[str] = PACKAGES) -> dict:
 
 
 # ----------------------------------------------------------------------------- models and runs
+
 
 def checkpoint_record(best_json: str | Path, train_json: str | Path) -> dict:
     """The selected checkpoint (path, iteration, size, sha256) and the resolved mmseg config it ran with."""
@@ -335,10 +370,19 @@ def _submission(files: Mapping) -> dict:
     return record
 
 
-def build_provenance(*, validation_json: str | Path, stats_json: str | Path, models: Mapping[str, Mapping],
-                     config: Mapping, code: Mapping, bench_dir: str | Path = "benchmarks",
-                     outputs: Iterable[str | Path] = (), source_json: str | Path | None = None,
-                     ensembles: Mapping[str, Mapping] | None = None, threads: int = 1) -> dict:
+def build_provenance(
+    *,
+    validation_json: str | Path,
+    stats_json: str | Path,
+    models: Mapping[str, Mapping],
+    config: Mapping,
+    code: Mapping,
+    bench_dir: str | Path = "benchmarks",
+    outputs: Iterable[str | Path] = (),
+    source_json: str | Path | None = None,
+    ensembles: Mapping[str, Mapping] | None = None,
+    threads: int = 1,
+) -> dict:
     """The provenance record.
 
     ``models`` maps a model name to its files: ``train`` (train.json), ``best``
@@ -349,10 +393,13 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
     ``outputs`` are files or folders (a solution folder: each file in it) to hash.
     """
     index = read_index(validation_json)
-    data = {"layout": index.get("layout"), "root": index.get("root"),
-            "index": file_record(validation_json),
-            "images": {s: e.get("images", len(e.get("names", []))) for s, e in index["splits"].items()},
-            "stats": read_json(stats_json)}
+    data = {
+        "layout": index.get("layout"),
+        "root": index.get("root"),
+        "index": file_record(validation_json),
+        "images": {s: e.get("images", len(e.get("names", []))) for s, e in index["splits"].items()},
+        "stats": read_json(stats_json),
+    }
     data.update(dataset_fingerprint(validation_json, threads=threads))
     if source_json and Path(source_json).is_file():
         data["source"] = read_json(source_json)
@@ -367,8 +414,11 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
     ensemble_records = {}
     for name, files in (ensembles or {}).items():
         metrics = read_json(files["metrics"])
-        ensemble_records[name] = {"members": metrics.get("ensemble", {}).get("members"),
-                                  "val": _val_summary(files["metrics"]), "submission": _submission(files)}
+        ensemble_records[name] = {
+            "members": metrics.get("ensemble", {}).get("members"),
+            "val": _val_summary(files["metrics"]),
+            "submission": _submission(files),
+        }
     try:
         import yaml
 
@@ -377,10 +427,17 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
         config_yaml = None
     return {
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "code": {"commit": code.get("commit"), "branch": code.get("branch"), "dirty": code.get("dirty"),
-                 "changed": list(code.get("changed", [])), "changed_count": code.get("changed_count", 0),
-                 "sha256": code.get("code_sha256"), "files": code.get("code_files"),
-                 "paths": list(code.get("code_paths", [])), "snakemake": code.get("snakemake")},
+        "code": {
+            "commit": code.get("commit"),
+            "branch": code.get("branch"),
+            "dirty": code.get("dirty"),
+            "changed": list(code.get("changed", [])),
+            "changed_count": code.get("changed_count", 0),
+            "sha256": code.get("code_sha256"),
+            "files": code.get("code_files"),
+            "paths": list(code.get("code_paths", [])),
+            "snakemake": code.get("snakemake"),
+        },
         "config": json.loads(json.dumps(config)),
         "config_yaml": config_yaml,
         "data": data,
@@ -388,13 +445,13 @@ def build_provenance(*, validation_json: str | Path, stats_json: str | Path, mod
         "ensembles": ensemble_records,
         "environment": environment(),
         "runtimes": read_benchmarks(bench_dir),
-        "outputs": {str(f): {k: v for k, v in file_record(f).items() if k != "path"}
-                    for f in _files(outputs)},
+        "outputs": {str(f): {k: v for k, v in file_record(f).items() if k != "path"} for f in _files(outputs)},
     }
 
 
-def write_provenance(*, json_out: str | Path, html_out: str | Path | None = None,
-                     runtimes_png: str | Path | None = None, **kwargs) -> dict:
+def write_provenance(
+    *, json_out: str | Path, html_out: str | Path | None = None, runtimes_png: str | Path | None = None, **kwargs
+) -> dict:
     """:func:`build_provenance`, written as JSON (+ an HTML view and a run-time chart)."""
     prov = build_provenance(**kwargs)
     write_json(json_out, prov)
@@ -407,6 +464,11 @@ def write_provenance(*, json_out: str | Path, html_out: str | Path | None = None
         from faceparse.report.figures import runtimes_figure
 
         runtimes_figure(prov["runtimes"], runtimes_png)
-    log.info("provenance: commit %s (dirty %s), data %s, %d models", prov["code"]["commit"],
-             prov["code"]["dirty"], prov["data"]["sha256"][:16], len(prov["models"]))
+    log.info(
+        "provenance: commit %s (dirty %s), data %s, %d models",
+        prov["code"]["commit"],
+        prov["code"]["dirty"],
+        prov["data"]["sha256"][:16],
+        len(prov["models"]),
+    )
     return prov

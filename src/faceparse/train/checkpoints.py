@@ -5,6 +5,7 @@ dangles once the project folder moves, and the file it names may have been cut
 short. The work_dir's own files are the truth; :func:`point_last_checkpoint`
 repairs the pointer for mmengine's tools.
 """
+
 from __future__ import annotations
 
 import logging

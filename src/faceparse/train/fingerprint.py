@@ -7,6 +7,7 @@ images, or val images when val is held out, changes nothing), stats and the flip
 manifest (their content, not where they are); ``train_on_val``; GPUs and
 processes. :mod:`faceparse.train.runs` keeps every run under a folder named by it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +25,24 @@ log = logging.getLogger(__name__)
 # it logs, validates and saves, what inference uses, and how long it runs (a
 # longer run resumes; ResumeScheduleHook stretches the schedule ends that
 # follow max_iters; a warm-up's end is part of the recipe).
-_IRRELEVANT_TOP = ("work_dir", "resume", "launcher", "val_dataloader", "test_dataloader", "val_evaluator",
-                   "test_evaluator", "val_cfg", "test_cfg", "test_pipeline", "tta_model", "tta_pipeline",
-                   "visualizer", "vis_backends", "log_level", "log_processor")
+_IRRELEVANT_TOP = (
+    "work_dir",
+    "resume",
+    "launcher",
+    "val_dataloader",
+    "test_dataloader",
+    "val_evaluator",
+    "test_evaluator",
+    "val_cfg",
+    "test_cfg",
+    "test_pipeline",
+    "tta_model",
+    "tta_pipeline",
+    "visualizer",
+    "vis_backends",
+    "log_level",
+    "log_processor",
+)
 _IRRELEVANT_HOOKS = ("timer", "logger", "checkpoint", "visualization")
 _PATH_KEYS = ("data_root", "ann_file", "data_prefix", "root", "image_dir", "mask_dir")
 _SCHEDULE_ENDS = ("end", "total_iters", "T_max")
@@ -75,8 +91,9 @@ def scoped_inputs(inputs: Mapping) -> dict:
     """
     scoped = dict(inputs)
     splits = (inputs.get("data") or {}).get("splits", {})
-    scoped["data"] = {"splits": {s: splits[s] for s in training_splits(bool(inputs.get("train_on_val")))
-                                 if s in splits}}
+    scoped["data"] = {
+        "splits": {s: splits[s] for s in training_splits(bool(inputs.get("train_on_val"))) if s in splits}
+    }
     return scoped
 
 
@@ -87,20 +104,29 @@ def fingerprint_of(inputs: Mapping) -> dict:
     return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "inputs": inputs}
 
 
-def training_fingerprint(cfg, validation: str | Path, stats: str | Path, flip: str | Path | None,
-                         train_on_val: bool, gpus: int, processes: int) -> dict:
+def training_fingerprint(
+    cfg,
+    validation: str | Path,
+    stats: str | Path,
+    flip: str | Path | None,
+    train_on_val: bool,
+    gpus: int,
+    processes: int,
+) -> dict:
     """What determines a run's weights, and its sha256: the resolved config (without
     paths, logging and length), the index entries of the training splits, stats and
     flip manifest (their content, not where they are), train_on_val and the GPUs/processes."""
-    return fingerprint_of({
-        "config": weight_relevant_config(cfg),
-        "data": _without(read_index(validation), _PATH_KEYS),
-        "stats": read_json(stats),
-        "flip": _without(read_json(flip), _PATH_KEYS) if flip is not None else None,
-        "train_on_val": bool(train_on_val),
-        "gpus": int(gpus),
-        "processes": int(processes),
-    })
+    return fingerprint_of(
+        {
+            "config": weight_relevant_config(cfg),
+            "data": _without(read_index(validation), _PATH_KEYS),
+            "stats": read_json(stats),
+            "flip": _without(read_json(flip), _PATH_KEYS) if flip is not None else None,
+            "train_on_val": bool(train_on_val),
+            "gpus": int(gpus),
+            "processes": int(processes),
+        }
+    )
 
 
 def _flat(node, prefix: str = "") -> dict[str, object]:

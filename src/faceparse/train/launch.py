@@ -5,6 +5,7 @@
 the thread budget, and stops it with the step: a SIGTERM to the step (Snakemake,
 SLURM) terminates the child, and the child dies with its parent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,13 +56,22 @@ def training_command(config_path: str | Path, nproc: int = 1, threads: int | Non
     if threads:
         entry += ["--threads", str(threads)]
     if nproc > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc_per_node={nproc}", *entry, "--launcher", "pytorch"]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            *entry,
+            "--launcher",
+            "pytorch",
+        ]
     return [sys.executable, *entry]
 
 
-def launch(config_path: str | Path, gpus: int = 0, nproc: int | None = None, threads: int = 1,
-           gpu_timeout: float | None = None) -> None:
+def launch(
+    config_path: str | Path, gpus: int = 0, nproc: int | None = None, threads: int = 1, gpu_timeout: float | None = None
+) -> None:
     """Run the training of a dumped config in a child process (``torchrun`` for nproc > 1).
 
     ``gpus`` GPUs are taken with :func:`faceparse.gpus.acquire` and shown to the
@@ -81,8 +91,9 @@ def launch(config_path: str | Path, gpus: int = 0, nproc: int | None = None, thr
         cmd = training_command(config_path, nproc, per_process)
         log.info("training on %s: %s", f"GPU(s) {','.join(devices)}" if devices else "CPU", " ".join(cmd))
         out = _child_output()
-        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                 preexec_fn=_die_with_parent)
+        child = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, preexec_fn=_die_with_parent
+        )
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
         try:

@@ -5,6 +5,7 @@ processes): resume from the work_dir's newest checkpoint that loads
 (:func:`faceparse.train.checkpoints.resume_checkpoint`), else start (from ``load_from``
 if the config names one). Its messages carry the step's tag, ``faceparse.train:``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,7 @@ def run(config_path: str | Path, launcher: str = "none", threads: int | None = N
     if last:
         done = checkpoint_iter(last)
         if done is not None and done >= max_iters:
-            print(f"faceparse.train: {last} already reached {done} >= max_iters {max_iters}; nothing to do",
-                  flush=True)
+            print(f"faceparse.train: {last} already reached {done} >= max_iters {max_iters}; nothing to do", flush=True)
             return done
         cfg.resume, cfg.load_from = True, last
         print(f"faceparse.train: resuming from {last}", flush=True)

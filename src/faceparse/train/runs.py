@@ -10,6 +10,7 @@ itself: :func:`remove_runs` removes the runs a user names (``faceparse-runs remo
 Work dirs of the layout before this store (the run in ``train/`` itself and one
 generation in ``train.previous/``) are moved into it by :func:`adopt_legacy_runs`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -127,8 +128,11 @@ def list_runs(root: str | Path) -> list[RunInfo]:
     runs = []
     for path in sorted(p for p in store.iterdir() if p.is_dir()) if store.is_dir() else []:
         iters = [checkpoint_iter(c) for c in list_checkpoints(path)]
-        runs.append(RunInfo(path.name, path, _size(path), path.stat().st_mtime, max(iters, default=None),
-                            path.resolve() == current))
+        runs.append(
+            RunInfo(
+                path.name, path, _size(path), path.stat().st_mtime, max(iters, default=None), path.resolve() == current
+            )
+        )
     return sorted(runs, key=lambda r: r.modified)
 
 
@@ -166,22 +170,28 @@ def _print_runs(root: Path) -> None:
     for run in list_runs(root):
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.modified))
         last = "-" if run.last_iter is None else run.last_iter
-        print(f"{root.parent.name:<20} {run.name:<18} {_human(run.bytes):>9}  {when}  iter {last:<8}"
-              f"{' current' if run.current else ''}")
+        print(
+            f"{root.parent.name:<20} {run.name:<18} {_human(run.bytes):>9}  {when}  iter {last:<8}"
+            f"{' current' if run.current else ''}"
+        )
     for old in legacy_work_dirs(root):
-        print(f"{root.parent.name:<20} {old} holds a run of the layout before runs/; "
-              "the model's next train job moves it into runs/")
+        print(
+            f"{root.parent.name:<20} {old} holds a run of the layout before runs/; "
+            "the model's next train job moves it into runs/"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="faceparse-runs",
         description="List a project's stored training runs, or remove the ones you name.",
-        epilog="exit status: 0 done; 2 a model, run or folder that cannot be found or removed. "
-        "Docs: docs/training.md",
+        epilog="exit status: 0 done; 2 a model, run or folder that cannot be found or removed. Docs: docs/training.md",
     )
     ap.add_argument(
-        "--models-dir", type=Path, default=Path("results/models"), metavar="DIR",
+        "--models-dir",
+        type=Path,
+        default=Path("results/models"),
+        metavar="DIR",
         help="the project's models folder (default: results/models)",
     )
     sub = ap.add_subparsers(dest="command", required=True)

@@ -1,4 +1,5 @@
 """mmengine's logged scalars (``{work_dir}/{timestamp}/vis_data/scalars.json``), without torch."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Pick the checkpoint a model is evaluated and submitted with."""
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,9 @@ def choose(summary: dict, select_iter: int | None = None, metric: str = "mIoU") 
         it = checkpoint_iter(path)
         if it is None or not Path(path).exists():
             continue
-        if it not in by_iter or (Path(path).name.startswith("iter_") and not Path(by_iter[it]).name.startswith("iter_")):
+        if it not in by_iter or (
+            Path(path).name.startswith("iter_") and not Path(by_iter[it]).name.startswith("iter_")
+        ):
             by_iter[it] = path
     if not by_iter:
         raise ValueError("train.json lists no existing checkpoint")
@@ -35,22 +38,35 @@ def choose(summary: dict, select_iter: int | None = None, metric: str = "mIoU") 
     scores = {it: float(v[metric]) for it, v in val.items() if v.get(metric) is not None}
     if select_iter is not None:
         if select_iter not in by_iter:
-            raise ValueError(f"select_iter={select_iter}: no such checkpoint; have {sorted(by_iter)} (a "
-                             "pinned iteration is kept from the run that knows it; one pinned after it "
-                             "was rotated out is gone: keep all with default_hooks.checkpoint.max_keep_ckpts=-1)")
+            raise ValueError(
+                f"select_iter={select_iter}: no such checkpoint; have {sorted(by_iter)} (a "
+                "pinned iteration is kept from the run that knows it; one pinned after it "
+                "was rotated out is gone: keep all with default_hooks.checkpoint.max_keep_ckpts=-1)"
+            )
         it = int(select_iter)
         reason = "pinned by select_iter"
     else:
         scored = [it for it in by_iter if it in scores]
         if not scored:
-            hint = (" (mF1 is logged by val_evaluator type='FaceParseMetric', configs/_base_/faceparse_dataset.py)"
-                    if metric != "mIoU" else "")
-            raise ValueError(f"no {split} {metric} for any checkpoint ({sorted(by_iter)}); validate at the "
-                             f"checkpoint interval or pin select_iter{hint}")
+            hint = (
+                " (mF1 is logged by val_evaluator type='FaceParseMetric', configs/_base_/faceparse_dataset.py)"
+                if metric != "mIoU"
+                else ""
+            )
+            raise ValueError(
+                f"no {split} {metric} for any checkpoint ({sorted(by_iter)}); validate at the "
+                f"checkpoint interval or pin select_iter{hint}"
+            )
         it = max(scored, key=lambda i: (scores[i], i))
         reason = f"best {split} {metric}"
-    choice = {"checkpoint": by_iter[it], "iter": it, "mIoU": val.get(it, {}).get("mIoU"), "metric": metric,
-              "score": scores.get(it), "split": split}
+    choice = {
+        "checkpoint": by_iter[it],
+        "iter": it,
+        "mIoU": val.get(it, {}).get("mIoU"),
+        "metric": metric,
+        "score": scores.get(it),
+        "split": split,
+    }
     log.info("selected %s (%s, %s %s %s)", choice["checkpoint"], reason, split, metric, choice["score"])
     return choice
 
@@ -64,14 +80,20 @@ def mark_in_tensorboard(work_dir: str | Path, choice: dict) -> None:
     try:
         if choice["score"] is not None:
             writer.add_scalar(f"selected/{choice['metric']}", choice["score"], choice["iter"])
-        writer.add_text("selected", f"{Path(choice['checkpoint']).name} (by {choice['split']} {choice['metric']})",
-                        choice["iter"])
+        writer.add_text(
+            "selected", f"{Path(choice['checkpoint']).name} (by {choice['split']} {choice['metric']})", choice["iter"]
+        )
     finally:
         writer.close()
 
 
-def select(train_json: str | Path, best_json: str | Path, select_iter: int | None = None,
-           metric: str = "mIoU", tracking: Tracking | None = None) -> dict:
+def select(
+    train_json: str | Path,
+    best_json: str | Path,
+    select_iter: int | None = None,
+    metric: str = "mIoU",
+    tracking: Tracking | None = None,
+) -> dict:
     """The select step: read ``train.json``, write ``best.json``, mark the choice in TensorBoard
     (and, with ``tracking``, in the run's MLflow run: :func:`faceparse.train.tracking.log_selection`)."""
     summary = TrainSummary.read(train_json)

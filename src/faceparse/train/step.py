@@ -7,6 +7,7 @@ same inputs is resumed (or found finished), other runs are never touched. It
 dumps the config, runs the training (:func:`faceparse.train.launch.launch`) and writes
 ``train.json`` (:func:`summarize`), which names the current run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,15 @@ def read_val_scores(work_dir: str | Path) -> list[dict]:
     return [{"iter": it, **scores} for it, scores in sorted(by_iter.items())]
 
 
-def summarize(work_dir: str | Path, config_path: str | Path, max_iters: int, train_on_val: bool = False,
-              fingerprint: str | None = None, parameters: int | None = None, val_split: str = "val") -> dict:
+def summarize(
+    work_dir: str | Path,
+    config_path: str | Path,
+    max_iters: int,
+    train_on_val: bool = False,
+    fingerprint: str | None = None,
+    parameters: int | None = None,
+    val_split: str = "val",
+) -> dict:
     """The content of ``train.json``: only checkpoints that exist and load are listed; ``val_split``
     is the split the val scores are on (dev when the index has one)."""
     return {
@@ -74,10 +82,21 @@ def _explain(run: Path, root: Path, fingerprint: dict) -> None:
     log.warning("run %s: training from iteration 0%s", run, why)
 
 
-def train(config_file: str | Path, validation: str | Path, stats: str | Path, train_json: str | Path,
-          work_dir: str | Path, flip: str | Path | None = None, train_on_val: bool = False,
-          overrides: Mapping | None = None, gpus: int = 0, threads: int = 1,
-          nproc: int | None = None, select_iter: int | None = None, tracking: Tracking | None = None) -> dict:
+def train(
+    config_file: str | Path,
+    validation: str | Path,
+    stats: str | Path,
+    train_json: str | Path,
+    work_dir: str | Path,
+    flip: str | Path | None = None,
+    train_on_val: bool = False,
+    overrides: Mapping | None = None,
+    gpus: int = 0,
+    threads: int = 1,
+    nproc: int | None = None,
+    select_iter: int | None = None,
+    tracking: Tracking | None = None,
+) -> dict:
     """The train step: resolve the config, take its fingerprint, train in the run store's
     folder of that fingerprint (``{work_dir}/runs/{fingerprint}``), write ``train.json``.
 
@@ -92,28 +111,59 @@ def train(config_file: str | Path, validation: str | Path, stats: str | Path, tr
     processes = nproc or max(gpus, 1)
 
     def resolve(run: Path, split_dir: str | Path | None = None):
-        return build_config(config_file, validation, stats, flip=flip, train_on_val=train_on_val,
-                            overrides=overrides, work_dir=run, gpus=gpus, processes=processes,
-                            split_dir=split_dir, keep_iters=[select_iter] if select_iter else ())
+        return build_config(
+            config_file,
+            validation,
+            stats,
+            flip=flip,
+            train_on_val=train_on_val,
+            overrides=overrides,
+            work_dir=run,
+            gpus=gpus,
+            processes=processes,
+            split_dir=split_dir,
+            keep_iters=[select_iter] if select_iter else (),
+        )
 
     with tempfile.TemporaryDirectory() as scratch:  # the fingerprint has no paths: any split_dir will do
-        fingerprint = training_fingerprint(resolve(root, scratch), validation, stats, flip, train_on_val,
-                                           gpus, processes)
+        fingerprint = training_fingerprint(
+            resolve(root, scratch), validation, stats, flip, train_on_val, gpus, processes
+        )
     adopt_legacy_runs(root)
     run = run_dir(root, fingerprint)
     _explain(run, root, fingerprint)
     created = not run.exists()
     try:
-        return _train_run(resolve(run), run, fingerprint, train_json, train_on_val, gpus, nproc, threads,
-                          tracking, selection_split(read_index(validation)))
+        return _train_run(
+            resolve(run),
+            run,
+            fingerprint,
+            train_json,
+            train_on_val,
+            gpus,
+            nproc,
+            threads,
+            tracking,
+            selection_split(read_index(validation)),
+        )
     except BaseException:
         if created and run.is_dir() and not has_run(run):
             shutil.rmtree(run)  # nothing trained: leave the store as it was
         raise
 
 
-def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_on_val: bool, gpus: int,
-               nproc: int | None, threads: int, tracking: Tracking | None, val_split: str) -> dict:
+def _train_run(
+    cfg,
+    run: Path,
+    fingerprint: dict,
+    train_json: str | Path,
+    train_on_val: bool,
+    gpus: int,
+    nproc: int | None,
+    threads: int,
+    tracking: Tracking | None,
+    val_split: str,
+) -> dict:
     """Train (or resume) the resolved ``cfg`` in its run folder and write ``train.json``."""
     parameters = count_parameters(cfg.model)
     if tracking is not None:
@@ -123,13 +173,23 @@ def _train_run(cfg, run: Path, fingerprint: dict, train_json: str | Path, train_
     cfg.dump(str(config_path))
     log.info("resolved config: %s (fingerprint %s)", config_path, fingerprint["sha256"][:16])
     launch(config_path, gpus=gpus, nproc=nproc, threads=threads)
-    summary = summarize(run.resolve(), config_path.resolve(), cfg.train_cfg.max_iters,
-                        train_on_val=train_on_val, fingerprint=fingerprint["sha256"],
-                        parameters=parameters, val_split=val_split)
+    summary = summarize(
+        run.resolve(),
+        config_path.resolve(),
+        cfg.train_cfg.max_iters,
+        train_on_val=train_on_val,
+        fingerprint=fingerprint["sha256"],
+        parameters=parameters,
+        val_split=val_split,
+    )
     if not summary["checkpoints"]:
         raise RuntimeError(f"training finished without a checkpoint that loads in {run}")
     point_last_checkpoint(run, summary["checkpoints"])
     TrainSummary(**summary).write(train_json)
-    log.info("%d checkpoint(s), %s mIoU: %s", len(summary["checkpoints"]), val_split,
-             ", ".join(f"{v['iter']}: {v['mIoU']:.4f}" for v in summary["val"]) or "none")
+    log.info(
+        "%d checkpoint(s), %s mIoU: %s",
+        len(summary["checkpoints"]),
+        val_split,
+        ", ".join(f"{v['iter']}: {v['mIoU']:.4f}" for v in summary["val"]) or "none",
+    )
     return summary

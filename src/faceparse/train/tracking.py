@@ -8,6 +8,7 @@ adds the chosen checkpoint (:func:`log_selection`). Tracking is not part of the 
 fingerprint and not a param of the train rule: turning it on or off retrains nothing. mlflow is
 imported only where a run is logged, never while the workflow's DAG is built.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,12 +33,12 @@ class Tracking:
         """``uri`` with a relative SQLite path made absolute (from the working directory, the
         project's for a Snakemake job), so the training process and the select step share one store."""
         if uri.startswith(_SQLITE) and not uri.startswith(_SQLITE + "/"):
-            uri = _SQLITE + str(Path(uri[len(_SQLITE):]).resolve())
+            uri = _SQLITE + str(Path(uri[len(_SQLITE) :]).resolve())
         return cls(uri, experiment)
 
     def store_file(self) -> Path | None:
         """The SQLite file of a local store (None for a server)."""
-        return Path(self.uri[len(_SQLITE):]) if self.uri.startswith(_SQLITE) else None
+        return Path(self.uri[len(_SQLITE) :]) if self.uri.startswith(_SQLITE) else None
 
     def artifact_location(self) -> str | None:
         """Where a new experiment keeps its runs' artifacts: ``mlartifacts/{experiment}`` next to a
@@ -59,9 +60,13 @@ def backend_args(tracking: Tracking, run_name: str, fingerprint: str, parameters
     store = tracking.store_file()
     if store is not None:
         store.parent.mkdir(parents=True, exist_ok=True)
-    return dict(tracking_uri=tracking.uri, experiment=tracking.experiment, run_name=run_name,
-                params={"fingerprint": fingerprint, "parameters": int(parameters)},
-                artifact_location=tracking.artifact_location())
+    return dict(
+        tracking_uri=tracking.uri,
+        experiment=tracking.experiment,
+        run_name=run_name,
+        params={"fingerprint": fingerprint, "parameters": int(parameters)},
+        artifact_location=tracking.artifact_location(),
+    )
 
 
 def log_selection(tracking: Tracking, run_name: str, choice: Mapping) -> str | None:
@@ -72,11 +77,18 @@ def log_selection(tracking: Tracking, run_name: str, choice: Mapping) -> str | N
 
     client = MlflowClient(tracking.uri)
     experiment = client.get_experiment_by_name(tracking.experiment)
-    runs = (client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'", max_results=1)
-            if experiment is not None else [])
+    runs = (
+        client.search_runs([experiment.experiment_id], f"attributes.run_name = '{run_name}'", max_results=1)
+        if experiment is not None
+        else []
+    )
     if not runs:
-        log.warning("MLflow: no run %r in experiment %r at %s (trained with tracking off?): selection not logged",
-                    run_name, tracking.experiment, tracking.uri)
+        log.warning(
+            "MLflow: no run %r in experiment %r at %s (trained with tracking off?): selection not logged",
+            run_name,
+            tracking.experiment,
+            tracking.uri,
+        )
         return None
     run_id = runs[0].info.run_id
     scores = {choice["metric"]: choice["score"], "mIoU": choice["mIoU"]}

@@ -5,6 +5,7 @@ into `mat`. A material is a colour plus how much fine texture, hair-like streaks
 shading it gets. Rendering looks the materials up per pixel, so the image and its mask can
 never disagree about where a part is.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,9 +22,9 @@ _SHADED_LABELS = (1, 2, 8, 9, 17)
 @dataclass
 class Material:
     colour: Colour
-    texture: float = 0.03   # fine mottling (relative brightness)
-    streak: float = 0.0     # hair-like vertical streaks
-    shade: float = 0.0      # how much the head's rounded shading darkens it
+    texture: float = 0.03  # fine mottling (relative brightness)
+    streak: float = 0.0  # hair-like vertical streaks
+    shade: float = 0.0  # how much the head's rounded shading darkens it
     stripes: tuple[Colour, float, float] | None = None  # (colour, period px, angle rad)
 
 
@@ -41,8 +42,14 @@ class Canvas:
         self._lens = ImageDraw.Draw(self.lens)
         self.has_lens = False
 
-    def material(self, colour: Colour, texture: float = 0.03, streak: float = 0.0,
-                 shade: float = 0.0, stripes: tuple[Colour, float, float] | None = None) -> int:
+    def material(
+        self,
+        colour: Colour,
+        texture: float = 0.03,
+        streak: float = 0.0,
+        shade: float = 0.0,
+        stripes: tuple[Colour, float, float] | None = None,
+    ) -> int:
         if len(self.materials) >= 256:
             raise RuntimeError("more than 255 materials in one image")
         self.materials.append(Material(colour, texture, streak, shade, stripes))
@@ -71,8 +78,7 @@ class Canvas:
         self._lens.polygon(points.ravel().tolist(), fill=int(round(255 * opacity)))
         self.has_lens = True
 
-    def render(self, rng: np.random.Generator, background: np.ndarray, head_px: float,
-               tint: Colour) -> np.ndarray:
+    def render(self, rng: np.random.Generator, background: np.ndarray, head_px: float, tint: Colour) -> np.ndarray:
         """The photo (float32 RGB, unclipped): materials, texture, shading, light, lens tint."""
         s = self.size
         mat = np.asarray(self.mat)

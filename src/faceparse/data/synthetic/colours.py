@@ -1,5 +1,6 @@
 """Colour samplers for the synthetic faces. Ranges overlap on purpose (skin-like hair, hair-like
 backgrounds, skin-coloured clothes, pale lips) so that no class is a colour lookup."""
+
 from __future__ import annotations
 
 import colorsys

@@ -18,6 +18,7 @@ Determinism: sample ``index`` of ``split`` for ``seed`` draws only from
 ``np.random.default_rng([seed, split number, index])``, so a sample does not depend on how
 many were made or on which worker made it.
 """
+
 from __future__ import annotations
 
 import io
@@ -48,11 +49,11 @@ class Framing:
     """Where heads are put and how they are turned: each field is a (low, high) uniform range."""
 
     half_width: tuple[float, float] = (0.19, 0.26)  # face half width, x image size
-    aspect: tuple[float, float] = (1.22, 1.42)      # face half height / half width
-    tilt: tuple[float, float] = (-0.3, 0.3)         # roll, radians
-    shift_x: tuple[float, float] = (-0.07, 0.07)    # face centre - image centre, x image size
-    centre_y: tuple[float, float] = (0.38, 0.47)    # face centre height, x image size
-    yaw: tuple[float, float] = (-0.4, 0.4)          # how far the features slide sideways
+    aspect: tuple[float, float] = (1.22, 1.42)  # face half height / half width
+    tilt: tuple[float, float] = (-0.3, 0.3)  # roll, radians
+    shift_x: tuple[float, float] = (-0.07, 0.07)  # face centre - image centre, x image size
+    centre_y: tuple[float, float] = (0.38, 0.47)  # face centre height, x image size
+    yaw: tuple[float, float] = (-0.4, 0.4)  # how far the features slide sideways
 
 
 # About CelebA-HQ's framing: every dataset the pipeline generates.
@@ -60,19 +61,25 @@ CELEBA_FRAMING = Framing()
 # A geometry the pipeline never generates (smaller and larger heads, more roll and yaw, further
 # off centre, rounder and longer faces), to test how models trained on CELEBA_FRAMING
 # generalise: bench/bench_compact.py.
-HELD_OUT_FRAMING = Framing(half_width=(0.15, 0.31), aspect=(1.12, 1.55), tilt=(-0.5, 0.5),
-                           shift_x=(-0.12, 0.12), centre_y=(0.35, 0.52), yaw=(-0.55, 0.55))
+HELD_OUT_FRAMING = Framing(
+    half_width=(0.15, 0.31),
+    aspect=(1.12, 1.55),
+    tilt=(-0.5, 0.5),
+    shift_x=(-0.12, 0.12),
+    centre_y=(0.35, 0.52),
+    yaw=(-0.55, 0.55),
+)
 
 
 @dataclass(frozen=True)
 class Head:
     """Where the head is and how it is turned; all part geometry is in head units (a = 1)."""
 
-    frame: Frame      # head units -> pixels (origin at the face centre)
-    body: Frame       # body units (same scale) -> pixels, origin at the base of the neck
-    turn: float       # yaw in radians; > 0 slides the features towards +x
-    b: float          # half height of the face outline (half width is 1)
-    jaw: float        # how much the outline narrows towards the chin
+    frame: Frame  # head units -> pixels (origin at the face centre)
+    body: Frame  # body units (same scale) -> pixels, origin at the base of the neck
+    turn: float  # yaw in radians; > 0 slides the features towards +x
+    b: float  # half height of the face outline (half width is 1)
+    jaw: float  # how much the outline narrows towards the chin
 
     def at(self, pts: np.ndarray, bulge: float = 0.6, depth: float = 0.0) -> np.ndarray:
         """Head-unit points on the face surface -> pixels, after the yaw."""
@@ -101,8 +108,9 @@ class Features:
         return self.brow_y - self.brow_t - 0.1  # above the highest arch (0.08)
 
 
-def generate_face(size: int = 512, seed: int = 0, split: str = "train", index: int = 0,
-                  framing: Framing = CELEBA_FRAMING) -> tuple[bytes, np.ndarray]:
+def generate_face(
+    size: int = 512, seed: int = 0, split: str = "train", index: int = 0, framing: Framing = CELEBA_FRAMING
+) -> tuple[bytes, np.ndarray]:
     """One sample: the JPEG bytes of the photo and its (size, size) uint8 label mask."""
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     canvas = Canvas(size)
@@ -154,6 +162,7 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> bytes:
 
 # --- placement ---------------------------------------------------------------------------
 
+
 def _place_head(rng: np.random.Generator, size: int, framing: Framing) -> Head:
     a = size * rng.uniform(*framing.half_width)
     b = rng.uniform(*framing.aspect)
@@ -171,13 +180,19 @@ def _features(rng: np.random.Generator, head: Head) -> Features:
     nose_y = rng.uniform(0.32, 0.44)
     mouth_y = min(nose_y + rng.uniform(0.25, 0.36), head.b - 0.42)
     return Features(
-        eye_x=rng.uniform(0.36, 0.45), eye_y=eye_y, eye_w=rng.uniform(0.17, 0.23),
-        eye_h=rng.uniform(0.075, 0.1), brow_y=eye_y - rng.uniform(0.26, 0.33),
-        brow_t=rng.uniform(0.045, 0.07), nose_y=nose_y, mouth_y=mouth_y,
+        eye_x=rng.uniform(0.36, 0.45),
+        eye_y=eye_y,
+        eye_w=rng.uniform(0.17, 0.23),
+        eye_h=rng.uniform(0.075, 0.1),
+        brow_y=eye_y - rng.uniform(0.26, 0.33),
+        brow_t=rng.uniform(0.045, 0.07),
+        nose_y=nose_y,
+        mouth_y=mouth_y,
     )
 
 
 # --- scene -------------------------------------------------------------------------------
+
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A textured backdrop: smooth colour blobs over a gradient, sometimes stripes."""
@@ -225,8 +240,8 @@ def _distractors(canvas: Canvas, rng: np.random.Generator) -> None:
 
 # --- hair, neck, clothes ---------------------------------------------------------------------
 
-def _back_hair(canvas: Canvas, rng: np.random.Generator, head: Head, hair: C.Colour,
-               force_sides: bool) -> dict:
+
+def _back_hair(canvas: Canvas, rng: np.random.Generator, head: Head, hair: C.Colour, force_sides: bool) -> dict:
     """Hair behind the head; returns the style the fringe and hat follow."""
     side = rng.uniform(0.1 if force_sides else 0.03, 0.28)
     top = rng.uniform(0.08, 0.35)
@@ -235,8 +250,14 @@ def _back_hair(canvas: Canvas, rng: np.random.Generator, head: Head, hair: C.Col
     arc = ellipse(0.0, -0.05, 1.0 + side, head.b + top, 36, np.pi, 2 * np.pi)
     xs = np.linspace(1.0 + side + flare, -(1.0 + side + flare), 9)
     bottom = np.stack([xs, length + rng.uniform(-0.08, 0.08, 9)], axis=1)
-    pts = np.vstack([arc, [[1.0 + side, 0.0], [1.0 + side + flare, length * 0.7]], bottom,
-                     [[-(1.0 + side + flare), length * 0.7], [-(1.0 + side), 0.0]]])
+    pts = np.vstack(
+        [
+            arc,
+            [[1.0 + side, 0.0], [1.0 + side + flare, length * 0.7]],
+            bottom,
+            [[-(1.0 + side + flare), length * 0.7], [-(1.0 + side), 0.0]],
+        ]
+    )
     mat = canvas.material(hair, texture=0.05, streak=rng.uniform(0.08, 0.2))
     canvas.fill(head.at(pts, bulge=0.1), HAIR, mat)
     return {"side": side, "top": top, "length": length, "long": length > 1.3, "mat": mat}
@@ -254,21 +275,33 @@ def _front_locks(canvas: Canvas, rng: np.random.Generator, head: Head, style: di
         canvas.fill(head.at(band(np.stack([xs, ys], 1), width), bulge=0.1), HAIR, style["mat"])
 
 
-def _neck_and_clothes(canvas: Canvas, rng: np.random.Generator, head: Head, skin: C.Colour,
-                      necklace: bool) -> None:
+def _neck_and_clothes(canvas: Canvas, rng: np.random.Generator, head: Head, skin: C.Colour, necklace: bool) -> None:
     """Neck and chest skin (label neck), clothes with a round or V neckline, a necklace."""
     w = rng.uniform(0.5, 0.68)
     neck_mat = canvas.material(C.scale(skin, rng.uniform(0.72, 0.9)), texture=0.03, shade=0.6)
     top = head.frame(np.array([[-w, 0.3], [w, 0.3]]))
-    chest = head.body(np.array([[w * 1.05, 0.0], [w + 0.5, 0.3], [1.7, 0.6], [1.7, 4.0],
-                                [-1.7, 4.0], [-1.7, 0.6], [-(w + 0.5), 0.3], [-w * 1.05, 0.0]]))
+    chest = head.body(
+        np.array(
+            [
+                [w * 1.05, 0.0],
+                [w + 0.5, 0.3],
+                [1.7, 0.6],
+                [1.7, 4.0],
+                [-1.7, 4.0],
+                [-1.7, 0.6],
+                [-(w + 0.5), 0.3],
+                [-w * 1.05, 0.0],
+            ]
+        )
+    )
     canvas.fill(np.vstack([top, chest]), NECK, neck_mat)
 
     shoulder = rng.uniform(1.9, 2.6)
     depth = rng.uniform(0.12, 0.95)
     slope = rng.uniform(0.3, 0.6)
-    outer = np.array([[w + 0.12, -0.03], [w + 0.55, 0.12], [shoulder, slope], [shoulder + 0.3, 1.3],
-                      [shoulder + 0.3, 14.0]])
+    outer = np.array(
+        [[w + 0.12, -0.03], [w + 0.55, 0.12], [shoulder, slope], [shoulder + 0.3, 1.3], [shoulder + 0.3, 14.0]]
+    )
     if rng.uniform() < 0.5:  # round neckline, left to right
         neckline = ellipse(0.0, -0.03, w + 0.12, depth, 16, 0.0, np.pi)[::-1]
     else:  # V neckline
@@ -278,8 +311,7 @@ def _neck_and_clothes(canvas: Canvas, rng: np.random.Generator, head: Head, skin
     stripes = None
     if rng.uniform() < 0.3:
         stripes = (C.scene(rng), rng.uniform(0.06, 0.25) * head.frame.scale, rng.uniform(0, np.pi))
-    canvas.fill(head.body(pts), CLOTH,
-                canvas.material(C.scene(rng), texture=rng.uniform(0.02, 0.08), stripes=stripes))
+    canvas.fill(head.body(pts), CLOTH, canvas.material(C.scene(rng), texture=rng.uniform(0.02, 0.08), stripes=stripes))
     if necklace:
         _necklace(canvas, rng, head, w, depth)
 
@@ -298,11 +330,15 @@ def _necklace(canvas: Canvas, rng: np.random.Generator, head: Head, neck_w: floa
             canvas.fill(head.body(ellipse(x, y, r, r, 12)), NECK_L, mat)
     if rng.uniform() < 0.6:  # pendant
         r = rng.uniform(0.06, 0.11)
-        canvas.fill(head.body(ellipse(0.0, drop + r * 0.8, r * rng.uniform(0.7, 1.0), r, 16)), NECK_L,
-                    canvas.material(C.metal(rng), texture=0.05))
+        canvas.fill(
+            head.body(ellipse(0.0, drop + r * 0.8, r * rng.uniform(0.7, 1.0), r, 16)),
+            NECK_L,
+            canvas.material(C.metal(rng), texture=0.05),
+        )
 
 
 # --- head ----------------------------------------------------------------------------------
+
 
 def _ears(canvas: Canvas, rng: np.random.Generator, head: Head, skin: C.Colour) -> list[np.ndarray]:
     """Both ears; the far one (yaw) is narrower. Returns each ear lobe's position in pixels."""
@@ -320,7 +356,9 @@ def _ears(canvas: Canvas, rng: np.random.Generator, head: Head, skin: C.Colour) 
         edge = sgn * head.edge(ear_y) * np.cos(head.turn) - 0.1 * np.sin(head.turn)
         cx = edge + sgn * 0.55 * w
         outline = superellipse(cx, ear_y, w, half_h, 2.4, 28)
-        outline[:, 1] += np.where(outline[:, 1] > ear_y, -0.25 * (outline[:, 1] - ear_y) * (1 - np.abs(outline[:, 0] - cx) / w), 0)
+        outline[:, 1] += np.where(
+            outline[:, 1] > ear_y, -0.25 * (outline[:, 1] - ear_y) * (1 - np.abs(outline[:, 0] - cx) / w), 0
+        )
         canvas.fill(head.frame(outline), label, mat)
         canvas.fill(head.frame(ellipse(cx + sgn * 0.2 * w, ear_y - 0.03, 0.45 * w, 0.55 * half_h, 16)), label, inner)
         lobes.append(head.frame(np.array([[cx, ear_y + 0.8 * half_h]]))[0])
@@ -338,14 +376,27 @@ def _nose(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, ski
     top_w = rng.uniform(0.06, 0.1)
     w = rng.uniform(0.16, 0.24)
     y0, y1 = f.eye_y + 0.02, f.nose_y
-    half = np.array([[top_w, y0], [top_w * 1.3, (y0 + y1) / 2], [w * 0.75, y1 - 0.12], [w, y1 - 0.03],
-                     [w * 0.8, y1 + 0.04], [w * 0.3, y1 + 0.06], [0.0, y1 + 0.045]])
+    half = np.array(
+        [
+            [top_w, y0],
+            [top_w * 1.3, (y0 + y1) / 2],
+            [w * 0.75, y1 - 0.12],
+            [w, y1 - 0.03],
+            [w * 0.8, y1 + 0.04],
+            [w * 0.3, y1 + 0.06],
+            [0.0, y1 + 0.045],
+        ]
+    )
     pts = np.vstack([half, mirror(half[:-1])[::-1]])
     tone = C.scale(skin, rng.uniform(0.84, 0.95))
     canvas.fill(head.at(pts, depth=0.12), NOSE, canvas.material(tone, texture=0.03, shade=0.8))
     ridge = np.array([[0.0, y0 + 0.08], [0.0, y1 - 0.08]])
-    canvas.stroke(head.at(ridge, depth=0.14), 0.05 * head.frame.scale, NOSE,
-                  canvas.material(C.scale(skin, rng.uniform(1.02, 1.12)), texture=0.02))
+    canvas.stroke(
+        head.at(ridge, depth=0.14),
+        0.05 * head.frame.scale,
+        NOSE,
+        canvas.material(C.scale(skin, rng.uniform(1.02, 1.12)), texture=0.02),
+    )
     dark = canvas.material(C.scale(skin, rng.uniform(0.3, 0.5)), texture=0.02)
     for sgn in (-1.0, 1.0):
         canvas.fill(head.at(ellipse(sgn * w * 0.45, y1 + 0.0, 0.065, 0.03, 12), depth=0.12), NOSE, dark)
@@ -354,7 +405,7 @@ def _nose(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, ski
 def _eye_lids(x: np.ndarray, w: float, h: float) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower lid heights (y down) of an almond-shaped eye at offsets x."""
     u = np.clip(1.0 - (x / w) ** 2, 0.0, None)
-    return -h * u ** 0.75, 0.8 * h * u ** 0.9
+    return -h * u**0.75, 0.8 * h * u**0.9
 
 
 def _eyes(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features) -> list[tuple[np.ndarray, int]]:
@@ -414,7 +465,7 @@ def _mouth(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, sk
     u_open = np.clip(1.0 - (x / ow) ** 2, 0.0, None) ** 0.7
     top_o, bot_o = -opening / 2 * u_open, opening / 2 * u_open
     lip_u = np.clip(1.0 - (x / mw) ** 2, 0.0, None) ** 0.6
-    top = top_o - upper * lip_u * (1.0 - 0.3 * np.exp(-(x / (0.15 * mw)) ** 2))
+    top = top_o - upper * lip_u * (1.0 - 0.3 * np.exp(-((x / (0.15 * mw)) ** 2)))
     bottom = bot_o + lower * lip_u
     y = f.mouth_y + bend
 
@@ -423,17 +474,26 @@ def _mouth(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, sk
 
     lip = C.lips(rng, skin)
     canvas.fill(place(np.r_[x, x[::-1]], np.r_[y + top, (y + top_o)[::-1]]), U_LIP, canvas.material(lip, 0.04))
-    canvas.fill(place(np.r_[x, x[::-1]], np.r_[y + bot_o, (y + bottom)[::-1]]), L_LIP,
-                canvas.material(C.scale(lip, rng.uniform(1.0, 1.15)), 0.04))
+    canvas.fill(
+        place(np.r_[x, x[::-1]], np.r_[y + bot_o, (y + bottom)[::-1]]),
+        L_LIP,
+        canvas.material(C.scale(lip, rng.uniform(1.0, 1.15)), 0.04),
+    )
     inner = np.abs(x) <= ow
     xi = x[inner]
     inside = C.hsv(rng.uniform(-0.03, 0.03), rng.uniform(0.4, 0.8), rng.uniform(0.1, 0.4))
-    canvas.fill(place(np.r_[xi, xi[::-1]], np.r_[(y + top_o)[inner], (y + bot_o)[inner][::-1]]), MOUTH,
-                canvas.material(inside, 0.03))
+    canvas.fill(
+        place(np.r_[xi, xi[::-1]], np.r_[(y + top_o)[inner], (y + bot_o)[inner][::-1]]),
+        MOUTH,
+        canvas.material(inside, 0.03),
+    )
     if rng.uniform() < 0.6:
         teeth_low = np.minimum((y + top_o)[inner] + opening * rng.uniform(0.3, 0.5), (y + bot_o)[inner])
-        canvas.fill(place(np.r_[xi, xi[::-1]], np.r_[(y + top_o)[inner], teeth_low[::-1]]), MOUTH,
-                    canvas.material(C.sclera(rng), 0.02))
+        canvas.fill(
+            place(np.r_[xi, xi[::-1]], np.r_[(y + top_o)[inner], teeth_low[::-1]]),
+            MOUTH,
+            canvas.material(C.sclera(rng), 0.02),
+        )
 
 
 def _fringe(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, style: dict) -> None:
@@ -448,8 +508,9 @@ def _fringe(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, s
     canvas.fill(head.at(np.vstack([np.stack([xs, line], 1), arc]), bulge=0.35), HAIR, style["mat"])
 
 
-def _glasses(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features,
-             eyes: list[tuple[np.ndarray, int]]) -> None:
+def _glasses(
+    canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, eyes: list[tuple[np.ndarray, int]]
+) -> None:
     """Frames and tinted lenses (label eye_g); the eyes stay labelled as eyes behind the lens."""
     px = head.frame.scale
     frame_w = rng.uniform(0.035, 0.065)
@@ -480,12 +541,21 @@ def _hat(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, styl
     width = 1.0 + style["side"] * rng.uniform(0.5, 1.0) + rng.uniform(0.02, 0.12)
     mat = canvas.material(C.scene(rng), texture=rng.uniform(0.03, 0.1))
     kind = rng.integers(3)
-    crown = np.vstack([[[width, brim_y]], ellipse(0.0, brim_y, width, brim_y - top, 30, 0.0, -np.pi), [[-width, brim_y]]])
+    crown = np.vstack(
+        [[[width, brim_y]], ellipse(0.0, brim_y, width, brim_y - top, 30, 0.0, -np.pi), [[-width, brim_y]]]
+    )
     if kind == 1:  # boxy crown
         crown = superellipse(0.0, (brim_y + top) / 2, width * 0.9, (brim_y - top) / 2, 5.0, 40)
     canvas.fill(head.at(crown, bulge=0.3), HAT, mat)
     if kind == 0:  # beanie cuff
-        cuff = np.array([[-width, brim_y - 0.22], [width, brim_y - 0.22], [width * 1.02, brim_y + 0.02], [-width * 1.02, brim_y + 0.02]])
+        cuff = np.array(
+            [
+                [-width, brim_y - 0.22],
+                [width, brim_y - 0.22],
+                [width * 1.02, brim_y + 0.02],
+                [-width * 1.02, brim_y + 0.02],
+            ]
+        )
         canvas.fill(head.at(cuff, bulge=0.3), HAT, canvas.material(C.scale(C.scene(rng), 0.9), 0.06))
     elif kind == 1:  # brim
         brim = ellipse(0.0, brim_y, width * rng.uniform(1.35, 1.8), rng.uniform(0.08, 0.2), 36)
@@ -493,7 +563,9 @@ def _hat(canvas: Canvas, rng: np.random.Generator, head: Head, f: Features, styl
     else:  # cap visor
         visor_h = max(0.08, min(0.3, f.brow_top() - 0.06 - brim_y))
         visor = ellipse(0.0, brim_y, width * 0.85, visor_h, 24, 0.0, np.pi)
-        canvas.fill(head.at(visor, bulge=0.5, depth=0.2), HAT, canvas.material(C.scale(canvas.materials[mat].colour, 0.8), 0.05))
+        canvas.fill(
+            head.at(visor, bulge=0.5, depth=0.2), HAT, canvas.material(C.scale(canvas.materials[mat].colour, 0.8), 0.05)
+        )
 
 
 def _earrings(canvas: Canvas, rng: np.random.Generator, head: Head, lobes: list[np.ndarray]) -> None:
@@ -514,6 +586,7 @@ def _earrings(canvas: Canvas, rng: np.random.Generator, head: Head, lobes: list[
 
 # --- dataset -----------------------------------------------------------------------------------
 
+
 def _write_sample(task: tuple[str, str, int, int, int, Framing]) -> str:
     out_dir, split, index, seed, size, framing = task
     jpeg, mask = generate_face(size, seed, split, index, framing)
@@ -524,8 +597,14 @@ def _write_sample(task: tuple[str, str, int, int, int, Framing]) -> str:
     return stem
 
 
-def generate_dataset(out_dir: str | Path, counts: dict[str, int], size: int = 512, seed: int = 0,
-                     threads: int = 1, framing: Framing = CELEBA_FRAMING) -> dict[str, int]:
+def generate_dataset(
+    out_dir: str | Path,
+    counts: dict[str, int],
+    size: int = 512,
+    seed: int = 0,
+    threads: int = 1,
+    framing: Framing = CELEBA_FRAMING,
+) -> dict[str, int]:
     """Write {out_dir}/{split}/images/*.jpg and masks/*.png (test masks too), replacing old splits."""
     out_dir = Path(out_dir)
     for split in SPLITS:

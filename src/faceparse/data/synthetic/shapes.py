@@ -1,4 +1,5 @@
 """2-D geometry for the synthetic faces: outlines as (N, 2) point arrays, frames and yaw."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 40,
-            start: float = 0.0, stop: float = 2 * np.pi) -> np.ndarray:
+def ellipse(
+    cx: float, cy: float, rx: float, ry: float, n: int = 40, start: float = 0.0, stop: float = 2 * np.pi
+) -> np.ndarray:
     """Points on an ellipse (angles in radians, y down), `n` of them from start to stop."""
     t = np.linspace(start, stop, n, endpoint=stop - start < 2 * np.pi - 1e-9)
     return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
