@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, r in rows.items():
         held = r.get("held_out", {})
         print(
-            f"| {name} | {r['parameters']:,} | {r['gflops_forward']:.2f} | {r['s_per_iter']:.3f} ({r['batch']}, {r['crop'][0]}) | "
-            f"{r['iterations']} | {r['iterations'] * r['s_per_iter'] / 60:.1f} | "
+            f"| {name} | {r['parameters']:,} | {r['gflops_forward']:.2f} | "
+            f"{r['s_per_iter']:.3f} ({r['batch']}, {r['crop'][0]}) | {r['iterations']} | "
+            f"{r['iterations'] * r['s_per_iter'] / 60:.1f} | "
             f"{r['val']['mIoU']:.1f} | {r['val']['mF1']:.1f} | {held.get('mIoU', float('nan')):.1f} | "
             f"{held.get('mF1', float('nan')):.1f} |"
         )

@@ -65,7 +65,10 @@ def test_the_network_file_runs_without_the_training_stack(tmp_path):
         "print(tuple(net.segment(torch.zeros(1, 3, 100, 76)).shape))\n"
     )
     for name in TRAINING_STACK:
-        script += f"\ntry:\n    import {name}\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('{name} imported')\n"
+        script += (
+            f"\ntry:\n    import {name}\nexcept ImportError:\n    pass\nelse:\n"
+            f"    raise SystemExit('{name} imported')\n"
+        )
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "(1, 19, 100, 76)"

@@ -3,7 +3,7 @@ file helpers they share (atomic JSON, sha256 of a file, reading a label mask).
 
 | record | written by | here |
 |---|---|---|
-| results/data/validation.json (the dataset index) | validate | :func:`split_files`, :func:`read_index`, :func:`selection_split` |
+| results/data/validation.json (index) | validate | :func:`split_files`, :func:`read_index`, :func:`selection_split` |
 | results/data/flip.json (the flipped set) | flip | :func:`flip_files` (same fields as an index split) |
 | results/data/stats.json | stats | :func:`read_json` |
 | results/models/{m}/train.json | train | :class:`TrainSummary` |

@@ -142,8 +142,8 @@ def leaderboard_html(rows: Sequence[dict]) -> str:
     notes = (
         f"<p>Scores on {split} in %, best mIoU with TTA first; mIoU over the 19 classes, mF1 over the 18 foreground "
         "classes; per-class IoU with TTA. Parameters: sum(p.numel() for p in model.parameters()), as the "
-        "challenge counts them (an ensemble's: its members'). Training time: the model's last train job (benchmarks/); an "
-        "ensemble's is the sum of its members'. An ensemble averages its members' TTA probabilities "
+        "challenge counts them (an ensemble's: its members'). Training time: the model's last train job "
+        "(benchmarks/); an ensemble's is the sum of its members'. An ensemble averages its members' TTA probabilities "
         "(×: normalised weights). <i>val held out: no</i> means the model saw the val images in training, "
         "so its val scores do not measure unseen faces.</p>"
     )
