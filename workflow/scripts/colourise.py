@@ -1,9 +1,10 @@
 """Step colourise: palette previews and overlays of the val and test predictions."""
+
 from pathlib import Path
 
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.deliver.colourise import colourise  # noqa: E402
 

@@ -1,7 +1,8 @@
 """Step export: the selected model as ONNX, and its parity with PyTorch on val (parity.json)."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.predict.export import export_model  # noqa: E402
 

@@ -1,7 +1,8 @@
 """Step flip: mirrored training images (lossless) and masks with left/right labels swapped."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.data.flip import flip_dataset  # noqa: E402
 

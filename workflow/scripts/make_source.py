@@ -1,9 +1,10 @@
 """Step source: generate the synthetic faces or convert CelebAMask-HQ into results/data/source."""
+
 from pathlib import Path
 
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.data.source import make_source  # noqa: E402
 

@@ -1,14 +1,20 @@
 """Step provenance: code, data, config, checkpoints, environment and run times as one record."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.report.provenance import write_provenance  # noqa: E402
 
 inp, params = snakemake.input, snakemake.params
 models = {
-    model: {"train": inp.train[i], "best": inp.best[i], "metrics": inp.metrics[i], "zip": inp.zips[i],
-            "check": inp.checks[i]}
+    model: {
+        "train": inp.train[i],
+        "best": inp.best[i],
+        "metrics": inp.metrics[i],
+        "zip": inp.zips[i],
+        "check": inp.checks[i],
+    }
     for i, model in enumerate(params.models)
 }
 ensembles = {

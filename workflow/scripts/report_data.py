@@ -1,8 +1,9 @@
 """Report step data_samples: sample images + colour masks (original and flipped), counts, class
 frequencies and stats."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.report.sections import data_section  # noqa: E402
 

@@ -1,7 +1,8 @@
 """Report step evaluation_plots: IoU/F1 bars, confusion heatmap, worst val images, table of the numbers."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.report.sections import evaluation_section  # noqa: E402
 

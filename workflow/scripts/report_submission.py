@@ -1,7 +1,8 @@
 """Report step submission_summary: a grid of test predictions and the submission check as a table."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.report.sections import submission_section  # noqa: E402
 

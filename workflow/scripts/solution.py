@@ -1,23 +1,24 @@
 """Step solution: the later editions' code submission of a CompactFaceNet model (run.py, its
 network file, ckpt.pth, solution.json, Readme.txt), checked against the evaluate step's masks."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.predict.solution import build_solution  # noqa: E402
 
-inp, params = snakemake.input, snakemake.params  # noqa: F821
+inp, params = snakemake.input, snakemake.params
 build_solution(
-    snakemake.wildcards.model,  # noqa: F821
+    snakemake.wildcards.model,
     inp.best,
     inp.train,
     inp.metrics,
     inp.validated,
     inp.val_pred,
-    out_dir=snakemake.output.solution,  # noqa: F821
-    parity_json=snakemake.output.parity,  # noqa: F821
+    out_dir=snakemake.output.solution,
+    parity_json=snakemake.output.parity,
     scales=params.scales,
     flip=params.flip,
     parity_images=params.parity_images,
-    threads=snakemake.threads,  # noqa: F821
+    threads=snakemake.threads,
 )

@@ -1,7 +1,8 @@
 """Step stats: exact per-channel mean and std of the training images."""
+
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.data.stats import channel_stats  # noqa: E402
 

@@ -1,9 +1,10 @@
 """Step validate: check every image/mask pair, write the dataset index."""
+
 from pathlib import Path
 
 from faceparse.steplog import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+log_to_file(snakemake.log[0])  # injected by Snakemake
 
 from faceparse.data.validate import validate_dataset  # noqa: E402
 
