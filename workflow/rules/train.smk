@@ -13,8 +13,8 @@ rule train:
         # the work_dir's fingerprint.json says which inputs they belong to.
         train="results/models/{model}/train.json",
     params:
-        work_dir="results/models/{model}/train",
         **WEIGHT_PARAMS,
+        work_dir="results/models/{model}/train",
         # Kept through checkpoint rotation (and checked before training). A new
         # value reruns this job, which finds the run already done: not retrained.
         select_iter=model_select_iter,
@@ -44,10 +44,10 @@ rule select:
     output:
         best="results/models/{model}/best.json",
     params:
+        **WEIGHT_PARAMS,
         select_iter=model_select_iter,
         # the val score that picks the checkpoint: mIoU (2022 rules) or mF1 (later editions)
         metric=config["selection"]["metric"],
-        **WEIGHT_PARAMS,
     log:
         "logs/models/{model}/select.log",
     threads: 1
