@@ -18,6 +18,7 @@ from PIL import Image
 
 from _pipeline import ROOT, run_snakemake
 from test_solution import _isolated_env
+from test_startup import planned_rules, reordered
 
 # compact_512's schedule, cut to 4 iterations of 2 images (checkpoint + val every 2)
 SHORT = {
@@ -63,6 +64,16 @@ def test_challenge_2025_run_end_to_end(val_masks, tmp_path):
         targets += ["results/submission/val/compact.zip", "results/provenance/provenance.json"]
     run = run_snakemake(work, "--printshellcmds", *targets, timeout=1800)
     assert run.returncode == 0, run.stderr[-6000:]
+
+    if val_masks:  # key order means nothing: the run config reordered plans no job; a value still does
+        written = (work / "config.yaml").read_text()
+        (work / "config.yaml").write_text(yaml.safe_dump(reordered(yaml.safe_load(written)), sort_keys=False))
+        assert planned_rules(run_snakemake(work, "-n", *targets)) == set()
+        changed = reordered(yaml.safe_load(written))
+        changed["tta"]["scales"] = [1.0]
+        (work / "config.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+        assert "solution" in planned_rules(run_snakemake(work, "-n", *targets))
+        (work / "config.yaml").write_text(written)
 
     results = work / "results"
     best = json.loads((results / "models" / "compact" / "best.json").read_text())

@@ -11,25 +11,42 @@ REPO_ROOT = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).res
 MODELS = list(config["models"])
 SPLITS = ("train", "val", "test")
 
-from faceparse.workflow import (check_dev_split, check_ensembles, check_models, check_rules, code_state,
-                                config_sources, solution_models, source_fingerprint, val_has_masks)
+from faceparse.workflow import (
+    check_dev_split,
+    check_ensembles,
+    check_workflow_models,
+    code_state,
+    dataset_root,
+    solution_models,
+    source_fingerprint,
+    test_released,
+    val_has_masks,
+)
 
 # What the schema cannot say, refused here, before any job: members must be configured
 # models; override keys must exist in the model's config and keep their values' kinds;
 # a pinned select_iter must be a checkpoint the run will save; the challenge's rules
-# (parameter budget, no pretrained weights, no ensembles) hold.
+# (parameter budget, no pretrained weights, no ensembles) hold. What that needs to know of each
+# model (the files its config inherits, its parameter count, ...) is cached by everything it
+# depends on (faceparse.model_facts): a dry-run of an unchanged project imports neither mmengine
+# nor torch.
 check_ensembles(config["ensembles"], MODELS)
-check_models(config["models"], REPO_ROOT)
-check_rules(config, REPO_ROOT)
+MODEL_FACTS = check_workflow_models(config, REPO_ROOT)
 ENSEMBLES = list(config["ensembles"])
 # The CompactFaceNet models: each gets the later editions' deliverables (rules package_masks, solution).
-SOLUTION_MODELS = solution_models(config["models"], REPO_ROOT)
+SOLUTION_MODELS = solution_models(MODEL_FACTS)
 # Val without masks (one edition ships val images only), or a configured dev_split: a dev split
 # carved out of train (by validate, recorded in the dataset index) selects the checkpoint; val is
 # then scored when it has masks, else predicted and packaged like test. Refused here, before any
 # job: a bad fraction, a split that leaves train empty, train_on_val without val masks.
-VAL_HAS_MASKS = val_has_masks(config)
-DEV_SPLIT = check_dev_split(config, VAL_HAS_MASKS)
+# A mini dataset's folder: data_root, or the release zips it names, unpacked once (checked first).
+DATASET_ROOT = dataset_root(config)
+VAL_HAS_MASKS = val_has_masks(config, DATASET_ROOT)
+DEV_SPLIT = check_dev_split(config, VAL_HAS_MASKS, DATASET_ROOT)
+# The test images come a week before the deadline: until they are in the dataset, the steps that
+# need them (test predictions, the zips, the masks archive, colour previews) are left out of
+# `all` and of the report, and the rest runs; once added, those run (training finds its run).
+TEST_RELEASED = test_released(config, DATASET_ROOT)
 # The split evaluate scores: val, or dev when val has no masks.
 EVAL_SPLIT = "val" if VAL_HAS_MASKS else "dev"
 
@@ -47,12 +64,14 @@ def is_generated_source() -> bool:
 
 def data_root() -> str:
     """Where validate reads the dataset (the schema makes sure a mini layout has data_root)."""
-    return "results/data/source" if is_generated_source() else config["data_root"]
+    return "results/data/source" if is_generated_source() else DATASET_ROOT
 
 
 @lru_cache(maxsize=1)
 def _data_root_fingerprint() -> str:
-    return source_fingerprint(config["data_layout"], config["data_root"])
+    return source_fingerprint(
+        config["data_layout"], data_root() if config["data_layout"] == "mini" else config["data_root"]
+    )
 
 
 def data_root_fingerprint(wildcards) -> str:
@@ -99,12 +118,11 @@ def model_config_file(wildcards) -> str:
 
 def train_inputs(wildcards) -> dict:
     """Data index, statistics, the model config and every file it inherits (+ the flipped set)."""
-    config_file = model_config_file(wildcards)
     inputs = {
         "validation": rules.validate.output.validation,
         "stats": rules.stats.output.stats,
-        "config": config_file,
-        "bases": config_sources(config_file)[1:],
+        "config": model_config_file(wildcards),
+        "bases": MODEL_FACTS[wildcards.model].sources[1:],
     }
     if config["flip"]:
         inputs["flip"] = rules.flip.output.manifest
@@ -201,10 +219,14 @@ def leaderboard_input(wildcards) -> dict:
 
 
 def report_outputs() -> list[str]:
-    """Every figure and table of the report stage (rule provenance asks for them all)."""
-    return list(rules.data_samples.output) + per_model(
-        *rules.training_curves.output, *rules.evaluation_plots.output, *rules.submission_summary.output
-    ) + list(rules.leaderboard.output)
+    """Every figure and table of the report stage (rule provenance asks for them all; the
+    submission's only once the test images are there)."""
+    submission = rules.submission_summary.output if TEST_RELEASED else []
+    return (
+        list(rules.data_samples.output)
+        + per_model(*rules.training_curves.output, *rules.evaluation_plots.output, *submission)
+        + list(rules.leaderboard.output)
+    )
 
 
 def provenance_input(wildcards) -> dict:
@@ -218,11 +240,11 @@ def provenance_input(wildcards) -> dict:
         "train": per_model(rules.train.output.train),
         "best": per_model(rules.select.output.best),
         "metrics": per_model(rules.evaluate.output.metrics),
-        "zips": per_model(rules.package.output.zip),
-        "checks": per_model(rules.package.output.check),
+        "zips": per_model(rules.package.output.zip) if TEST_RELEASED else [],
+        "checks": per_model(rules.package.output.check) if TEST_RELEASED else [],
         "ensemble_metrics": per_ensemble(rules.ensemble_evaluate.output.metrics),
-        "ensemble_zips": per_ensemble(rules.ensemble_package.output.zip),
-        "ensemble_checks": per_ensemble(rules.ensemble_package.output.check),
+        "ensemble_zips": per_ensemble(rules.ensemble_package.output.zip) if TEST_RELEASED else [],
+        "ensemble_checks": per_ensemble(rules.ensemble_package.output.check) if TEST_RELEASED else [],
         "figures": report_outputs(),
         "deliverables": solution_outputs() + val_zips(),
     }
@@ -236,9 +258,11 @@ def solution_input(wildcards) -> dict:
     step's TTA masks (its run.py is checked against them), the template and the network file.
     A model that is not a CompactFaceNet stops the DAG here, in one line."""
     if wildcards.model not in SOLUTION_MODELS:
-        raise WorkflowError(f"results/submission/{wildcards.model}_solution: model {wildcards.model} is not a "
-                            f"CompactFaceNet (its config's model.backbone.type is not CompactFaceBackbone); only "
-                            f"those have a solution folder (configured: {', '.join(SOLUTION_MODELS) or 'none'})")
+        raise WorkflowError(
+            f"results/submission/{wildcards.model}_solution: model {wildcards.model} is not a "
+            f"CompactFaceNet (its config's model.backbone.type is not CompactFaceBackbone); only "
+            f"those have a solution folder (configured: {', '.join(SOLUTION_MODELS) or 'none'})"
+        )
     of_model = {"model": wildcards.model}
     return {
         "best": str.__str__(rules.select.output.best).format(**of_model),
@@ -252,10 +276,14 @@ def solution_input(wildcards) -> dict:
 
 
 def solution_outputs() -> list[str]:
-    """The later editions' deliverables of every CompactFaceNet model: the masks/ archive and the
-    solution folder (none for other models)."""
-    return [path for output in (rules.package_masks.output.zip, rules.solution.output.solution)
-            for path in expand(str.__str__(output), model=SOLUTION_MODELS)]
+    """The later editions' deliverables of every CompactFaceNet model: the masks/ archive (once the
+    test images are there) and the solution folder (none for other models)."""
+    outputs = [rules.package_masks.output.zip] if TEST_RELEASED else []
+    return [
+        path
+        for output in (*outputs, rules.solution.output.solution)
+        for path in expand(str.__str__(output), model=SOLUTION_MODELS)
+    ]
 
 
 def val_zips() -> list[str]:
@@ -279,8 +307,9 @@ def intermediate_outputs() -> list[str]:
     outputs = [rules.source.output.manifest] if is_generated_source() else []
     if config["flip"]:
         outputs.append(rules.flip.output.manifest)
-    outputs += per_model(rules.train.output.train, rules.predict.output.test_pred)
-    outputs += per_ensemble(rules.ensemble_predict.output.test_pred)
+    outputs += per_model(rules.train.output.train)
+    if TEST_RELEASED:
+        outputs += per_model(rules.predict.output.test_pred) + per_ensemble(rules.ensemble_predict.output.test_pred)
     if not VAL_HAS_MASKS:
         outputs += per_model(rules.predict_val.output.test_pred)
         outputs += per_ensemble(rules.ensemble_predict_val.output.test_pred)
@@ -291,11 +320,12 @@ def all_outputs() -> list[str]:
     """Everything a run makes, the target of `all`: the data, each model's results, the report, and
     every intermediate output (so that a failed job is rerun)."""
     outputs = [rules.validate.output.validation, rules.stats.output.stats] + intermediate_outputs()
-    outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics,
-                         rules.colourise.output.done, rules.package.output.zip)
+    outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics)
+    outputs += per_ensemble(rules.ensemble_evaluate.output.metrics)
+    if TEST_RELEASED:  # colour previews (val and test side by side) and the Codalab zips
+        outputs += per_model(rules.colourise.output.done, rules.package.output.zip)
+        outputs += per_ensemble(rules.ensemble_colourise.output.done, rules.ensemble_package.output.zip)
     outputs += export_outputs() + solution_outputs()
-    outputs += per_ensemble(rules.ensemble_evaluate.output.metrics, rules.ensemble_colourise.output.done,
-                            rules.ensemble_package.output.zip)
     outputs += val_zips()  # when val has no masks: the development-phase submission
     if VAL_HAS_MASKS and DEV_SPLIT:  # val is held out: the dev scores beside val's
         outputs += per_model(rules.evaluate_dev.output.metrics)

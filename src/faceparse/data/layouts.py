@@ -6,7 +6,8 @@ Two folder layouts are read in place:
   (the generated sources in results/data/source use it too);
 - the seed solution's variant ``{root}/image/{split}`` and ``{root}/mask/{split}``.
 
-The test split needs images only: its masks, if any, are not read. Val may come without masks
+The test split needs images only: its masks, if any, are not read; it may be absent (the test
+images are released later: the steps that need them wait). Val may come without masks
 (one of the challenge's later editions ships val images only): its masks folder is then absent.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 SPLITS = ("train", "val", "test")
 LABELLED_SPLITS = ("train", "val")
 MASKS_OPTIONAL = ("val",)  # labelled splits whose masks may be withheld (no masks folder)
+IMAGES_OPTIONAL = ("test",)  # splits released later: absent until then (no images folder)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_SUFFIX = ".png"
 
@@ -58,6 +60,11 @@ def split_dirs(root: str | Path) -> dict[str, SplitDirs]:
         mask_dir = (root / "mask" / split if seed else root / split / "masks") if split in LABELLED_SPLITS else None
         dirs[split] = SplitDirs(split, image_dir, mask_dir)
     return dirs
+
+
+def has_images(root: str | Path, split: str) -> bool:
+    """Whether ``split`` of the dataset at root has been released (its images folder exists)."""
+    return split_dirs(root)[split].image_dir.is_dir()
 
 
 def has_masks(root: str | Path, split: str) -> bool:

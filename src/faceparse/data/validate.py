@@ -7,7 +7,8 @@ Checked, per split:
   split lists mmseg reads strip it); images end in .jpg/.jpeg/.png in any case, one suffix per
   split; masks end in .png exactly; no stem appears twice (``a.jpg`` and ``a.jpeg``); no
   sub-folders (they would not be read); every image has a mask and every mask an image (test:
-  images only, its masks are not read; val: without a masks folder, images only, recorded with
+  images only, its masks are not read, and without its images folder (not released yet) it is
+  recorded with no images; val: without a masks folder, images only, recorded with
   ``mask_dir: null``);
 - images: decode completely (JPEG strictly: libjpeg's "corrupt JPEG data" and "premature end"
   warnings, which fill the damaged part with garbage, are errors), hold what their suffix says,
@@ -40,7 +41,15 @@ from pathlib import Path
 from PIL import ExifTags, Image
 
 from faceparse.data.devsplit import dev_names, resolve_dev_split
-from faceparse.data.layouts import IMAGE_SUFFIXES, MASK_SUFFIX, MASKS_OPTIONAL, SPLITS, SplitDirs, split_dirs
+from faceparse.data.layouts import (
+    IMAGE_SUFFIXES,
+    IMAGES_OPTIONAL,
+    MASK_SUFFIX,
+    MASKS_OPTIONAL,
+    SPLITS,
+    SplitDirs,
+    split_dirs,
+)
 from faceparse.labels import IGNORE_INDEX, NUM_CLASSES
 from faceparse.parallel import parallel_map
 from faceparse.records import write_json
@@ -111,6 +120,9 @@ def validate_dataset(
     dev = resolve_dev_split(dev_split, val_has_masks=mask_dirs["val"] is not None)
     splits: dict[str, _Split] = {}
     for split in SPLITS:
+        if split in IMAGES_OPTIONAL and not dirs[split].image_dir.exists():
+            splits[split] = _Split(None, {})  # not released yet: recorded with no images
+            continue
         found, listing_problems = _list_split(root, dirs[split].image_dir, mask_dirs[split])
         splits[split] = found
         problems += listing_problems
@@ -153,6 +165,11 @@ def validate_dataset(
         raise DataValidationError(str(root), problems)
     write_json(out_json, index)
     log.info("validated %s: %s", root, {s: e["images"] for s, e in index["splits"].items()})
+    if not index["splits"]["test"]["images"]:
+        log.warning(
+            "test: no test images yet (%s is absent): the test predictions and zips wait for them",
+            dirs["test"].image_dir,
+        )
     if mask_dirs["val"] is None:
         log.warning(
             "val: %d images without masks: predicted and packaged like test; the dev split selects the checkpoint",
