@@ -17,8 +17,13 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 TINY_CONFIG = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, timeout: int = 900, python_flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """Snakemake on the workflow in ``workdir`` with its config.yaml; ``python_flags``: run it
+    under this interpreter with them (``-X importtime``)."""
     cmd = [
+        *([sys.executable, *python_flags] if python_flags else []),
         str(SNAKEMAKE),
         "-s",
         str(ROOT / "workflow" / "Snakefile"),

@@ -111,6 +111,31 @@ def test_the_2025_run_on_the_course_zips_then_the_test_zip_without_retraining(tm
     assert {p: p.stat().st_mtime_ns for p in runs[0].rglob("*.pth")} == checkpoints  # not retrained
     with zipfile.ZipFile(results / "submission" / "compact.masks.zip") as zf:
         assert sorted(zf.namelist()) == ["masks/test_00000.png", "masks/test_00001.png"]
-    outputs = json.loads((results / "provenance" / "provenance.json").read_text())["outputs"]
-    assert "results/submission/compact.masks.zip" in outputs
+    provenance = json.loads((results / "provenance" / "provenance.json").read_text())
+    assert {"results/submission/compact.masks.zip", "results/submission/compact_grading.zip"} <= set(
+        provenance["outputs"]
+    )
+    deliverables = provenance["models"]["compact"]["deliverables"]
+    assert deliverables["masks"]["ok"] and deliverables["solution"]["passed"] and deliverables["grading"]["ok"]
     assert planned_rules(run_snakemake(work, "-n")) == set()
+
+    # the grading zip: every part, and a report draft whose numbers are the records'
+    model_dir = results / "models" / "compact"
+    scored = "val_metrics.json" if val_masks else "dev_metrics.json"  # no val masks: dev selects and is scored
+    train, best, metrics = (json.loads((model_dir / f).read_text()) for f in ("train.json", "best.json", scored))
+    with zipfile.ZipFile(results / "submission" / "compact_grading.zip") as zf:
+        names = set(zf.namelist())
+        facts = json.loads(zf.read("report/facts.json"))
+        draft = zf.read("report/report.md").decode()
+    assert {"Readme.txt", "masks/test_00000.png", "solution/run.py", "solution/ckpt.pth"} <= names
+    assert {"code/src/faceparse/networks/compact.py", "code/configs/compact_512.py", "code/README.md"} <= names
+    assert not any(name.startswith(("code/results/", "code/.venv/")) for name in names)
+    assert facts["network"]["parameters"] == train["parameters"] and f"**{train['parameters']:,}**" in draft
+    assert facts["selection"] == {key: best[key] for key in ("metric", "split", "iter", "score")}
+    assert best["split"] == ("val" if val_masks else "dev")
+    for which, label in (("no_tta", "without TTA"), ("tta", "with TTA")):
+        row = (
+            f"| {label} | {metrics[which]['mF1']:.2f} | {metrics[which]['mF1_19']:.2f} | {metrics[which]['mIoU']:.2f} |"
+        )
+        assert facts["scores"][which]["mF1"] == metrics[which]["mF1"] and row in draft
+    assert facts["class_f1"]["skin"]["tta"] == metrics["tta"]["F1"]["skin"]

@@ -430,3 +430,59 @@ def test_snakemake_delivers_a_compact_models_masks_archive_and_solution(tmp_path
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert (read_mask(out) == read_mask(test_pred / f"{Path(image).stem}.png")).mean() >= 0.999
+
+
+def test_the_clean_up_is_the_same_in_evaluate_predict_and_run_py(delivered, data, tmp_path):
+    """postprocess on: evaluate's and predict's TTA masks are the plain ones cleaned, the solution
+    folder carries postprocess.py and run.py, alone, cleans as the pipeline did."""
+    from faceparse.predict import postprocess as postprocess_module
+    from faceparse.predict.postprocess import postprocess
+    from faceparse.predict.solution import build_solution
+    from faceparse.predict.steps import evaluate, predict, read_members
+
+    clean = {"min_area": 40, "majority": 3}
+    members = read_members(["compact"], [delivered["best"]], [delivered["train"]])
+    index = data / "validation.json"
+    common = dict(scales=SCALES, flip=True, batch_size=2, threads=1, postprocess=clean)
+    metrics = evaluate(members, index, pred_dir=tmp_path / "val_pred", metrics_json=tmp_path / "m.json", **common)
+    predict(members, index, pred_dir=tmp_path / "test_pred", **common)
+    assert metrics["postprocess"] == clean
+    changed = 0
+    for split in ("val", "test"):
+        for plain in sorted(delivered[f"{split}_pred"].glob("*.png")):
+            raw = read_mask(plain)
+            cleaned = read_mask(tmp_path / f"{split}_pred" / plain.name)
+            assert (cleaned == postprocess(raw, **clean)).all(), plain.name
+            changed += int((cleaned != raw).sum())
+    assert changed, "a clean-up that changes no pixel of these masks would prove little"
+    solution = tmp_path / "solution"
+    build_solution(
+        "compact",
+        delivered["best"],
+        delivered["train"],
+        tmp_path / "m.json",
+        index,
+        tmp_path / "val_pred",
+        out_dir=solution,
+        parity_json=tmp_path / "parity.json",
+        scales=SCALES,
+        flip=True,
+        postprocess=clean,
+        parity_images=3,
+    )
+    settings = json.loads((solution / "solution.json").read_text())
+    assert settings["postprocess"] == {"file": "postprocess.py", **clean}
+    assert (solution / "postprocess.py").read_bytes() == Path(postprocess_module.__file__).read_bytes()
+    image = sorted((data / "test" / "images").glob("*.jpg"))[0]
+    out = tmp_path / "run" / f"{image.stem}.png"
+    result = subprocess.run(
+        [sys.executable, str(solution / "run.py"), "--input", str(image), "--output", str(out)],
+        env=_isolated_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = read_mask(tmp_path / "test_pred" / f"{image.stem}.png")
+    assert (read_mask(out) == expected).mean() >= 0.999

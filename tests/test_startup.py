@@ -8,13 +8,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from _pipeline import ROOT, SNAKEMAKE
+from _pipeline import ROOT, run_snakemake
 from faceparse import model_facts as model_facts_module
 from faceparse.model_facts import FACT_CODE, code_digest, model_facts
 from faceparse.workflow import canonical, validate_config
@@ -184,24 +183,7 @@ def test_a_config_with_problems_is_reported_and_not_remembered(configs, tmp_path
 
 
 def _dry_run(workdir: Path, *args: str, importtime: bool = False) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        *(["-X", "importtime"] if importtime else []),
-        str(SNAKEMAKE),
-        "-n",
-        "-s",
-        str(ROOT / "workflow" / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--resources",
-        "gpu=0",
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return run_snakemake(workdir, "-n", *args, timeout=600, python_flags=("-X", "importtime") if importtime else ())
 
 
 def planned_rules(result: subprocess.CompletedProcess) -> set[str]:

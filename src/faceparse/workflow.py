@@ -13,7 +13,8 @@ The Snakefile and ``rules/common.smk`` import only this module:
 - :func:`val_has_masks`, :func:`check_dev_split`, :func:`test_released`: whether val is labelled,
   whether a dev split is carved out of train and whether the test images are out yet (the DAG's
   shape: what selects and what is scored, predicted, packaged);
-- :func:`code_state`: the git state and code fingerprint (the provenance rule's param).
+- :func:`code_state`: the git state and code fingerprint (the provenance rule's param);
+  :func:`submission_code_state`: the same over what the grading zip packs (the grading rule's).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from faceparse.data.fingerprint import listing_fingerprint
 from faceparse.data.layouts import IMAGE_SUFFIXES, LayoutError, has_images, has_masks, split_dirs
 from faceparse.data.release_zip import RECORD, ReleaseZipError, is_zip_source, unpack_release, zip_paths
 from faceparse.model_facts import CACHE_FILE, ModelFacts, model_facts
-from faceparse.report.provenance import code_state
+from faceparse.report.provenance import code_state, submission_code_state
 
 __all__ = [
     "export_package_path",
@@ -50,6 +51,7 @@ __all__ = [
     "test_released",
     "check_dev_split",
     "code_state",
+    "submission_code_state",
     "SOLUTION_BACKBONE",
     "solution_models",
 ]

@@ -19,6 +19,7 @@ from faceparse.workflow import (
     dataset_root,
     solution_models,
     source_fingerprint,
+    submission_code_state,
     test_released,
     val_has_masks,
 )
@@ -158,6 +159,17 @@ def provenance_code_state(wildcards) -> dict:
     return _code_state()
 
 
+@lru_cache(maxsize=1)
+def _submission_code_state() -> dict:
+    return submission_code_state(REPO_ROOT)
+
+
+def grading_code_state(wildcards) -> dict:
+    """The commit and a fingerprint of every file the grading zip packs as its code, computed
+    when the DAG is built: a param of rule grading, so an edit of any of them remakes the zip."""
+    return _submission_code_state()
+
+
 def data_samples_input(wildcards) -> dict:
     """Dataset index and stats, the flipped set when training uses it, and the source manifest."""
     inputs = {
@@ -247,6 +259,8 @@ def provenance_input(wildcards) -> dict:
         "ensemble_checks": per_ensemble(rules.ensemble_package.output.check) if TEST_RELEASED else [],
         "figures": report_outputs(),
         "deliverables": solution_outputs() + val_zips(),
+        # their checks: the masks archive's, the solution's parity, the grading zip's
+        "deliverable_checks": list(deliverable_checks().values()),
     }
     if is_generated_source():
         inputs["source"] = rules.source.output.manifest
@@ -276,14 +290,32 @@ def solution_input(wildcards) -> dict:
 
 
 def solution_outputs() -> list[str]:
-    """The later editions' deliverables of every CompactFaceNet model: the masks/ archive (once the
-    test images are there) and the solution folder (none for other models)."""
-    outputs = [rules.package_masks.output.zip] if TEST_RELEASED else []
+    """The later editions' deliverables of every CompactFaceNet model: the masks/ archive and the
+    grading zip (once the test images are there) and the solution folder (none for other models)."""
+    outputs = [rules.package_masks.output.zip, rules.grading.output.zip] if TEST_RELEASED else []
     return [
         path
         for output in (*outputs, rules.solution.output.solution)
         for path in expand(str.__str__(output), model=SOLUTION_MODELS)
     ]
+
+
+def deliverable_check_names(wildcards) -> list[str]:
+    """The ``{model}:{part}`` of each of provenance's ``deliverable_checks`` inputs, in order."""
+    return list(deliverable_checks())
+
+
+def deliverable_checks() -> dict[str, str]:
+    """``{model}:{part}`` -> the check record of each later-editions deliverable that `all` makes:
+    the masks archive's check, the solution's parity, the grading zip's check."""
+    parts = {"solution": rules.solution.output.parity}
+    if TEST_RELEASED:
+        parts = {"masks": rules.package_masks.output.check, **parts, "grading": rules.grading.output.check}
+    return {
+        f"{model}:{part}": str.__str__(output).format(model=model)
+        for model in SOLUTION_MODELS
+        for part, output in parts.items()
+    }
 
 
 def val_zips() -> list[str]:

@@ -28,6 +28,8 @@ rule evaluate:
         split=EVAL_SPLIT,
         scales=config["tta"]["scales"],
         flip=config["tta"]["flip"],
+        # the clean-up of the TTA masks (off by default)
+        postprocess=config["postprocess"],
         # Images per forward pass (each TTA augmentation is its own pass).
         batch_size=config["inference"]["batch_size"],
     log:
@@ -56,6 +58,8 @@ rule predict:
         split="test",
         scales=config["tta"]["scales"],
         flip=config["tta"]["flip"],
+        # the clean-up of the TTA masks (off by default)
+        postprocess=config["postprocess"],
         batch_size=config["inference"]["batch_size"],
     log:
         "logs/models/{model}/predict.log",

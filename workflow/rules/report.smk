@@ -198,6 +198,7 @@ rule provenance:
         workflow_config=config,
         models=MODELS,
         ensembles=ENSEMBLES,
+        deliverable_checks=deliverable_check_names,
         bench_dir="benchmarks",
     log:
         "logs/provenance/provenance.log",

@@ -70,6 +70,7 @@ rule solution:
     params:
         scales=config["tta"]["scales"],
         flip=config["tta"]["flip"],
+        postprocess=config["postprocess"],
         parity_images=20,
     log:
         "logs/submission/{model}_solution.log",

@@ -21,4 +21,5 @@ evaluate(
     device="cuda:0" if snakemake.resources.gpu else "cpu",
     batch_size=params.batch_size,
     threads=snakemake.threads,
+    postprocess=params.postprocess,
 )

@@ -18,4 +18,5 @@ predict(
     device="cuda:0" if snakemake.resources.gpu else "cpu",
     batch_size=params.batch_size,
     threads=snakemake.threads,
+    postprocess=params.postprocess,
 )

@@ -12,15 +12,24 @@ models = {
         "train": inp.train[i],
         "best": inp.best[i],
         "metrics": inp.metrics[i],
-        "zip": inp.zips[i],
-        "check": inp.checks[i],
+        # no zip before the test images are out
+        "zip": inp.zips[i] if inp.zips else None,
+        "check": inp.checks[i] if inp.checks else None,
     }
     for i, model in enumerate(params.models)
 }
 ensembles = {
-    name: {"metrics": inp.ensemble_metrics[i], "zip": inp.ensemble_zips[i], "check": inp.ensemble_checks[i]}
+    name: {
+        "metrics": inp.ensemble_metrics[i],
+        "zip": inp.ensemble_zips[i] if inp.ensemble_zips else None,
+        "check": inp.ensemble_checks[i] if inp.ensemble_checks else None,
+    }
     for i, name in enumerate(params.ensembles)
 }
+deliverables = {}
+for key, path in zip(params.deliverable_checks, inp.deliverable_checks):
+    model, part = key.split(":")
+    deliverables.setdefault(model, {})[part] = path
 write_provenance(
     json_out=snakemake.output.provenance,
     html_out=snakemake.output.html,
@@ -30,6 +39,7 @@ write_provenance(
     source_json=inp.get("source"),
     models=models,
     ensembles=ensembles,
+    deliverables=deliverables,
     config=params.workflow_config,
     code=params.code,
     bench_dir=params.bench_dir,

@@ -19,6 +19,7 @@ build_solution(
     parity_json=snakemake.output.parity,
     scales=params.scales,
     flip=params.flip,
+    postprocess=params.postprocess,
     parity_images=params.parity_images,
     threads=snakemake.threads,
 )

@@ -27,9 +27,17 @@ from faceparse.records import atomic_path, image_size, sha256_file, split_files,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SubmissionError", "check_predictions", "package"]
+__all__ = ["SubmissionError", "add_entry", "check_predictions", "package"]
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def add_entry(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """A deflated member with a fixed date and mode 644: the same files give the same zip."""
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
 
 
 class SubmissionError(ValueError):
@@ -131,10 +139,7 @@ def package(
     with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in sorted(check["names"]):
-                info = zipfile.ZipInfo(f"{prefix}{name}.png", date_time=_ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, (pred_dir / f"{name}.png").read_bytes())
+                add_entry(zf, f"{prefix}{name}.png", (pred_dir / f"{name}.png").read_bytes())
         with zipfile.ZipFile(tmp) as zf:
             bad = zf.testzip()
             if bad is not None or len(zf.namelist()) != check["expected"]:

@@ -158,9 +158,11 @@ def run_views(
     batch_size: int = 8,
     workers: int = 2,
     num_classes: int = NUM_CLASSES,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict:
     """Label every image of ``files`` batch by batch: ``labels`` gets one collated view per
-    pipeline and returns (B, H, W) class ids on ``device``.
+    pipeline and returns (B, H, W) class ids on ``device``; ``postprocess`` then cleans each
+    (H, W) uint8 mask (:mod:`faceparse.predict.postprocess`) before it is scored and written.
 
     Writes ``{out_dir}/{name}.png`` (mode 'L', the image's size) when ``out_dir`` is
     given. Returns ``{"confusion": (C, C) int64 array or None, "images", "seconds"}``.
@@ -177,6 +179,9 @@ def run_views(
         with torch.inference_mode():
             for views, truths, indices in loader:
                 pred = labels(views)  # one size per batch (see _size_batches)
+                if postprocess is not None:
+                    cleaned = [postprocess(m) for m in pred.to(torch.uint8).cpu().numpy()]
+                    pred = torch.from_numpy(np.stack(cleaned)).to(device).long()
                 if has_truth:
                     for truth, i in zip(truths, indices):
                         if truth.shape != pred.shape[1:]:

@@ -28,7 +28,7 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -44,6 +44,8 @@ from faceparse.mm.pipelines import config_test_pipeline, input_resize, normalisa
 from faceparse.model_configs import pretrained_sources
 from faceparse.networks import compact as network_module
 from faceparse.networks.compact import CompactFaceNet
+from faceparse.predict import postprocess as postprocess_module
+from faceparse.predict.steps import postprocess_fn
 from faceparse.records import Selection, TrainSummary, evenly_spaced, read_json, read_mask, split_files, write_json
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ __all__ = [
 BACKBONE = CompactFaceBackbone.__name__
 TEMPLATE = Path(__file__).with_name("solution_run.py")
 NETWORK_FILE = Path(network_module.__file__)
+# The clean-up of the TTA masks, copied beside run.py when the config asks for one (numpy and OpenCV only).
+POSTPROCESS_FILE = Path(postprocess_module.__file__)
 PARITY_THRESHOLD = 99.9  # percent of val pixels run.py must label as the evaluate step did
 # The test pipeline run.py reproduces: transforms and the arguments each may have.
 _TRANSFORMS = {
@@ -102,9 +106,10 @@ def solution_problem(cfg: Config) -> str | None:
     return None
 
 
-def solution_settings(cfg: Config, scales: Sequence[float], flip: bool) -> dict:
+def solution_settings(cfg: Config, scales: Sequence[float], flip: bool, postprocess: Mapping | None = None) -> dict:
     """``solution.json`` without its parameter count and source: how run.py builds the network and
-    prepares a photo, from the resolved config, and the TTA of the evaluate and predict steps."""
+    prepares a photo, from the resolved config, and the TTA and clean-up of the evaluate and predict
+    steps (``postprocess``: null when the config asks for none)."""
     pre = cfg.model.data_preprocessor
     norm = normalisation(cfg)
     test_cfg = pre.get("test_cfg")
@@ -136,6 +141,15 @@ def solution_settings(cfg: Config, scales: Sequence[float], flip: bool) -> dict:
             "swap": [int(c) for c in SWAP],
             "merge": "mean of softmax probabilities (mirrored views un-mirrored, left/right channels swapped)",
         },
+        "postprocess": (
+            {
+                "file": POSTPROCESS_FILE.name,
+                "min_area": int(postprocess.get("min_area", 0)),
+                "majority": int(postprocess.get("majority", 0)),
+            }
+            if postprocess_fn(postprocess)
+            else None
+        ),
         "classes": list(CLASSES),
     }
 
@@ -231,6 +245,14 @@ def _readme(model: str, settings: dict, metrics: dict, selection: Selection, pre
         f"  - test-time augmentation: scales {tta['scales']}"
         f"{', each also mirrored (left/right eye, brow and ear channels swapped back)' if tta['flip'] else ''};",
         "    the softmax probabilities of all views averaged, the argmax is the label.",
+        *(
+            [
+                f"  - cleans the mask (postprocess.py): regions of one class under {pp['min_area']} pixels take "
+                f"their surroundings' class, then a {pp['majority']}x{pp['majority']} majority filter (0: off).",
+            ]
+            if (pp := settings.get("postprocess"))
+            else []
+        ),
         "",
         f"Validation scores, percent ({metrics.get('images')} {metrics.get('split', 'val')} images{held_out}):",
         "             mIoU    mF1",
@@ -254,6 +276,7 @@ def build_solution(
     parity_json: str | Path,
     scales: Sequence[float],
     flip: bool,
+    postprocess: Mapping | None = None,
     parity_images: int = 20,
     threads: int = 1,
 ) -> dict:
@@ -273,7 +296,7 @@ def build_solution(
     problem = solution_problem(cfg)
     if problem is not None:
         raise ValueError(f"model {model}: no solution folder: {problem}")
-    settings = solution_settings(cfg, scales, flip)
+    settings = solution_settings(cfg, scales, flip, postprocess)
     net = CompactFaceNet(**settings["network_kwargs"])
     state = plain_state_dict(open_checkpoint(selection.checkpoint)["state_dict"])
     net.load_state_dict(state, strict=True)
@@ -286,6 +309,8 @@ def build_solution(
     try:
         shutil.copyfile(TEMPLATE, tmp / "run.py")
         shutil.copyfile(NETWORK_FILE, tmp / settings["network_file"])
+        if settings["postprocess"]:
+            shutil.copyfile(POSTPROCESS_FILE, tmp / settings["postprocess"]["file"])
         torch.save(
             {"state_dict": {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}}, tmp / "ckpt.pth"
         )

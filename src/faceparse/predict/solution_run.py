@@ -8,7 +8,9 @@ predicted: the photo read by OpenCV (BGR), resized as mmcv resizes it (bilinear,
 ratio), channels swapped and normalised as mmseg's ``SegDataPreProcessor`` does, the class scores
 resized bilinearly to the network's input and then to the photo, and the pipeline's test-time
 augmentation: every scale, also mirrored with the left/right classes swapped back, softmaxed,
-averaged, argmaxed. The mask has the photo's size and values 0..18 (the CelebAMask-HQ classes).
+averaged, argmaxed; and, when ``solution.json`` has a ``postprocess``, the pipeline's clean-up of
+the TTA mask (``postprocess.py`` beside this script: small regions relabelled, a majority filter).
+The mask has the photo's size and values 0..18 (the CelebAMask-HQ classes).
 
 (faceparse copies this file verbatim into a model's solution folder: faceparse.predict.solution.)
 """
@@ -105,7 +107,13 @@ def parse(net: torch.nn.Module, bgr: np.ndarray, settings: dict, tta: bool = Tru
                 p = p[swap]
             probs = p if probs is None else probs.add_(p)
     probs /= len(scales) * len(flips)
-    return probs.argmax(dim=0).to(torch.uint8).cpu().numpy()
+    labels = probs.argmax(dim=0).to(torch.uint8).cpu().numpy()
+    clean = settings.get("postprocess")
+    if tta and clean:  # the pipeline's clean-up of the TTA masks (postprocess.py, beside this script)
+        from postprocess import postprocess
+
+        labels = postprocess(labels, clean["min_area"], clean["majority"])
+    return labels
 
 
 def load_network(weights: str | Path, settings: dict, device: str = "cpu") -> torch.nn.Module:

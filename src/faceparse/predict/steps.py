@@ -8,19 +8,31 @@ members once (:class:`faceparse.predict.models.Ensemble`) and stream the split t
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from faceparse.labels import CLASSES, LR_PAIRS
 from faceparse.predict.metrics import metrics_table_html, scores_to_json
 from faceparse.predict.models import Ensemble, Member, combined_train_on_val, read_member
+from faceparse.predict.postprocess import postprocess as clean
 from faceparse.predict.runner import run_views, unscored, use_threads
 from faceparse.records import split_files, write_json
 
 log = logging.getLogger(__name__)
 
 __all__ = ["metrics_record", "write_metrics", "evaluate", "predict", "read_members"]
+
+
+def postprocess_fn(settings: Mapping | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The clean-up ``settings`` (the config's ``postprocess``) ask for, or None when they ask for none."""
+    settings = dict(settings or {})
+    if settings.get("min_area", 0) <= 1 and settings.get("majority", 0) <= 1:
+        return None
+    return functools.partial(clean, min_area=settings.get("min_area", 0), majority=settings.get("majority", 0))
 
 
 def _tta_config(scales: Sequence[float], flip: bool) -> dict:
@@ -45,14 +57,17 @@ def metrics_record(
     source: dict,
     device: str,
     batch_size: int,
+    postprocess: Mapping | None = None,
 ) -> dict:
     """The ``val_metrics.json`` record of a model or an ensemble: scores without and with TTA
-    (results of :func:`run_views`), the TTA used, and ``source`` (what predicted: a model's
-    ``config`` and ``checkpoint``, or an ensemble's ``members``)."""
+    (results of :func:`run_views`; the TTA masks after ``postprocess``, when it asks for any),
+    the TTA used, and ``source`` (what predicted: a model's ``config`` and ``checkpoint``, or an
+    ensemble's ``members``)."""
     return {
         "no_tta": scores_to_json(plain["confusion"], CLASSES),
         "tta": scores_to_json(tta["confusion"], CLASSES),
         "tta_config": _tta_config(scales, flip),
+        "postprocess": dict(postprocess) if postprocess_fn(postprocess) else None,
         "split": split,
         "train_on_val": train_on_val,
         "images": images,
@@ -99,8 +114,10 @@ def evaluate(
     batch_size: int = 8,
     threads: int = 2,
     device: str | None = None,
+    postprocess: Mapping | None = None,
 ) -> dict:
     """Score ``split`` without and with TTA; write the TTA masks and ``val_metrics.json``.
+    ``postprocess`` (the config's) cleans the TTA masks before they are scored and written.
 
     ``threads``: data-loader workers (and torch's CPU threads when on the CPU). The record says
     whether any member trained on val (its val scores are then not held out; None: unknown).
@@ -112,7 +129,12 @@ def evaluate(
     plain = run_views(ensemble.labels(tta=False), files, ensemble.pipelines(tta=False), **common)
     log.info("%s: TTA scales=%s flip=%s", split, list(scales), flip)
     tta = run_views(
-        ensemble.labels(tta=True), files, ensemble.pipelines(True, scales, flip), out_dir=pred_dir, **common
+        ensemble.labels(tta=True),
+        files,
+        ensemble.pipelines(True, scales, flip),
+        out_dir=pred_dir,
+        postprocess=postprocess_fn(postprocess),
+        **common,
     )
     metrics = metrics_record(
         plain,
@@ -125,6 +147,7 @@ def evaluate(
         source=ensemble.describe(),
         device=str(ensemble.device),
         batch_size=batch_size,
+        postprocess=postprocess,
     )
     write_metrics(metrics, metrics_json, table_html)
     return metrics
@@ -142,8 +165,10 @@ def predict(
     batch_size: int = 8,
     threads: int = 2,
     device: str | None = None,
+    postprocess: Mapping | None = None,
 ) -> dict:
-    """Write TTA masks ``{pred_dir}/{name}.png`` for every image of ``split``."""
+    """Write TTA masks ``{pred_dir}/{name}.png`` for every image of ``split`` (cleaned by
+    ``postprocess``, the config's, when it asks for any)."""
     files = unscored(split_files(validation_json, split))
     ensemble = Ensemble(members, weights, device)
     result = run_views(
@@ -154,6 +179,7 @@ def predict(
         device=ensemble.device,
         batch_size=batch_size,
         workers=use_threads(ensemble.models[0], threads),
+        postprocess=postprocess_fn(postprocess),
     )
     return {
         "split": split,

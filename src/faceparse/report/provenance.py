@@ -62,6 +62,22 @@ __all__ = [
 
 # What counts as "the code" (relative to the repository root).
 CODE_PATHS: tuple[str, ...] = ("src", "workflow", "configs", "pyproject.toml", "requirements.lock", "Makefile")
+# "All the code" of the later editions' grading zip: the project, its tests, tools and docs (in a git
+# checkout the tracked and untracked-but-not-ignored files under these: never results or environments).
+SUBMISSION_CODE_PATHS: tuple[str, ...] = (
+    *CODE_PATHS,
+    "README.md",
+    "LICENSE",
+    "CHANGELOG.md",
+    "requirements.in",
+    "config.yaml",
+    "profiles",
+    "tools",
+    "tests",
+    "bench",
+    "mkdocs.yml",
+    "docs",
+)
 
 # The packages whose versions decide the numbers.
 PACKAGES: tuple[str, ...] = (
@@ -226,6 +242,15 @@ def code_fingerprint(root: str | Path, paths: Sequence[str] = CODE_PATHS) -> dic
     return {"sha256": _fingerprint(records), "files": len(records), "paths": [p for p in paths if (root / p).exists()]}
 
 
+def submission_code_state(root: str | Path) -> dict:
+    """The git commit and dirty flag of ``root`` and the fingerprint of the files the grading zip
+    packs (:data:`SUBMISSION_CODE_PATHS`): the grading rule's param, so that an edit of any of them
+    remakes the zip."""
+    git = git_state(root)
+    code = code_fingerprint(root, SUBMISSION_CODE_PATHS)
+    return {"commit": git["commit"], "dirty": git["dirty"], "code_sha256": code["sha256"], "code_files": code["files"]}
+
+
 def code_state(root: str | Path) -> dict:
     """The git state and code fingerprint of ``root``, plus the Snakemake version: what the
     provenance rule takes as params, so that it reruns whenever any of them changes."""
@@ -381,6 +406,7 @@ def build_provenance(
     outputs: Iterable[str | Path] = (),
     source_json: str | Path | None = None,
     ensembles: Mapping[str, Mapping] | None = None,
+    deliverables: Mapping[str, Mapping[str, str | Path]] | None = None,
     threads: int = 1,
 ) -> dict:
     """The provenance record.
@@ -391,6 +417,8 @@ def build_provenance(
     ``zip`` and ``check``. ``code`` is :func:`code_state` as the workflow
     computed it; ``config`` the resolved (schema-validated) workflow config.
     ``outputs`` are files or folders (a solution folder: each file in it) to hash.
+    ``deliverables`` maps a model to the check records of its later-editions deliverables
+    (``masks``: the masks archive's check, ``solution``: the parity, ``grading``: the grading zip's).
     """
     index = read_index(validation_json)
     data = {
@@ -410,6 +438,9 @@ def build_provenance(
         record["val"] = _val_summary(files.get("metrics"))
         if files.get("zip"):
             record["submission"] = _submission(files)
+        record["deliverables"] = {
+            part: read_json(path) for part, path in ((deliverables or {}).get(name) or {}).items()
+        }
         model_records[name] = record
     ensemble_records = {}
     for name, files in (ensembles or {}).items():
@@ -417,7 +448,7 @@ def build_provenance(
         ensemble_records[name] = {
             "members": metrics.get("ensemble", {}).get("members"),
             "val": _val_summary(files["metrics"]),
-            "submission": _submission(files),
+            "submission": _submission(files) if files.get("zip") else None,
         }
     try:
         import yaml

@@ -401,6 +401,7 @@ def _model_section(name: str, m: dict) -> list[str]:
             ["submission", f"<code>{esc(sub.get('path'))}</code> ({num(sub.get('bytes'))} bytes)"],
             ["submission sha256", f"<code>{esc(sub.get('sha256'))}</code>"],
         ]
+    rows += _deliverable_rows(m.get("deliverables") or {})
     body = [f"<h3>{esc(name)}</h3>", held_out_note(val.get("train_on_val")), table(None, rows)]
     if resolved.get("text"):
         body.append(
@@ -408,6 +409,45 @@ def _model_section(name: str, m: dict) -> list[str]:
             f"<pre>{esc(resolved['text'])}</pre></details>"
         )
     return body
+
+
+def _passed(ok) -> str:
+    return '<span class="ok">passed</span>' if ok else '<span class="bad">failed</span>'
+
+
+def _deliverable_rows(deliverables: dict) -> list[list[str]]:
+    """The later editions' deliverables with their checks: the masks archive, the solution's
+    parity, the grading zip's contents and size."""
+    rows = []
+    if masks := deliverables.get("masks"):
+        rows.append(
+            [
+                "masks archive",
+                f"<code>{esc(masks.get('zip'))}</code>: {num(masks.get('files'))} masks "
+                f"({esc(', '.join(masks.get('checked', [])))}), {num(masks.get('zip_bytes'))} bytes, "
+                + _passed(masks.get("ok")),
+            ]
+        )
+    if parity := deliverables.get("solution"):
+        rows.append(
+            [
+                "solution folder",
+                f"<code>{esc(parity.get('folder'))}</code>: run.py agrees with the pipeline on "
+                f"{num(parity.get('agreement_percent'))}% of the pixels of {num(parity.get('images'))} "
+                f"{esc(parity.get('split'))} images (at least {num(parity.get('threshold_percent'))}%), "
+                + _passed(parity.get("passed")),
+            ]
+        )
+    if grading := deliverables.get("grading"):
+        parts = ", ".join(f"{esc(k)} {num(v)}" for k, v in (grading.get("parts") or {}).items())
+        rows.append(
+            [
+                "grading zip",
+                f"<code>{esc(grading.get('zip'))}</code>: {num(grading.get('zip_bytes'))} bytes ({parts} files), "
+                + _passed(grading.get("ok")),
+            ]
+        )
+    return rows
 
 
 def _ensemble_section(name: str, e: dict) -> list[str]:
