@@ -123,6 +123,23 @@ def test_other_files_are_skipped_and_listed(tmp_path):
     assert plan.total_bytes == 1 + len(b"kept: any file name")
 
 
+def test_the_top_folder_is_found_beside_other_files_and_two_are_refused(tmp_path):
+    zip_path = _zip(
+        tmp_path / "x.zip",
+        {
+            "README.txt": b"the course's notes",
+            "dev-public/train/images/a.jpg": b"a",
+            "dev-public/train/masks/a.png": b"a",
+        },
+    )
+    plan = plan_release([zip_path])
+    assert [rel for _, _, rel in plan.files] == ["train/images/a.jpg", "train/masks/a.png"]
+    assert plan.skipped == [f"{zip_path}: README.txt (not part of the layout)"]
+    two = _zip(tmp_path / "two.zip", {"a/train/images/a.jpg": b"a", "b/train/images/b.jpg": b"b"})
+    with pytest.raises(ReleaseZipError, match="under more than one top folder: a, b"):
+        plan_release([two])
+
+
 def test_top_folder_named_like_a_split_is_not_stripped(tmp_path):
     zip_path = _zip(tmp_path / "x.zip", {"train/images/a.jpg": b"a", "train/masks/a.png": b"a"})
     assert [rel for _, _, rel in plan_release([zip_path]).files] == ["train/images/a.jpg", "train/masks/a.png"]

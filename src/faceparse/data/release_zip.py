@@ -167,6 +167,24 @@ def _layout_path(name: str) -> str | None:
     return None
 
 
+def _top_folder(zip_path: Path, files: Sequence[zipfile.ZipInfo]) -> str | None:
+    """The one folder the layout sits under (``dev-public/`` of ``dev-public/train/images/a.jpg``),
+    or None when it sits at the zip's top (or nowhere); files outside it are then skipped, not
+    fatal (a README beside the folder). The layout under two top folders is refused."""
+    if any(_layout_path(info.filename) for info in files):
+        return None
+    tops = sorted(
+        {
+            name.split("/", 1)[0]
+            for name in (i.filename for i in files)
+            if "/" in name and _layout_path(name.split("/", 1)[1])
+        }
+    )
+    if len(tops) > 1:
+        raise _fail(zip_path, f"the dataset layout under more than one top folder: {', '.join(tops)}")
+    return tops[0] if tops else None
+
+
 def plan_release(zips: Sequence[str | Path], limits: Limits = ZIP_LIMITS) -> ReleasePlan:
     """Check every entry of every zip (central directories only) and say which file goes where.
 
@@ -198,12 +216,12 @@ def plan_release(zips: Sequence[str | Path], limits: Limits = ZIP_LIMITS) -> Rel
                 plan.skipped.append(f"{zip_path}: {info.filename} (junk)")
             else:
                 files.append(info)
-        tops = {info.filename.split("/", 1)[0] if "/" in info.filename else None for info in files}
-        strip = len(tops) == 1 and None not in tops and next(iter(tops)) not in SPLITS
+        top = _top_folder(zip_path, files)
         _digest_zip(digest, zip_path)
         kept = 0
         for info in files:
-            rel = _layout_path(info.filename.split("/", 1)[1] if strip else info.filename)
+            inside = top is None or info.filename.startswith(f"{top}/")
+            rel = _layout_path(info.filename[len(top) + 1 :] if top else info.filename) if inside else None
             if rel is None:
                 plan.skipped.append(f"{zip_path}: {info.filename} (not part of the layout)")
                 continue
