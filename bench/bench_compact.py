@@ -129,6 +129,21 @@ def held_out_set(out_dir: Path, count: int) -> Path:
     return root / "test"
 
 
+def parse_held_out(best_json: Path, configfile: Path, held_out: Path, pred_dir: Path) -> None:
+    """The held-out images parsed with TTA by ``faceparse-parse`` from a model's best.json into pred_dir."""
+    run(
+        [
+            str(BIN / "faceparse-parse"),
+            "--model",
+            str(best_json),
+            "--configfile",
+            str(configfile),
+            str(held_out / "images"),
+            str(pred_dir),
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -156,17 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         row["val"] = scores(confusion(model_dir / "val_pred", val_masks))
         if held_out is not None:
             pred_dir = out_dir / "held_out_pred" / name
-            run(
-                [
-                    str(BIN / "faceparse-parse"),
-                    "--model",
-                    str(model_dir / "best.json"),
-                    "--configfile",
-                    str(args.configfile),
-                    str(held_out / "images"),
-                    str(pred_dir),
-                ]
-            )
+            parse_held_out(model_dir / "best.json", args.configfile, held_out, pred_dir)
             row["held_out"] = scores(confusion(pred_dir, held_out / "masks"))
         rows[name] = row
     args.out.write_text(json.dumps(rows, indent=2))

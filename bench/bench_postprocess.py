@@ -31,7 +31,7 @@ from faceparse.labels import NUM_CLASSES
 from faceparse.predict.postprocess import postprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compact import BIN, ROOT, held_out_set, run, scores  # noqa: E402 - the bench folder is not a package
+from bench_compact import ROOT, held_out_set, parse_held_out, scores  # noqa: E402 - the bench folder is not a package
 
 MIN_AREAS = (0, 25, 100, 400)
 MAJORITY = (0, 3, 5)
@@ -74,17 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.held_out:
         held_out = held_out_set(args.out.parent, args.held_out)
         pred_dir = args.out.parent / "held_out_pred" / args.model
-        run(
-            [
-                str(BIN / "faceparse-parse"),
-                "--model",
-                str(model_dir / "best.json"),
-                "--configfile",
-                str(args.configfile),
-                str(held_out / "images"),
-                str(pred_dir),
-            ]
-        )
+        parse_held_out(model_dir / "best.json", args.configfile, held_out, pred_dir)
         sets["held-out"] = pairs(pred_dir, held_out / "masks")
     rows = []
     for min_area, majority in itertools.product(MIN_AREAS, MAJORITY):

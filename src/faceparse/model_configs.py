@@ -35,6 +35,7 @@ __all__ = [
     "keep_iters_problems",
     "pretrained_sources",
     "model_problems",
+    "refuse_model_problems",
     "check_models",
 ]
 
@@ -267,6 +268,12 @@ def model_problems(name: str, spec: Mapping, config_file: Path) -> list[str]:
 def check_models(models: Mapping[str, Mapping], base_dir: str | Path) -> None:
     """Load every model's config with its overrides and check its ``select_iter``; one
     ``ValueError`` listing every problem (config files relative to ``base_dir``)."""
-    problems = [p for name, spec in models.items() for p in model_problems(name, spec, Path(base_dir) / spec["config"])]
+    refuse_model_problems(
+        [p for name, spec in models.items() for p in model_problems(name, spec, Path(base_dir) / spec["config"])]
+    )
+
+
+def refuse_model_problems(problems: list[str]) -> None:
+    """One ``ValueError`` listing the models' problems (:func:`model_problems`), if there are any."""
     if problems:
         raise ValueError("config: " + "\n  ".join(["models have problems:", *problems]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 import jsonschema
@@ -33,6 +33,7 @@ from faceparse.data.devsplit import DevSplitError, dev_count, resolve_dev_split
 from faceparse.data.fingerprint import listing_fingerprint
 from faceparse.data.layouts import IMAGE_SUFFIXES, LayoutError, has_images, has_masks, split_dirs
 from faceparse.data.release_zip import RECORD, ReleaseZipError, is_zip_source, unpack_release, zip_paths
+from faceparse.model_configs import refuse_model_problems
 from faceparse.model_facts import CACHE_FILE, ModelFacts, model_facts
 from faceparse.report.provenance import code_state, submission_code_state
 
@@ -159,27 +160,27 @@ def source_fingerprint(layout: str, root: str | Path | None) -> str:
     return ""
 
 
-def val_has_masks(config: Mapping, root: str | Path | None) -> bool:
-    """Whether the val split comes with masks: generated data always; a mini root when its val masks
-    folder exists (a root that is no dataset counts as labelled: validate reports it)."""
+def _mini_root_has(config: Mapping, root: str | Path | None, present: Callable[[str | Path | None], bool]) -> bool:
+    """``present(root)`` for a mini root; True for generated data, and for a root that is no dataset
+    (validate reports it)."""
     if config["data_layout"] != "mini":
         return True
     try:
-        return has_masks(root, "val")
+        return present(root)
     except LayoutError:
         return True
+
+
+def val_has_masks(config: Mapping, root: str | Path | None) -> bool:
+    """Whether the val split comes with masks: generated data always; a mini root when its val masks
+    folder exists."""
+    return _mini_root_has(config, root, lambda r: has_masks(r, "val"))
 
 
 def test_released(config: Mapping, root: str | Path | None) -> bool:
-    """Whether the test images are there: generated data always; a mini root when its test images
-    folder exists (the course releases them a week before the deadline; a root that is no dataset
-    counts as released: validate reports it)."""
-    if config["data_layout"] != "mini":
-        return True
-    try:
-        return has_images(root, "test")
-    except LayoutError:
-        return True
+    """Whether the test images are there (the course releases them a week before the deadline):
+    generated data always; a mini root when its test images folder exists."""
+    return _mini_root_has(config, root, lambda r: has_images(r, "test"))
 
 
 def _train_images(config: Mapping, root: str | Path | None) -> int | None:
@@ -235,9 +236,7 @@ def check_workflow_models(
     (:func:`check_rules`)."""
     counting = (config.get("rules") or {}).get("max_params") is not None
     facts = model_facts(config["models"], base_dir, counting, cache_file)
-    problems = [problem for fact in facts.values() for problem in fact.problems]
-    if problems:
-        raise ValueError("config: " + "\n  ".join(["models have problems:", *problems]))
+    refuse_model_problems([problem for fact in facts.values() for problem in fact.problems])
     check_rules(config, base_dir, facts)
     return facts
 

@@ -70,9 +70,7 @@ def data_root() -> str:
 
 @lru_cache(maxsize=1)
 def _data_root_fingerprint() -> str:
-    return source_fingerprint(
-        config["data_layout"], data_root() if config["data_layout"] == "mini" else config["data_root"]
-    )
+    return source_fingerprint(config["data_layout"], DATASET_ROOT)
 
 
 def data_root_fingerprint(wildcards) -> str:
@@ -161,7 +159,7 @@ def provenance_code_state(wildcards) -> dict:
 
 @lru_cache(maxsize=1)
 def _submission_code_state() -> dict:
-    return submission_code_state(REPO_ROOT)
+    return submission_code_state(REPO_ROOT, _code_state())
 
 
 def grading_code_state(wildcards) -> dict:

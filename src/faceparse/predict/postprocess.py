@@ -18,7 +18,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["postprocess", "remove_small_regions", "majority_filter"]
+__all__ = ["postprocess", "remove_small_regions", "majority_filter", "requested"]
+
+
+def requested(settings: dict | None) -> dict | None:
+    """``{"min_area", "majority"}`` of a config's ``postprocess`` as ints, or None when they ask for
+    no clean-up (both off: 0 or 1)."""
+    settings = dict(settings or {})
+    wanted = {"min_area": int(settings.get("min_area", 0)), "majority": int(settings.get("majority", 0))}
+    return wanted if wanted["min_area"] > 1 or wanted["majority"] > 1 else None
 
 
 def remove_small_regions(labels: np.ndarray, min_area: int) -> np.ndarray:

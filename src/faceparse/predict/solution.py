@@ -45,7 +45,6 @@ from faceparse.model_configs import pretrained_sources
 from faceparse.networks import compact as network_module
 from faceparse.networks.compact import CompactFaceNet
 from faceparse.predict import postprocess as postprocess_module
-from faceparse.predict.steps import postprocess_fn
 from faceparse.records import Selection, TrainSummary, evenly_spaced, read_json, read_mask, split_files, write_json
 
 log = logging.getLogger(__name__)
@@ -142,13 +141,7 @@ def solution_settings(cfg: Config, scales: Sequence[float], flip: bool, postproc
             "merge": "mean of softmax probabilities (mirrored views un-mirrored, left/right channels swapped)",
         },
         "postprocess": (
-            {
-                "file": POSTPROCESS_FILE.name,
-                "min_area": int(postprocess.get("min_area", 0)),
-                "majority": int(postprocess.get("majority", 0)),
-            }
-            if postprocess_fn(postprocess)
-            else None
+            {"file": POSTPROCESS_FILE.name, **wanted} if (wanted := postprocess_module.requested(postprocess)) else None
         ),
         "classes": list(CLASSES),
     }

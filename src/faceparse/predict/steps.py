@@ -18,7 +18,7 @@ import numpy as np
 from faceparse.labels import CLASSES, LR_PAIRS
 from faceparse.predict.metrics import metrics_table_html, scores_to_json
 from faceparse.predict.models import Ensemble, Member, combined_train_on_val, read_member
-from faceparse.predict.postprocess import postprocess as clean
+from faceparse.predict.postprocess import postprocess as clean, requested
 from faceparse.predict.runner import run_views, unscored, use_threads
 from faceparse.records import split_files, write_json
 
@@ -29,10 +29,8 @@ __all__ = ["metrics_record", "write_metrics", "evaluate", "predict", "read_membe
 
 def postprocess_fn(settings: Mapping | None) -> Callable[[np.ndarray], np.ndarray] | None:
     """The clean-up ``settings`` (the config's ``postprocess``) ask for, or None when they ask for none."""
-    settings = dict(settings or {})
-    if settings.get("min_area", 0) <= 1 and settings.get("majority", 0) <= 1:
-        return None
-    return functools.partial(clean, min_area=settings.get("min_area", 0), majority=settings.get("majority", 0))
+    wanted = requested(settings)
+    return functools.partial(clean, **wanted) if wanted else None
 
 
 def _tta_config(scales: Sequence[float], flip: bool) -> dict:
@@ -67,7 +65,7 @@ def metrics_record(
         "no_tta": scores_to_json(plain["confusion"], CLASSES),
         "tta": scores_to_json(tta["confusion"], CLASSES),
         "tta_config": _tta_config(scales, flip),
-        "postprocess": dict(postprocess) if postprocess_fn(postprocess) else None,
+        "postprocess": requested(postprocess),
         "split": split,
         "train_on_val": train_on_val,
         "images": images,

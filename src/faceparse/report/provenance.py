@@ -242,11 +242,12 @@ def code_fingerprint(root: str | Path, paths: Sequence[str] = CODE_PATHS) -> dic
     return {"sha256": _fingerprint(records), "files": len(records), "paths": [p for p in paths if (root / p).exists()]}
 
 
-def submission_code_state(root: str | Path) -> dict:
-    """The git commit and dirty flag of ``root`` and the fingerprint of the files the grading zip
+def submission_code_state(root: str | Path, git: Mapping | None = None) -> dict:
+    """The git commit and dirty flag of ``root`` (from ``git``, a :func:`git_state` or
+    :func:`code_state` already taken, or taken here) and the fingerprint of the files the grading zip
     packs (:data:`SUBMISSION_CODE_PATHS`): the grading rule's param, so that an edit of any of them
     remakes the zip."""
-    git = git_state(root)
+    git = git if git is not None else git_state(root)
     code = code_fingerprint(root, SUBMISSION_CODE_PATHS)
     return {"commit": git["commit"], "dirty": git["dirty"], "code_sha256": code["sha256"], "code_files": code["files"]}
 
