@@ -28,6 +28,16 @@ def test_dag_outputs_have_the_right_content(tiny_run: Path):
     stats = json.loads((results / "data/stats.json").read_text())
     assert stats["images"] == 16 and all(0 < m < 255 for m in stats["mean"]) and all(s > 0 for s in stats["std"])
 
+    framing = json.loads((results / "data/framing.json").read_text())
+    assert framing["masks"] == 16 and framing["flip"] and framing["size"] == [128, 128]
+    (rx, ry), (lx, ly) = framing["points"]["r_eye"], framing["points"]["l_eye"]
+    assert 0 < rx < 0.5 < lx < 1 and abs(rx - (1 - lx)) < 1e-9 and ry == pytest.approx(ly)  # flip: symmetric
+    assert ry < framing["points"]["nose"][1] < framing["points"]["mouth"][1] < 1
+    import onnx
+
+    onnx_meta = {p.key: p.value for p in onnx.load(results / "models/demo_tiny/export/demo_tiny.onnx").metadata_props}
+    assert json.loads(onnx_meta["faceparse"])["framing"] == framing  # travels with the model
+
     best = Selection.read(results / "models/demo_tiny/best.json")
     assert best.iter in (6, 12)
     assert Path(best.checkpoint).is_file()

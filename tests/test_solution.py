@@ -29,6 +29,8 @@ TINY = {
     "model.backbone.context": [16, 24],
     "model.backbone.decoder": [16, 12, 8, 8],
 }
+# a framing step's record (faceparse.data.framing), as the solution step receives it
+FRAMING = {"format": "faceparse-framing-1", "size": [256, 256], "points": {"r_eye": [0.4, 0.4], "l_eye": [0.6, 0.4]}}
 BLOCKED = ("faceparse", "mmseg", "mmcv", "mmengine", "timm", "onnxruntime")
 
 
@@ -169,6 +171,7 @@ def _delivered(data: Path, out: Path, **kwargs) -> dict[str, Path]:
         threads=1,
     )
     predict(members, index, pred_dir=paths["test_pred"], scales=SCALES, flip=True, batch_size=2, threads=1)
+    (out / "framing.json").write_text(json.dumps(FRAMING))
     build_solution(
         "compact",
         paths["best"],
@@ -180,6 +183,7 @@ def _delivered(data: Path, out: Path, **kwargs) -> dict[str, Path]:
         parity_json=paths["parity"],
         scales=SCALES,
         flip=True,
+        framing_json=out / "framing.json",
         parity_images=3,
     )
     return paths
@@ -297,6 +301,7 @@ def test_solution_folder_holds_the_plain_network_and_says_what_it_is(delivered):
     assert settings["resize"] == {"scale": [256, 256], "keep_ratio": True}
     assert settings["tta"]["scales"] == SCALES and settings["tta"]["flip"] is True
     assert settings["test_padding"] is None  # compact.py's size_divisor pads training batches only
+    assert settings["framing"] == FRAMING  # the framing step's record travels with the model
 
     ckpt = torch.load(folder / "ckpt.pth", map_location="cpu", weights_only=True)
     assert list(ckpt) == ["state_dict"]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv from requirements.lock, add the cached mmcv wheel and the project.
+# Create .venv from requirements.lock (+ requirements.nodeps.txt without their dependencies),
+# add the cached mmcv wheel and the project.
 # Idempotent: a second run checks a stamp and returns in seconds; a fresh clone
 # on the same machine links the cached base venv (seconds) and never rebuilds mmcv.
 # Re-running after requirements.lock changed recreates .venv (extra packages you
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 LOCK=requirements.lock
+NODEPS=requirements.nodeps.txt
 STAMP="$VENV/.faceparse-setup"
 
 fail() { echo "setup: $*" >&2; exit 1; }
@@ -18,7 +20,7 @@ command -v "$PYTHON" >/dev/null || fail "'$PYTHON' not found. Install Python 3.1
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null \
   || fail "$PYTHON is $("$PYTHON" --version 2>&1); faceparse pins packages for Python 3.11."
 
-want="$(sha256sum "$LOCK" tools/build_mmcv.sh pyproject.toml | sha256sum | cut -c1-16)"
+want="$(sha256sum "$LOCK" "$NODEPS" tools/build_mmcv.sh pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c 'import mmcv.ops, mmseg, faceparse' 2>/dev/null; then
   echo "setup: $VENV is up to date"
   exit 0
@@ -27,7 +29,7 @@ fi
 # The locked packages + mmcv live once per machine in a base venv in the cache;
 # .venv gets hard links to its files (seconds, no extra disk), then the project.
 CACHE_ROOT=${FACEPARSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/faceparse}
-BASE="$CACHE_ROOT/venvs/$(sha256sum "$LOCK" tools/build_mmcv.sh | sha256sum | cut -c1-16)-py311-$(uname -m)"
+BASE="$CACHE_ROOT/venvs/$(sha256sum "$LOCK" "$NODEPS" tools/build_mmcv.sh | sha256sum | cut -c1-16)-py311-$(uname -m)"
 SITE=lib/python3.11/site-packages
 
 build_base() {
@@ -39,6 +41,8 @@ build_base() {
   "${pip[@]}" install -q pip==24.3.1
   "${pip[@]}" install -q -r "$LOCK" \
     || fail "pip could not install $LOCK (see above). Offline? pip needs PyPI or a local index/cache holding these exact versions."
+  "${pip[@]}" install -q --no-deps -r "$NODEPS" \
+    || fail "pip could not install $NODEPS (see above)."
   local mmcv_wheel
   mmcv_wheel=$(tools/build_mmcv.sh "$BASE/bin/python") || fail "building mmcv failed (see above)."
   "${pip[@]}" install -q --no-deps "$mmcv_wheel"
@@ -74,5 +78,8 @@ link_base_into_venv
 
 "$VENV/bin/python" -c 'import mmcv.ops, mmseg.models, faceparse.labels, snakemake' \
   || fail "the environment was installed but does not import; see the traceback above."
+# (mediapipe's native module prints a harmless protobuf warning on import: its stderr is shown on failure only)
+"$VENV/bin/python" -c 'import faceparse.predict.faces as f; f.FaceDetector()' 2>"$VENV/.detector-check" \
+  || { cat "$VENV/.detector-check" >&2; fail "the face detector of faceparse-parse --faces does not load (see above)."; }
 echo "$want" > "$STAMP"
 echo "setup: ready ($VENV: torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'), mmcv $("$VENV/bin/python" -c 'import mmcv; print(mmcv.__version__)'))"

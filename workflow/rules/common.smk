@@ -282,6 +282,7 @@ def solution_input(wildcards) -> dict:
         "metrics": str.__str__(rules.evaluate.output.metrics).format(**of_model),
         "val_pred": str.__str__(rules.evaluate.output.val_pred).format(**of_model),
         "validated": rules.validate.output.validation,
+        "framing": rules.framing.output.framing,
         "template": str(REPO_ROOT / "src" / "faceparse" / "predict" / "solution_run.py"),
         "network": str(REPO_ROOT / "src" / "faceparse" / "networks" / "compact.py"),
     }
@@ -349,7 +350,8 @@ def intermediate_outputs() -> list[str]:
 def all_outputs() -> list[str]:
     """Everything a run makes, the target of `all`: the data, each model's results, the report, and
     every intermediate output (so that a failed job is rerun)."""
-    outputs = [rules.validate.output.validation, rules.stats.output.stats] + intermediate_outputs()
+    outputs = [rules.validate.output.validation, rules.stats.output.stats, rules.framing.output.framing]
+    outputs += intermediate_outputs()
     outputs += per_model(rules.select.output.best, rules.evaluate.output.metrics)
     outputs += per_ensemble(rules.ensemble_evaluate.output.metrics)
     if TEST_RELEASED:  # colour previews (val and test side by side) and the Codalab zips

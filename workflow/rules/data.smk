@@ -96,3 +96,25 @@ rule stats:
         "../envs/data.yaml"
     script:
         "../scripts/stats.py"
+
+
+# Where the training faces' eyes, nose and mouth are (the class centroids of the training masks,
+# and of their mirrored copies with flip): the framing `faceparse-parse --faces` aligns photos to.
+# It travels with the model (the ONNX metadata, the solution's solution.json).
+rule framing:
+    input:
+        validation=rules.validate.output.validation,
+    output:
+        framing="results/data/framing.json",
+    params:
+        splits=TRAINING_SPLITS,
+        flip=config["flip"],
+    log:
+        "logs/data/framing.log",
+    benchmark:
+        "benchmarks/data/framing.tsv"
+    threads: workflow.cores
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/framing.py"

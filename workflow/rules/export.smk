@@ -10,6 +10,7 @@ rule export:
         best=rules.select.output.best,
         train=rules.train.output.train,
         validated=rules.validate.output.validation,
+        framing=rules.framing.output.framing,
     output:
         onnx="results/models/{model}/export/{model}.onnx",
         parity=report(

@@ -12,6 +12,7 @@ export_model(
     snakemake.input.validated,
     onnx_path=snakemake.output.onnx,
     parity_json=snakemake.output.parity,
+    framing_json=snakemake.input.framing,
     tta=dict(snakemake.params.tta),
     max_images=snakemake.params.parity_images,
     threads=snakemake.threads,

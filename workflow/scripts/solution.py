@@ -17,6 +17,7 @@ build_solution(
     inp.val_pred,
     out_dir=snakemake.output.solution,
     parity_json=snakemake.output.parity,
+    framing_json=inp.framing,
     scales=params.scales,
     flip=params.flip,
     postprocess=params.postprocess,

@@ -21,8 +21,10 @@ at three sizes (batch 2) and compared with PyTorch before it is kept
 
 A ``faceparse`` entry in the ONNX model's ``metadata_props`` (JSON) records
 the classes, the left/right pairs, the input size and resize rule, the
-normalisation, the TTA configured at export time and the source checkpoint, so
-that ``python -m faceparse.predict.parse`` needs nothing but the ``.onnx`` file.
+normalisation, the TTA configured at export time, the training framing (the
+framing step's record: where a face's eyes, nose and mouth go, for
+``faceparse-parse --faces``) and the source checkpoint, so that
+``python -m faceparse.predict.parse`` needs nothing but the ``.onnx`` file.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from faceparse.predict.exportable import exportable
 from faceparse.predict.models import load_model, model_paths
 from faceparse.predict.parity import PARITY_THRESHOLD, parity
 from faceparse.predict.photo_parser import METADATA_KEY, ort_session
-from faceparse.records import Selection, split_files, write_json
+from faceparse.records import Selection, read_json, split_files, write_json
 
 __all__ = ["OPSET", "export_onnx", "export_model"]
 
@@ -67,6 +69,7 @@ def export_onnx(
     example_size: Sequence[int],
     tta: dict | None = None,
     source: dict | None = None,
+    framing: dict | None = None,
     threads: int = 1,
 ) -> dict:
     """Export ``model`` (a loaded segmentor) to ``path``; return the metadata written into it.
@@ -132,6 +135,7 @@ def export_onnx(
         "classes": list(CLASSES),
         "swap_pairs": [list(p) for p in LR_PAIRS],
         "tta": tta,
+        "framing": framing,
         "opset": OPSET,
         "adaptive_pools_replaced": wrapper.pools_replaced,
         "dynamic_sizes": checks,
@@ -159,6 +163,7 @@ def export_model(
     onnx_path: str | Path,
     parity_json: str | Path,
     tta: dict | None = None,
+    framing_json: str | Path | None = None,
     max_images: int | None = None,
     threads: int = 1,
 ) -> dict:
@@ -178,6 +183,7 @@ def export_model(
         onnx_path,
         example_size=example,
         tta=tta,
+        framing=read_json(framing_json) if framing_json is not None else None,
         threads=threads,
         source={"config": str(config), "checkpoint": str(checkpoint), "iter": Selection.read(best_json).iter},
     )

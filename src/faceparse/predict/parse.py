@@ -9,7 +9,9 @@ or a checkpoint with ``--config``. For every image ``IN_DIR/{stem}.{jpg,png,...}
 - ``OUT_DIR/{stem}.png``          single-channel labels 0..18, the photo's size;
 - ``OUT_DIR/{stem}_overlay.jpg``  the photo with the labels' palette blended on top;
 
-and ``OUT_DIR/parse.json``, a summary. Each photo is resized to the model's
+and ``OUT_DIR/parse.json``, a summary. With ``--faces`` every face of a photo is found, warped to
+the framing the model was trained on, parsed and pasted back (:mod:`faceparse.predict.faces`; the
+summary adds each face's box, landmarks, score and transform). Otherwise each photo is resized to the model's
 input size (the config's test ``Resize``, as evaluate and predict do), once
 per TTA scale and mirrored when flip is on; the class scores are resized back
 to the photo, softmaxed, the mirrored ones un-flipped with their left/right
@@ -51,7 +53,16 @@ from PIL import Image
 
 from faceparse.deliver.colourise import overlay
 from faceparse.predict import photo_parser
-from faceparse.predict.photo_parser import ImageReadError, Parser, PhotoError, load_backend, one_line, read_image
+from faceparse.predict.faces import FaceParser, FacesMode, Framing, LandmarksError, read_landmarks
+from faceparse.predict.photo_parser import (
+    ImageReadError,
+    ModelError,
+    Parser,
+    PhotoError,
+    load_backend,
+    one_line,
+    read_image,
+)
 from faceparse.records import write_json
 
 log = logging.getLogger(__name__)
@@ -189,19 +200,32 @@ def _overlay(bgr: np.ndarray, mask: np.ndarray, alpha: float) -> Image.Image:
     return Image.fromarray(out)
 
 
-def _parse_photo(path: Path, parser: Parser, folder: OutputFolder, alpha: float) -> None:
+def _parse_photo(
+    path: Path, parser: Parser, folder: OutputFolder, alpha: float, faces: FacesMode | None
+) -> list[dict] | None:
+    """Write the photo's labels and overlay; return its faces' records in faces mode."""
     bgr = read_image(path)
-    mask = parser.parse(bgr)
+    mask, records = faces.labels(bgr, path.name) if faces is not None else (parser.parse(bgr), None)
     folder.save(f"{path.stem}.png", lambda f: Image.fromarray(mask).save(f, format="PNG"))
     folder.save(f"{path.stem}_overlay.jpg", lambda f: _overlay(bgr, mask, alpha).save(f, format="JPEG", quality=90))
+    return records
 
 
 def parse_folder(
-    in_dir: str | Path, out_dir: str | Path, parser: Parser, *, alpha: float = 0.5, progress: bool = True
+    in_dir: str | Path,
+    out_dir: str | Path,
+    parser: Parser,
+    *,
+    alpha: float = 0.5,
+    progress: bool = True,
+    faces: FacesMode | None = None,
 ) -> dict:
     """Labels and overlays of every image in ``in_dir`` into ``out_dir``; returns the summary
     (also written to ``out_dir/parse.json``). Files that cannot be parsed are listed under ``errors``;
-    an unusable output folder (see :meth:`OutputFolder.open`) raises :class:`FolderError`."""
+    an unusable output folder (see :meth:`OutputFolder.open`) raises :class:`FolderError`. With
+    ``faces`` (faces mode) the summary adds each photo's faces and lists the photos with none
+    (``no_face``: their labels are all background); a landmarks file naming a photo that is not in
+    ``in_dir`` raises :class:`faceparse.predict.faces.LandmarksError` before anything is written."""
     from tqdm import tqdm
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
@@ -212,6 +236,8 @@ def parse_folder(
     skipped = [p.name for p in entries if p not in images]
     if not images:
         raise FileNotFoundError(f"{in_dir}: no images ({', '.join(sorted(PHOTO_SUFFIXES))})")
+    if faces is not None:
+        faces.prepare([p.name for p in images], in_dir)
     folder = OutputFolder.open(out_dir, in_dir, images)
     if folder.before:
         print(
@@ -222,13 +248,16 @@ def parse_folder(
         )
     written: dict[str, str] = {}
     errors: dict[str, str] = {}
+    found: dict[str, list[dict]] = {}
     start = time.perf_counter()
     for path in tqdm(images, desc="parse", unit="image", disable=not progress):
         try:
             if path.stem in written:
                 raise ImageReadError(f"{path}: same output name {path.stem}.png as {written[path.stem]}")
-            _parse_photo(path, parser, folder, alpha)
+            records = _parse_photo(path, parser, folder, alpha, faces)
             written[path.stem] = path.name
+            if records is not None:
+                found[path.name] = records
         except (PhotoError, OSError, cv2.error) as err:  # cv2.error: OpenCV on an exotic file
             errors[path.name] = str(err) if isinstance(err, ImageReadError) else f"{path}: {err}"
             tqdm.write(f"error: {errors[path.name]}", file=sys.stderr)
@@ -247,6 +276,13 @@ def parse_folder(
         "seconds": time.perf_counter() - start,
         **folder.files(),
     }
+    if faces is not None:
+        summary["mode"] = "faces"
+        summary["faces"] = found
+        summary["no_face"] = sorted(name for name, records in found.items() if not any(r["parsed"] for r in records))
+        summary.update(faces.describe())
+    else:
+        summary["mode"] = "photo"
     write_json(out_dir / SUMMARY, summary)
     return summary
 
@@ -263,8 +299,8 @@ def _arguments() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="faceparse-parse",
         description=__doc__.split("\n\n")[0],
-        epilog="exit status: 0 every photo parsed; 1 some photos could not be parsed (listed); "
-        "2 the model, --stats or output folder cannot be used. "
+        epilog="exit status: 0 every photo parsed; 1 some photos could not be parsed, or in faces mode "
+        "had no face (listed); 2 the model, --stats, --framing, --landmarks or output folder cannot be used. "
         "Docs: docs/export-parse.md",
     )
     ap.add_argument("in_dir", type=Path, help="folder of photos (.jpg, .png, ...)")
@@ -300,7 +336,58 @@ def _arguments() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the model (default: 2)")
     ap.add_argument("--device", default="cpu", help="PyTorch device for a checkpoint, e.g. cuda:0 (default: cpu)")
     ap.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default: 0.5)")
+    faces = ap.add_argument_group("faces mode (photos that are not face crops: docs/export-parse.md)")
+    faces.add_argument(
+        "--faces",
+        action="store_true",
+        help="find every face, warp it to the training framing, parse it and paste it back",
+    )
+    faces.add_argument(
+        "--landmarks",
+        type=Path,
+        help="JSON of given landmarks per photo name ({name: [{r_eye, l_eye, mouth, nose?: [x, y]}]}), "
+        "used instead of the detector for the photos it lists (implies --faces)",
+    )
+    faces.add_argument("--largest-face", action="store_true", help="parse only the largest face of each photo")
+    faces.add_argument(
+        "--min-face",
+        type=float,
+        default=0.0,
+        metavar="PIXELS",
+        help="skip faces whose square (the training framing, in the photo) is smaller (default: 0)",
+    )
+    faces.add_argument("--detector-score", type=float, default=0.5, help="the detector's minimum score (default: 0.5)")
+    faces.add_argument(
+        "--framing",
+        type=Path,
+        help="a framing.json (results/data/framing.json) for a model that does not carry one "
+        "(a checkpoint; an .onnx exported before faceparse 0.3)",
+    )
     return ap
+
+
+def _faces_mode(args: argparse.Namespace, backend, parser: Parser, model: Path) -> FacesMode | None:
+    """Faces mode as the arguments ask (None: whole photos); :class:`ModelError` or
+    :class:`LandmarksError` (exit status 2) when its framing or landmarks cannot be had."""
+    if not (args.faces or args.landmarks):
+        for flag in ("largest_face", "framing"):
+            if getattr(args, flag):
+                raise ModelError(f"--{flag.replace('_', '-')} is for faces mode: add --faces")
+        return None
+    if args.framing is not None:
+        framing = Framing.read(args.framing)
+    elif backend.framing is not None:
+        framing = Framing.from_record(backend.framing, f"{model} (its framing)")
+    elif model.suffix.lower() == ".json" and (beside := model.resolve().parents[2] / "data" / "framing.json").is_file():
+        framing = Framing.read(beside)  # a run's best.json: results/models/{m}/best.json -> results/data
+    else:
+        raise ModelError(
+            f"{model}: no training framing to align faces to (an .onnx exported by faceparse 0.3 "
+            "or later holds it): pass --framing results/data/framing.json (the framing step's)"
+        )
+    landmarks = read_landmarks(args.landmarks) if args.landmarks else None
+    face_parser = FaceParser(parser, framing, min_size=args.min_face, largest=args.largest_face)
+    return FacesMode(face_parser, landmarks, args.detector_score)
 
 
 def _report(summary: dict) -> None:
@@ -319,6 +406,15 @@ def _report(summary: dict) -> None:
             print(f"parse: {len(summary[key])} file(s) in {out} {what}: {_names(summary[key])}", file=sys.stderr)
     if summary["skipped_not_images"]:
         print(f"parse: skipped (not images): {', '.join(summary['skipped_not_images'])}", file=sys.stderr)
+    if summary.get("mode") == "faces":
+        counts = [sum(r["parsed"] for r in records) for records in summary["faces"].values()]
+        print(f"parse: {sum(counts)} face(s) parsed in {len(counts)} photo(s)", file=sys.stderr)
+        if summary["no_face"]:
+            print(
+                f"parse: no face found in {len(summary['no_face'])} photo(s) (labelled all background; "
+                f"give their landmarks with --landmarks): {_names(summary['no_face'])}",
+                file=sys.stderr,
+            )
     if summary["errors"]:
         print(f"parse: {summary['failed']} failed:", file=sys.stderr)
         for name, message in summary["errors"].items():
@@ -338,13 +434,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     flip = tta["flip"] if args.flip is None else args.flip
     print(f"parse: {backend.description}; TTA scales {scales}, flip {flip}", file=sys.stderr)
     print(f"parse: normalisation {backend.normalisation}", file=sys.stderr)
+    parser = Parser(backend, scales, flip)
+    faces = None
     try:
-        summary = parse_folder(args.in_dir, args.out_dir, Parser(backend, scales, flip), alpha=args.alpha)
-    except (OSError, FolderError) as err:
+        faces = _faces_mode(args, backend, parser, args.model)
+        summary = parse_folder(args.in_dir, args.out_dir, parser, alpha=args.alpha, faces=faces)
+    except (OSError, FolderError, ModelError, LandmarksError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    finally:
+        if faces is not None:
+            faces.close()
     _report(summary)
-    return 1 if summary["errors"] else 0
+    return 1 if summary["errors"] or summary.get("no_face") else 0
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ class OnnxBackend:
         self.meta = json.loads(meta)
         self.resize: dict = self.meta["resize"]
         self.tta: dict | None = self.meta.get("tta")
+        self.framing: dict | None = self.meta.get("framing")  # the training framing (exports since 0.3)
         self.description = f"ONNX {self.path}"
         norm = self.meta.get("normalisation", {})
         self.normalisation = (
@@ -230,6 +231,7 @@ class TorchBackend:
         self.device = device
         self.resize = input_resize(cfg)
         self.tta = None
+        self.framing: dict | None = None  # a checkpoint does not hold it: see faceparse.predict.parse
         self.description = f"checkpoint {checkpoint} (config {config})"
         self.normalisation = f"mean {_values(pre.mean)}, std {_values(pre.std)} from {norm.source}"
         self._torch = torch

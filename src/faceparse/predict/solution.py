@@ -10,7 +10,8 @@ with PyTorch, OpenCV, Pillow and numpy alone.
 - ``solution.json``: what run.py needs to predict what the pipeline predicted - the network's
   arguments (the config's ``model.backbone`` but ``type``), the input resize, the mean/std the run
   normalised with (the dumped config's: the stats step's, or an override), the channel order, the
-  test-time padding, ``align_corners`` and the TTA (scales, flip, the left/right swap);
+  test-time padding, ``align_corners``, the TTA (scales, flip, the left/right swap) and the
+  training framing (:mod:`faceparse.data.framing`: where a face's eyes, nose and mouth go);
 - ``Readme.txt``: each file, the parameter count, the libraries, how to run it, the val scores.
 
 Only a model whose backbone is ``CompactFaceBackbone``, with a test pipeline and a segmentor
@@ -270,6 +271,7 @@ def build_solution(
     scales: Sequence[float],
     flip: bool,
     postprocess: Mapping | None = None,
+    framing_json: str | Path | None = None,
     parity_images: int = 20,
     threads: int = 1,
 ) -> dict:
@@ -295,6 +297,8 @@ def build_solution(
     net.load_state_dict(state, strict=True)
     settings["parameters"] = sum(p.numel() for p in net.parameters())
     settings["source"] = {"model": model, "iter": selection.iter, "checkpoint": Path(selection.checkpoint).name}
+    # where the training faces' eyes, nose and mouth are (faceparse.data.framing): for aligning photos
+    settings["framing"] = read_json(framing_json) if framing_json is not None else None
     if out_dir.exists():
         raise FileExistsError(f"{out_dir}: exists; remove it to build the solution folder again")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
