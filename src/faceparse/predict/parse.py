@@ -299,8 +299,8 @@ def _arguments() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="faceparse-parse",
         description=__doc__.split("\n\n")[0],
-        epilog="exit status: 0 every photo parsed; 1 some photos could not be parsed, or in faces mode "
-        "had no face (listed); 2 the model, --stats, --framing, --landmarks or output folder cannot be used. "
+        epilog="exit status: 0 every photo parsed; 1 some photos could not be parsed, or had no face "
+        "(--faces); 2 the model, a file given or the output folder cannot be used. "
         "Docs: docs/export-parse.md",
     )
     ap.add_argument("in_dir", type=Path, help="folder of photos (.jpg, .png, ...)")
@@ -336,33 +336,20 @@ def _arguments() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the model (default: 2)")
     ap.add_argument("--device", default="cpu", help="PyTorch device for a checkpoint, e.g. cuda:0 (default: cpu)")
     ap.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default: 0.5)")
-    faces = ap.add_argument_group("faces mode (photos that are not face crops: docs/export-parse.md)")
-    faces.add_argument(
-        "--faces",
-        action="store_true",
-        help="find every face, warp it to the training framing, parse it and paste it back",
+    ap.add_argument("--faces", action="store_true", help="find each face, align, parse, paste back (docs)")
+    ap.add_argument("--landmarks", type=Path, help="JSON of faces' landmarks per photo name (implies --faces)")
+    ap.add_argument("--largest-face", action="store_true", help="faces mode: only each photo's largest face")
+    ap.add_argument(
+        "--min-face", type=float, default=0.0, metavar="PX", help="faces mode: skip faces whose square is smaller"
     )
-    faces.add_argument(
-        "--landmarks",
-        type=Path,
-        help="JSON of given landmarks per photo name ({name: [{r_eye, l_eye, mouth, nose?: [x, y]}]}), "
-        "used instead of the detector for the photos it lists (implies --faces)",
-    )
-    faces.add_argument("--largest-face", action="store_true", help="parse only the largest face of each photo")
-    faces.add_argument(
-        "--min-face",
+    ap.add_argument(
+        "--detector-score",
         type=float,
-        default=0.0,
-        metavar="PIXELS",
-        help="skip faces whose square (the training framing, in the photo) is smaller (default: 0)",
+        default=0.5,
+        metavar="S",
+        help="faces mode: the detector's least score (default: 0.5)",
     )
-    faces.add_argument("--detector-score", type=float, default=0.5, help="the detector's minimum score (default: 0.5)")
-    faces.add_argument(
-        "--framing",
-        type=Path,
-        help="a framing.json (results/data/framing.json) for a model that does not carry one "
-        "(a checkpoint; an .onnx exported before faceparse 0.3)",
-    )
+    ap.add_argument("--framing", type=Path, help="faces mode: a framing.json for a model without one")
     return ap
 
 
