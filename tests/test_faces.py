@@ -326,3 +326,81 @@ def _stats(folder: Path) -> Path:
     path = folder / "stats.json"
     path.write_text(json.dumps({"mean": [128.0] * 3, "std": [64.0] * 3}))
     return path
+
+
+def test_a_face_at_the_training_framing_through_the_command(onnx_model, training, tmp_path):
+    """The identity through the command and a real network (the tiny ONNX model): one face at the
+    training framing in a larger photo, given by --landmarks, against its crop parsed whole."""
+    from faceparse.predict.parse import main
+
+    framing = Framing.from_record(training[0], "test")
+    jpeg, mask = generate_face(S, 0, "val", 5)
+    crop = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    placement = Placement((60.0 + S / 2, 140.0 + S / 2))
+    scene = compose([(crop, mask)], [placement], (500, 420), seed=3)
+    m = placement_matrix(S, placement)
+    (tmp_path / "scene").mkdir()
+    (tmp_path / "crop").mkdir()
+    cv2.imwrite(str(tmp_path / "scene" / "scene.png"), scene.image)
+    cv2.imwrite(str(tmp_path / "crop" / "crop.png"), crop)
+    points = {name: list(m @ (*framing.points[name], 1.0)) for name in framing.points}
+    (tmp_path / "lm.json").write_text(json.dumps({"scene.png": [points]}))
+    model = ["--model", str(onnx_model / "tiny.onnx"), "--threads", "1"]
+    assert main([str(tmp_path / "scene"), str(tmp_path / "out"), *model, "--landmarks", str(tmp_path / "lm.json")]) == 0
+    assert main([str(tmp_path / "crop"), str(tmp_path / "direct"), *model]) == 0
+    labels = np.asarray(Image.open(tmp_path / "out" / "scene.png"))
+    direct = np.asarray(Image.open(tmp_path / "direct" / "crop.png"))
+    assert (labels[140 : 140 + S, 60 : 60 + S] == direct).mean() >= 0.995
+    labels = labels.copy()
+    labels[140 : 140 + S, 60 : 60 + S] = 0
+    assert not labels.any()
+
+
+def test_a_runs_best_json_aligns_to_its_projects_framing(onnx_model, training, tmp_path, capsys):
+    """A checkpoint holds no framing: a run's best.json takes results/data/framing.json of its
+    project, and without one the command says what to pass."""
+    from faceparse.predict.parse import main
+
+    run = tmp_path / "results" / "models" / "tiny"
+    run.mkdir(parents=True)
+    checkpoint, config = onnx_model / "iter_10.pth", onnx_model / "config.py"
+    (run / "best.json").write_text(json.dumps({"checkpoint": str(checkpoint), "iter": 10, "mIoU": None}))
+    (run / "train.json").write_text(
+        json.dumps({"work_dir": str(run), "config": str(config), "checkpoints": [str(checkpoint)], "max_iters": 10})
+    )
+    photos = tmp_path / "in"
+    photos.mkdir()
+    scene = random_scene(6, (400, 300), 1, face_size=S)
+    cv2.imwrite(str(photos / "a.png"), scene.image)
+    (tmp_path / "lm.json").write_text(json.dumps({"a.png": scene.landmarks}))
+    args = [
+        str(photos),
+        str(tmp_path / "out"),
+        "--model",
+        str(run / "best.json"),
+        "--landmarks",
+        str(tmp_path / "lm.json"),
+    ]
+    assert main([*args, "--scales", "1", "--no-flip"]) == 2
+    assert "pass --framing results/data/framing.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "results" / "data").mkdir()
+    (tmp_path / "results" / "data" / "framing.json").write_text(json.dumps(training[0]))
+    assert main([*args, "--scales", "1", "--no-flip"]) == 0
+    summary = json.loads((tmp_path / "out" / "parse.json").read_text())
+    assert summary["framing"] == training[0] and summary["detector"] is None
+    assert [f["parsed"] for f in summary["faces"]["a.png"]] == [True]
+
+
+def test_landmarks_that_cannot_be_aligned_are_skipped_and_a_misfit_is_reported(training):
+    record, model = training
+    framing = Framing.from_record(record, "test")
+    faces = FaceParser(Parser(model, [1.0], False), framing)
+    exact = {name: framing.points[name] for name in ("r_eye", "l_eye", "mouth")}
+    wrong_mouth = {**exact, "mouth": (exact["mouth"][0] + 40, exact["mouth"][1])}
+    point = {name: (50.0, 50.0) for name in exact}
+    photo = np.full((S, S, 3), 128, np.uint8)
+    labels, records = faces.parse(photo, [Face(exact), Face(wrong_mouth), Face(point)])
+    assert [r["parsed"] for r in records] == [True, True, False]
+    assert "less than a pixel apart" in records[2]["skipped"] and records[2]["size"] == 0
+    assert records[0]["transform"]["misfit"] < 1e-6 < 0.1 < records[1]["transform"]["misfit"]

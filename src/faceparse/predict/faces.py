@@ -343,44 +343,61 @@ class FaceParser:
             labels[ys:ye, x0:x1][win] = cls[win]
             best[ys:ye, x0:x1][win] = conf[win]
 
+    def record(self, face: Face, m: np.ndarray | None) -> dict:
+        """What parse.json says of a face aligned by ``m`` (None: it cannot be), before it is parsed."""
+        found = {
+            "box": None if face.box is None else [round(v, 2) for v in face.box],
+            "landmarks": {p: [round(v, 2) for v in xy] for p, xy in face.landmarks.items()},
+            "score": face.score,
+            "source": face.source,
+        }
+        if m is None:
+            skipped = "its eyes and mouth are less than a pixel apart: it cannot be aligned"
+            return {**found, "size": 0.0, "parsed": False, "skipped": skipped}
+        scale = math.hypot(m[0, 0], m[1, 0])
+        src = np.array([face.landmarks[p] for p in ALIGN_POINTS], np.float64)
+        dst = np.array([self.framing.points[p] for p in ALIGN_POINTS], np.float64)
+        misfit = np.sqrt(np.mean(np.sum((np.c_[src, np.ones(len(src))] @ m.T - dst) ** 2, axis=1)))
+        return {
+            **found,
+            "transform": {
+                "photo_to_crop": m.round(6).tolist(),
+                "crop_size": list(self.framing.size),
+                "scale": scale,
+                "angle_degrees": math.degrees(math.atan2(m[1, 0], m[0, 0])),
+                # RMS distance of the aligned eyes and mouth from the framing's, over its eye distance:
+                # a face turned far sideways, or a wrong landmark, shows here
+                "misfit": float(misfit / np.hypot(*np.subtract(dst[1], dst[0]))),
+            },
+            "size": self.face_size(m),
+            "parsed": True,
+        }
+
     def parse(self, bgr: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, list[dict]]:
-        """(H, W) uint8 labels of ``faces`` in the BGR photo, and a record per face: box, landmarks,
-        score, source, the transform (photo -> crop, 2 x 3, continuous pixel coordinates), its scale
-        and angle, the face's size (:meth:`face_size`) and whether it was parsed (else why not)."""
+        """(H, W) uint8 labels of ``faces`` in the BGR photo, and a record per face (:meth:`record`)
+        saying whether it was parsed, else why not: landmarks less than a pixel apart, not the
+        largest face (``largest``), smaller than ``min_size``."""
         h, w = bgr.shape[:2]
         labels = np.zeros((h, w), np.uint8)
         best = np.zeros((h, w), np.float32)
-        matrices = [self.transform(face) for face in faces]
-        records = []
-        for face, m in zip(faces, matrices):
-            scale = math.hypot(m[0, 0], m[1, 0])
-            records.append(
-                {
-                    "box": None if face.box is None else [round(v, 2) for v in face.box],
-                    "landmarks": {p: [round(v, 2) for v in xy] for p, xy in face.landmarks.items()},
-                    "score": face.score,
-                    "source": face.source,
-                    "transform": {
-                        "photo_to_crop": m.round(6).tolist(),
-                        "crop_size": list(self.framing.size),
-                        "scale": scale,
-                        "angle_degrees": math.degrees(math.atan2(m[1, 0], m[0, 0])),
-                    },
-                    "size": self.face_size(m),
-                    "parsed": True,
-                }
-            )
+        matrices, records = [], []
+        for face in faces:
+            points = {p: np.asarray(face.landmarks[p]) for p in ALIGN_POINTS}
+            apart = min(np.hypot(*(points["l_eye"] - points["r_eye"])), np.hypot(*(points["mouth"] - points["r_eye"])))
+            matrices.append(self.transform(face) if apart >= 1 else None)
+            records.append(self.record(face, matrices[-1]))
         order = sorted(range(len(records)), key=lambda i: -records[i]["size"])
         for rank, i in enumerate(order):
             record = records[i]
+            if not record["parsed"]:
+                continue
             if self.largest and rank > 0:
                 record.update(parsed=False, skipped="not the largest face (--largest-face)")
             elif record["size"] < self.min_size:
                 record.update(parsed=False, skipped=f"smaller than --min-face {self.min_size:g} pixels")
-            if not record["parsed"]:
-                continue
-            m = matrices[i]
-            self.paste(self.parser.probabilities(self.crop(bgr, m)), m, labels, best)
+            else:
+                m = matrices[i]
+                self.paste(self.parser.probabilities(self.crop(bgr, m)), m, labels, best)
         return labels, records
 
 
