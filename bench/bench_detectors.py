@@ -12,6 +12,9 @@ Candidates (each runs on CPU, its weights inside its PyPI wheel: nothing is down
                       (BlazeFace), ``model_selection`` 0 (short range) and 1 (full range),
                       ``min_detection_confidence`` 0.5; keypoints 0-3: right eye, left eye, nose tip,
                       mouth centre;
+- ``faceparse (mediapipe full + tiles)``  what ``faceparse-parse --faces`` runs
+                      (:class:`faceparse.predict.faces.FaceDetector`): the full-range model on the
+                      whole photo and, over 1280 pixels on a side, on overlapping tiles;
 - ``mtcnn``           facenet-pytorch's ``MTCNN(keep_all=True)``: eyes, nose tip, the mouth's corners
                       (their mean is the mouth centre).
 
@@ -36,11 +39,13 @@ set (grace_hopper: over 5 calls), after :data:`WARMUP` calls on its first photo;
 is reported too (set-up for that image size included; for grace_hopper, the set run first, also
 the detector's first call in the process).
 
-Prints markdown tables; writes JSON (``--out``). Run from the repository root, e.g. with mediapipe
-and facenet-pytorch installed without their dependencies into scratch folders::
+Prints markdown tables; writes JSON (``--out``). Run from the repository root; ``make setup``
+installs mediapipe, and facenet-pytorch (not a dependency of the project) goes into a scratch
+folder without its dependencies, which pin an old torch::
 
-    PYTHONPATH=/tmp/mp .venv/bin/python bench/bench_detectors.py
-    PYTHONPATH=/tmp/mp:/tmp/fnp .venv/bin/python bench/bench_detectors.py --scenes 5 --big 1
+    .venv/bin/python -m pip install --no-deps --target /tmp/fnp facenet-pytorch==2.6.0
+    PYTHONPATH=/tmp/fnp .venv/bin/python bench/bench_detectors.py
+    .venv/bin/python bench/bench_detectors.py --scenes 5 --big 1   # without MTCNN
 """
 
 from __future__ import annotations
@@ -198,10 +203,24 @@ def mtcnn() -> Detect:
     return detect
 
 
+def faceparse_detector() -> Detect:
+    """What faces mode runs: mediapipe's full-range model on the whole photo and, on a photo over 1280
+    pixels on a side, on overlapping tiles too (:class:`faceparse.predict.faces.FaceDetector`)."""
+    from faceparse.predict.faces import FaceDetector
+
+    detector = FaceDetector()
+
+    def detect(bgr: np.ndarray) -> list[Detection]:
+        return [Detection(f.box, f.score, dict(f.landmarks)) for f in detector.detect(bgr)]
+
+    return detect
+
+
 CANDIDATES: dict[str, tuple[str, Callable[[], Detect]]] = {
     "haar": ("haar", haar),
     "mediapipe short": ("mediapipe", lambda: mediapipe(0)),
     "mediapipe full": ("mediapipe", lambda: mediapipe(1)),
+    "faceparse (mediapipe full + tiles)": ("mediapipe", faceparse_detector),
     "mtcnn": ("mtcnn", mtcnn),
 }
 

@@ -244,6 +244,8 @@ def _png(path: Path, max_bytes: int = 400_000) -> tuple[int, int]:
 
 
 def test_data_section(fab, tmp_path):
+    framing = {"size": [512, 512], "points": {"r_eye": [0.4, 0.41], "l_eye": [0.6, 0.41]}, "masks": 7, "flip": True}
+    (tmp_path / "framing.json").write_text(json.dumps(framing))
     out = sections.data_section(
         fab["validation"],
         fab["flip"],
@@ -253,6 +255,7 @@ def test_data_section(fab, tmp_path):
         class_frequency_png=tmp_path / "f.png",
         count=3,
         source_json=fab["source"],
+        framing_json=tmp_path / "framing.json",
     )
     assert out == {"samples": 3, "flipped": 3}
     w, h = _png(tmp_path / "s.png")
@@ -269,6 +272,9 @@ def test_data_section(fab, tmp_path):
         "120.100",
         "Offline",
         "generator",
+        "Training framing",
+        "204.8, 209.9",  # l_eye in the 512 x 512 crop
+        "7 training masks, mirrored copies counted",
     ):
         assert needle in html, needle
 

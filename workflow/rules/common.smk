@@ -169,10 +169,11 @@ def grading_code_state(wildcards) -> dict:
 
 
 def data_samples_input(wildcards) -> dict:
-    """Dataset index and stats, the flipped set when training uses it, and the source manifest."""
+    """Dataset index, stats and framing, the flipped set when training uses it, and the source manifest."""
     inputs = {
         "validated": rules.validate.output.validation,
         "stats": rules.stats.output.stats,
+        "framing": rules.framing.output.framing,
     }
     if config["flip"]:
         inputs["flipped"] = rules.flip.output.manifest

@@ -1,5 +1,5 @@
 """Report step data_samples: sample images + colour masks (original and flipped), counts, class
-frequencies and stats."""
+frequencies, stats and the training framing."""
 
 from faceparse.steplog import log_to_file
 
@@ -16,4 +16,5 @@ data_section(
     class_frequency_png=snakemake.output.class_frequency,
     count=snakemake.params.shown,
     source_json=snakemake.input.get("source"),
+    framing_json=snakemake.input.framing,
 )

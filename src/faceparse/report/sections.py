@@ -57,9 +57,10 @@ def data_section(
     count: int = 4,
     split: str = "train",
     source_json: str | Path | None = None,
+    framing_json: str | Path | None = None,
 ) -> dict:
     """The data section: a grid of sample images and colour masks (original and flipped), the
-    per-split counts / class frequencies / normalisation stats as an HTML table, and the class
+    per-split counts / class frequencies / normalisation stats / training framing as an HTML table, and the class
     frequencies (validate's counts) as a bar chart. Without ``flip_json`` (training without the
     flipped set) the grid shows the originals only."""
     validation_json = Path(validation_json)
@@ -92,7 +93,8 @@ def data_section(
     stats = read_json(stats_json)
     source = read_json(source_json) if source_json and Path(source_json).exists() else None
     Path(summary_html).parent.mkdir(parents=True, exist_ok=True)
-    Path(summary_html).write_text(tables.data_summary_html(index, stats, flip, source))
+    framing = read_json(framing_json) if framing_json else None
+    Path(summary_html).write_text(tables.data_summary_html(index, stats, flip, source, framing))
     return {"samples": len(rows), "flipped": sum(len(r) == 4 for r in rows)}
 
 

@@ -124,7 +124,9 @@ def _class_name(i: int) -> str:
 # ----------------------------------------------------------------------------- data
 
 
-def data_summary_html(index: dict, stats: dict, flip: dict | None = None, source: dict | None = None) -> str:
+def data_summary_html(
+    index: dict, stats: dict, flip: dict | None = None, source: dict | None = None, framing: dict | None = None
+) -> str:
     splits = index.get("splits", {})
     rows = []
     for split, entry in splits.items():
@@ -175,6 +177,22 @@ def data_summary_html(index: dict, stats: dict, flip: dict | None = None, source
         ),
         f"<p class='muted'>computed over {num(int(stats.get('images', 0)))} images.</p>",
     ]
+    if framing:
+        w, h = framing["size"]
+        body += [
+            "<h2>Training framing (where <code>faceparse-parse --faces</code> puts a face's landmarks)</h2>",
+            table(
+                ["landmark", "x", "y", f"x, y in a {w}x{h} crop"],
+                [
+                    [esc(name), num(x, 3), num(y, 3), esc(f"{x * w:.1f}, {y * h:.1f}")]
+                    for name, (x, y) in framing["points"].items()
+                ],
+                numeric=(1, 2),
+            ),
+            f"<p class='muted'>class centroids of {num(int(framing['masks']))} training masks"
+            + (", mirrored copies counted" if framing.get("flip") else "")
+            + " (fractions of the width and height).</p>",
+        ]
     if source:
         body += ["<h2>Source (what produced the data)</h2>", kv_table(source)]
     return page("Data summary", "\n".join(body))
