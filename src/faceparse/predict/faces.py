@@ -181,9 +181,11 @@ def _tiles(w: int, h: int, side: int, overlap: float = 0.25) -> list[tuple[int, 
 class FaceDetector:
     """MediaPipe's full-range face detector (BlazeFace; box, score and six keypoints, of which the
     eyes, the nose tip and the mouth centre are used), run on the whole photo and, on a photo over
-    :attr:`TILE` pixels on a side, also on overlapping square tiles of :attr:`TILE` pixels - the
-    detector sees its input at 192 x 192, where a face of a 12 MP group photo is a few pixels;
-    detections of one face (boxes overlapping by more than :attr:`SAME_FACE` IoU) keep the best."""
+    :attr:`TILE` pixels on a side, also on overlapping square tiles of :attr:`TILE` pixels, then of
+    twice that, and so on while a tile is smaller than the photo - the detector sees its input at
+    192 x 192, where a face of a 12 MP group photo is a few pixels, and a tile holds whole only the
+    faces up to a quarter of its side; detections of one face (boxes overlapping by more than
+    :attr:`SAME_FACE` IoU) keep the best."""
 
     TILE = 1280
     SAME_FACE = 0.3
@@ -234,9 +236,11 @@ class FaceDetector:
         rgb = np.ascontiguousarray(bgr[..., ::-1])
         h, w = rgb.shape[:2]
         found = self._detect(rgb, 0, 0)
-        if max(h, w) > self.TILE:
-            for x0, y0, x1, y1 in _tiles(w, h, self.TILE):
+        side = self.TILE
+        while side < max(h, w):  # a face a quarter of a tile's side lies whole in one of its tiles
+            for x0, y0, x1, y1 in _tiles(w, h, side):
                 found += self._detect(np.ascontiguousarray(rgb[y0:y1, x0:x1]), x0, y0)
+            side *= 2
         kept: list[Face] = []
         for face in sorted(found, key=lambda f: -f.score):
             if all(_iou(face.box, k.box) <= self.SAME_FACE for k in kept):
