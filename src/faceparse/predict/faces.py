@@ -233,7 +233,7 @@ class FaceDetector:
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         """Every face found in a BGR photo, best score first."""
-        rgb = np.ascontiguousarray(bgr[..., ::-1])
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         found = self._detect(rgb, 0, 0)
         side = self.TILE
