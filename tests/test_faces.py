@@ -317,6 +317,10 @@ def test_faces_mode_refusals_write_nothing(onnx_model, tmp_path, capsys):
     assert "names photos that are not in" in capsys.readouterr().err and not out.exists()
     assert main([str(photos), str(out), *model, "--largest-face"]) == 2
     assert "--largest-face is for faces mode" in capsys.readouterr().err
+    assert main([str(photos), str(out), *model, "--min-face", "40"]) == 2
+    assert "--min-face is for faces mode" in capsys.readouterr().err
+    assert main([str(photos), str(out), *model, "--faces", "--detector-score", "1.5"]) == 2
+    assert "--detector-score must be within 0..1 (got 1.5)" in capsys.readouterr().err and not out.exists()
     checkpoint = ["--model", str(onnx_model / "iter_10.pth"), "--config", str(onnx_model / "config.py")]
     assert main([str(photos), str(out), *checkpoint, "--stats", str(_stats(tmp_path)), "--faces"]) == 2
     assert "no training framing to align faces to" in capsys.readouterr().err and not out.exists()

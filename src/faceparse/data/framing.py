@@ -37,7 +37,7 @@ LANDMARKS: dict[str, tuple[int, ...]] = {
 # A mirrored mask's landmark is the original's other one, mirrored.
 MIRRORED = {"r_eye": "l_eye", "l_eye": "r_eye", "nose": "nose", "mouth": "mouth"}
 
-__all__ = ["FORMAT", "LANDMARKS", "MIRRORED", "mask_landmarks", "measure_framing", "framing_step", "crop_points"]
+__all__ = ["FORMAT", "LANDMARKS", "MIRRORED", "mask_landmarks", "measure_framing", "framing_step", "pixel_matrix"]
 
 
 def mask_landmarks(mask: np.ndarray) -> dict[str, tuple[float, float]]:
@@ -110,8 +110,10 @@ def framing_step(
     return record
 
 
-def crop_points(record: dict) -> tuple[tuple[int, int], dict[str, np.ndarray]]:
-    """The crop size (w, h) of a framing record and its landmarks in that crop's pixels
-    (continuous coordinates: pixel i spans [i, i + 1))."""
-    w, h = (int(v) for v in record["size"])
-    return (w, h), {name: np.array(p, np.float64) * (w, h) for name, p in record["points"].items()}
+def pixel_matrix(m: np.ndarray) -> np.ndarray:
+    """A 2 x 3 affine matrix between continuous pixel coordinates (pixel i spans [i, i + 1), as the
+    framing's points are) made one between OpenCV's pixel indices (pixel i centred at i), for
+    ``cv2.warpAffine``: the same map, written for the other convention."""
+    out = np.array(m, np.float64)
+    out[:, 2] += out[:, :2] @ (0.5, 0.5) - 0.5
+    return out

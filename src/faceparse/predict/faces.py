@@ -33,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceparse.data.framing import pixel_matrix
 from faceparse.labels import NUM_CLASSES
 from faceparse.predict.photo_parser import STRIP_VALUES, ModelError, Parser
 
@@ -51,6 +52,7 @@ __all__ = [
     "FaceDetector",
     "Framing",
     "FaceParser",
+    "FacesMode",
 ]
 
 
@@ -77,13 +79,6 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     a[1::2] = np.column_stack([src[:, 1], src[:, 0], np.zeros(len(src)), np.ones(len(src))])
     (c, s, tx, ty), *_ = np.linalg.lstsq(a, dst.reshape(-1), rcond=None)
     return np.array([[c, -s, tx], [s, c, ty]])
-
-
-def _pixel_matrix(m: np.ndarray) -> np.ndarray:
-    """``m`` (continuous coordinates) for OpenCV's pixel-index ones (pixel i centred at i)."""
-    out = m.copy()
-    out[:, 2] += out[:, :2] @ (0.5, 0.5) - 0.5
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -307,7 +302,7 @@ class FaceParser:
     def crop(self, bgr: np.ndarray, m: np.ndarray) -> np.ndarray:
         """The face's square at the training framing (bilinear; outside the photo: its edge repeated)."""
         return cv2.warpAffine(
-            bgr, _pixel_matrix(m), self.framing.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            bgr, pixel_matrix(m), self.framing.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
 
     def _footprint(self, m: np.ndarray, h: int, w: int) -> tuple[int, int, int, int] | None:
@@ -335,7 +330,7 @@ class FaceParser:
             ye = min(ys + step, y1)
             # strip pixel (i, j) is photo pixel (x0 + i, ys + j): strip -> crop, in OpenCV's pixel indices
             shift = np.array([[1, 0, x0], [0, 1, ys], [0, 0, 1]], np.float64)
-            to_crop = _pixel_matrix(m) @ shift
+            to_crop = pixel_matrix(m) @ shift
             size = (x1 - x0, ye - ys)
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             strip = cv2.warpAffine(planes, to_crop, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)

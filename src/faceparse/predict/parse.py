@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 # What parse reads as a photo (a dataset's images are only .jpg/.jpeg/.png: faceparse.data.layouts).
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 SUMMARY = "parse.json"
+DETECTOR_SCORE = 0.5  # --detector-score's default: MediaPipe's own
 
 __all__ = ["PHOTO_SUFFIXES", "FolderError", "OutputFolder", "parse_folder", "main"]
 
@@ -345,9 +346,9 @@ def _arguments() -> argparse.ArgumentParser:
     ap.add_argument(
         "--detector-score",
         type=float,
-        default=0.5,
+        default=DETECTOR_SCORE,
         metavar="S",
-        help="faces mode: the detector's least score (default: 0.5)",
+        help=f"faces mode: the detector's least score (default: {DETECTOR_SCORE:g})",
     )
     ap.add_argument("--framing", type=Path, help="faces mode: a framing.json for a model without one")
     return ap
@@ -357,10 +358,20 @@ def _faces_mode(args: argparse.Namespace, backend, parser: Parser, model: Path) 
     """Faces mode as the arguments ask (None: whole photos); :class:`ModelError` or
     :class:`LandmarksError` (exit status 2) when its framing or landmarks cannot be had."""
     if not (args.faces or args.landmarks):
-        for flag in ("largest_face", "framing"):
-            if getattr(args, flag):
-                raise ModelError(f"--{flag.replace('_', '-')} is for faces mode: add --faces")
+        given = {
+            "--largest-face": args.largest_face,
+            "--framing": args.framing is not None,
+            "--min-face": args.min_face != 0,
+            "--detector-score": args.detector_score != DETECTOR_SCORE,
+        }
+        for flag in (flag for flag, on in given.items() if on):
+            raise ModelError(f"{flag} is for faces mode: add --faces")
         return None
+    if not 0 <= args.detector_score <= 1 or args.min_face < 0:
+        raise ModelError(
+            f"--detector-score must be within 0..1 (got {args.detector_score:g}) and --min-face at "
+            f"least 0 (got {args.min_face:g})"
+        )
     if args.framing is not None:
         framing = Framing.read(args.framing)
     elif backend.framing is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceparse.data.framing import mask_landmarks
+from faceparse.data.framing import mask_landmarks, pixel_matrix
 from faceparse.data.synthetic.faces import generate_face
 
 __all__ = ["Placement", "Scene", "placement_matrix", "compose", "random_scene"]
@@ -51,13 +51,6 @@ def placement_matrix(crop_size: int, placement: Placement) -> np.ndarray:
     return m
 
 
-def _shifted(matrix: np.ndarray) -> np.ndarray:
-    """``matrix`` for OpenCV's pixel-index coordinates (pixel i centred at i, not i + 0.5)."""
-    m = matrix.copy()
-    m[:, 2] += m[:, :2] @ (0.5, 0.5) - 0.5
-    return m
-
-
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     """A smooth colour field with fine noise (BGR uint8)."""
     coarse = rng.uniform(40, 215, (4, 5, 3)).astype(np.float32)
@@ -80,7 +73,7 @@ def compose(
     for (bgr, labels), placement in zip(faces, placements, strict=True):
         side = labels.shape[0]
         m = placement_matrix(side, placement)
-        cv_m = _shifted(m)
+        cv_m = pixel_matrix(m)
         warped = cv2.warpAffine(bgr, cv_m, (w, h), flags=cv2.INTER_LINEAR)
         cover = cv2.warpAffine(np.ones((side, side), np.float32), cv_m, (w, h), flags=cv2.INTER_LINEAR)[..., None]
         image = (image * (1 - cover) + warped * cover + 0.5).astype(np.uint8)
