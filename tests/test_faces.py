@@ -27,6 +27,7 @@ from faceparse.data.synthetic.faces import generate_face
 from faceparse.data.synthetic.scenes import Placement, compose, placement_matrix, random_scene
 from faceparse.labels import NUM_CLASSES
 from faceparse.predict.faces import Face, FaceParser, Framing, LandmarksError, read_landmarks, similarity
+from faceparse.predict.metrics import confusion_matrix, scores
 from faceparse.predict.photo_parser import Parser
 
 S = 256  # the faces' (and the framing's) size
@@ -87,13 +88,9 @@ class PixelModel:
 
 
 def _scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """mIoU and mF1 (percent) over the classes present in ``truth``."""
-    cm = np.bincount(truth.ravel().astype(np.int64) * NUM_CLASSES + pred.ravel(), minlength=NUM_CLASSES**2)
-    cm = cm.reshape(NUM_CLASSES, NUM_CLASSES)
-    tp, present = np.diag(cm), cm.sum(1) > 0
-    fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
-    iou, f1 = tp / np.maximum(tp + fp + fn, 1), 2 * tp / np.maximum(2 * tp + fp + fn, 1)
-    return 100 * iou[present].mean(), 100 * f1[present].mean()
+    """mIoU and mF1 as evaluate scores a split (:mod:`faceparse.predict.metrics`)."""
+    result = scores(confusion_matrix(truth, pred))
+    return result["mIoU"], result["mF1"]
 
 
 def _faces(scene) -> list[Face]:

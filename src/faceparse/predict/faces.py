@@ -289,10 +289,18 @@ class FaceParser:
         self.min_size = float(min_size)
         self.largest = bool(largest)
 
-    def transform(self, face: Face) -> np.ndarray:
-        """The photo -> crop similarity of ``face`` (continuous coordinates)."""
+    def _fitted_points(self, face: Face) -> tuple[np.ndarray, np.ndarray]:
+        """The face's eyes and mouth (photo) and the framing's (crop), as (3, 2) arrays."""
         src = np.array([face.landmarks[p] for p in ALIGN_POINTS], np.float64)
         dst = np.array([self.framing.points[p] for p in ALIGN_POINTS], np.float64)
+        return src, dst
+
+    def transform(self, face: Face) -> np.ndarray | None:
+        """The photo -> crop similarity of ``face`` (continuous coordinates); None when its eyes, or
+        an eye and the mouth, are less than a pixel apart (no transform to fit)."""
+        src, dst = self._fitted_points(face)
+        if min(np.hypot(*(src[1] - src[0])), np.hypot(*(src[2] - src[0]))) < 1:
+            return None
         return similarity(src, dst)
 
     def face_size(self, m: np.ndarray) -> float:
@@ -354,8 +362,7 @@ class FaceParser:
             skipped = "its eyes and mouth are less than a pixel apart: it cannot be aligned"
             return {**found, "size": 0.0, "parsed": False, "skipped": skipped}
         scale = math.hypot(m[0, 0], m[1, 0])
-        src = np.array([face.landmarks[p] for p in ALIGN_POINTS], np.float64)
-        dst = np.array([self.framing.points[p] for p in ALIGN_POINTS], np.float64)
+        src, dst = self._fitted_points(face)
         misfit = np.sqrt(np.mean(np.sum((np.c_[src, np.ones(len(src))] @ m.T - dst) ** 2, axis=1)))
         return {
             **found,
@@ -379,12 +386,8 @@ class FaceParser:
         h, w = bgr.shape[:2]
         labels = np.zeros((h, w), np.uint8)
         best = np.zeros((h, w), np.float32)
-        matrices, records = [], []
-        for face in faces:
-            points = {p: np.asarray(face.landmarks[p]) for p in ALIGN_POINTS}
-            apart = min(np.hypot(*(points["l_eye"] - points["r_eye"])), np.hypot(*(points["mouth"] - points["r_eye"])))
-            matrices.append(self.transform(face) if apart >= 1 else None)
-            records.append(self.record(face, matrices[-1]))
+        matrices = [self.transform(face) for face in faces]
+        records = [self.record(face, m) for face, m in zip(faces, matrices)]
         order = sorted(range(len(records)), key=lambda i: -records[i]["size"])
         for rank, i in enumerate(order):
             record = records[i]
@@ -416,14 +419,9 @@ class FacesMode:
         self.min_score = min_score
         self._detector: FaceDetector | None = None
 
-    def prepare(self, names: Sequence[str], folder: str | Path) -> None:
-        """Before any photo of ``folder`` (file ``names``) is parsed: a landmarks file naming a photo
-        that is not there is a :class:`LandmarksError` (a typo would go unnoticed), and the detector
-        is loaded when some photo needs it (:class:`ModelError` when it cannot be)."""
-        unknown = sorted(set(self.landmarks) - set(names))
-        if unknown:
-            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-            raise LandmarksError(f"the landmarks file names photos that are not in {folder}: {shown}")
+    def prepare(self, names: Sequence[str]) -> None:
+        """Before any photo (file ``names``) is parsed: the detector is loaded when some photo is not
+        in the landmarks file (:class:`ModelError` when it cannot be)."""
         if self._detector is None and set(names) - set(self.landmarks):
             self._detector = FaceDetector(self.min_score)
 

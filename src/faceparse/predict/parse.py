@@ -238,7 +238,10 @@ def parse_folder(
     if not images:
         raise FileNotFoundError(f"{in_dir}: no images ({', '.join(sorted(PHOTO_SUFFIXES))})")
     if faces is not None:
-        faces.prepare([p.name for p in images], in_dir)
+        unknown = sorted(set(faces.landmarks) - {p.name for p in images})
+        if unknown:  # a typo would go unnoticed
+            raise LandmarksError(f"the landmarks file names photos that are not in {in_dir}: {_names(unknown)}")
+        faces.prepare([p.name for p in images])
     folder = OutputFolder.open(out_dir, in_dir, images)
     if folder.before:
         print(
